@@ -1,0 +1,155 @@
+// hayate_bench: native benchmarks that need no Node (so they also run on GPU machines without it).
+//   hayate_bench gemm  [--threads N] [--repeats R]
+//   hayate_bench model --shape tiny|qwen3-0.6b [--backend cpu] [--batches 1,8,64] [--prompt-len P]
+//                      [--gen-len G] [--threads N] [--gemm auto|builtin|blas]
+// Prints one JSON document on stdout; bench/run.ts adds machine/date/commit and stores it.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "gemm_bench.h"
+#include "generator.h"
+#include "model.h"
+#include "model_config.h"
+
+using namespace hayate;
+
+namespace {
+
+std::string arg(int argc, char** argv, const char* name, const std::string& fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  return fallback;
+}
+
+std::vector<int> int_list(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
+  return out;
+}
+
+double peak_rss_mb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+// The named benchmark shapes (must match ts/init-model.ts).
+ModelConfig shape_config(const std::string& shape) {
+  ModelConfig c;
+  c.arch = Arch::Qwen3;
+  c.architecture = "Qwen3ForCausalLM";
+  c.qk_norm = true;
+  c.tie_word_embeddings = true;
+  c.rms_norm_eps = 1e-6;
+  if (shape == "tiny") {
+    c.vocab_size = 512; c.hidden_size = 64; c.intermediate_size = 128; c.num_layers = 2;
+    c.num_heads = 4; c.num_kv_heads = 2; c.head_dim = 16; c.max_position_embeddings = 512;
+    c.rope_theta = 10000;
+  } else if (shape == "qwen3-0.6b") {
+    c.vocab_size = 151936; c.hidden_size = 1024; c.intermediate_size = 3072; c.num_layers = 28;
+    c.num_heads = 16; c.num_kv_heads = 8; c.head_dim = 128; c.max_position_embeddings = 4096;  // table only
+    c.rope_theta = 1000000;
+  } else {
+    fail(ErrorCode::kInvalidArgument, "unknown shape '" + shape + "' (tiny, qwen3-0.6b)");
+  }
+  return c;
+}
+
+// FLOPs of one token through the model at context length ctx (matmuls + attention), for the FLOP/s
+// figures: 2 * params_in_matmuls + attention 4 * layers * heads * head_dim * ctx.
+double flops_per_token(const ModelConfig& c, double ctx, bool with_lm_head) {
+  double D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
+  double qd = c.num_heads * hd, kvd = c.num_kv_heads * hd;
+  double per_layer = 2 * (D * qd + 2 * D * kvd + qd * D + 3 * D * F) + 4 * c.num_heads * hd * ctx;
+  return c.num_layers * per_layer + (with_lm_head ? 2 * D * c.vocab_size : 0);
+}
+
+int bench_model(int argc, char** argv) {
+  std::string shape = arg(argc, argv, "--shape", "tiny");
+  BackendOptions bo;
+  bo.kind = arg(argc, argv, "--backend", "cpu");
+  bo.threads = std::stoi(arg(argc, argv, "--threads", "0"));
+  bo.gemm = arg(argc, argv, "--gemm", "auto");
+  std::vector<int> batches = int_list(arg(argc, argv, "--batches", "1,8,64"));
+  int prompt_len = std::stoi(arg(argc, argv, "--prompt-len", "32"));
+  int gen_len = std::stoi(arg(argc, argv, "--gen-len", "16"));
+
+  ModelConfig cfg = shape_config(shape);
+  auto be = make_backend(bo);
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = Model::random(*be, cfg, 1234);
+  double init_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Generator gen(*model, {});
+
+  std::printf("{\n  \"bench\": \"model\", \"shape\": \"%s\", \"backend\": \"%s\", \"backend_description\": \"%s\",\n",
+              shape.c_str(), be->name().c_str(), be->description().c_str());
+  std::printf("  \"parameters\": %zu, \"init_seconds\": %.3f, \"prompt_len\": %d, \"gen_len\": %d,\n  \"runs\": [\n",
+              model->parameter_count(), init_s, prompt_len, gen_len);
+  for (size_t bi = 0; bi < batches.size(); ++bi) {
+    int B = batches[bi];
+    std::vector<GenerationRequest> reqs(B);
+    for (int r = 0; r < B; ++r) {
+      for (int t = 0; t < prompt_len; ++t) reqs[r].prompt.push_back((r * 7919 + t * 104729) % cfg.vocab_size);
+      reqs[r].max_new_tokens = gen_len;
+      reqs[r].seed = r;
+      reqs[r].sampling.temperature = 1.0f;  // no stop ids: every sequence runs gen_len tokens
+    }
+    GenerationOptions go;
+    go.max_batch = B;
+    go.prefill_chunk = B * prompt_len;  // prefill all prompts in one step, then pure decode steps
+    be->reset_peak();
+    GenerationStats st;
+    auto s0 = std::chrono::steady_clock::now();
+    gen.generate(reqs, go, {}, nullptr, &st);
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+    double prefill_tps = st.prefill_seconds > 0 ? st.prompt_tokens / st.prefill_seconds : 0;
+    double decode_tps = st.decode_seconds > 0 ? st.decode_step_tokens / st.decode_seconds : 0;
+    double ctx = prompt_len + gen_len / 2.0;
+    double decode_gflops = decode_tps * flops_per_token(cfg, ctx, true) / 1e9;
+    double prefill_gflops = prefill_tps * flops_per_token(cfg, prompt_len / 2.0, false) / 1e9;
+    std::printf(
+        "    {\"batch\": %d, \"prompt_tokens\": %lld, \"generated_tokens\": %lld, \"wall_seconds\": %.3f, "
+        "\"prefill_seconds\": %.3f, \"prefill_tokens_per_s\": %.1f, \"prefill_gflops\": %.2f, "
+        "\"decode_seconds\": %.3f, \"decode_tokens_per_s\": %.2f, \"decode_gflops\": %.2f, "
+        "\"backend_peak_mb\": %.1f, \"process_peak_rss_mb\": %.1f}%s\n",
+        B, static_cast<long long>(st.prompt_tokens), static_cast<long long>(st.generated_tokens), wall,
+        st.prefill_seconds, prefill_tps, prefill_gflops, st.decode_seconds, decode_tps, decode_gflops,
+        be->peak_bytes() / 1048576.0, peak_rss_mb(), bi + 1 < batches.size() ? "," : "");
+    std::fflush(stdout);
+  }
+  std::printf("  ]\n}\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: hayate_bench gemm|model [options]\n");
+    return 2;
+  }
+  try {
+    std::string cmd = argv[1];
+    if (cmd == "gemm") {
+      int threads = std::stoi(arg(argc, argv, "--threads", "0"));
+      int repeats = std::stoi(arg(argc, argv, "--repeats", "5"));
+      std::printf("{\"bench\": \"gemm\", \"results\": %s}\n", run_gemm_bench_json(threads, repeats).c_str());
+      return 0;
+    }
+    if (cmd == "model") return bench_model(argc, argv);
+    std::fprintf(stderr, "unknown benchmark '%s'\n", cmd.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hayate_bench: %s\n", e.what());
+    return 1;
+  }
+}

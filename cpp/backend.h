@@ -1,0 +1,150 @@
+// The Backend contract (DESIGN.md "The backend contract"): every numeric operation the model needs is an
+// op here. Model code is written once against this interface; the CPU backend is the reference and every
+// other backend (CUDA) is checked op by op against it.
+//
+// Conventions
+// - Tensors are row-major views into memory owned by this backend (see Buffer). An absent optional
+//   tensor is Tensor{} (data == nullptr).
+// - "Rows" are all dimensions but the last; ops that work per row use Tensor::rows()/cols().
+// - Outputs may alias inputs only where an op says so.
+// - Ops validate shapes and dtypes and throw hayate::Error(kInvalidArgument/kInternal) on mismatch.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "errors.h"
+#include "tensor.h"
+
+namespace hayate {
+
+// Where each query token of a paged-attention call reads its keys/values from.
+struct AttentionMeta {
+  Tensor block_tables;  // I32 [num_seqs, max_blocks_per_seq]: physical block ids of each sequence
+  Tensor token_seq;     // I32 [n]: the block_tables row of each query token
+  Tensor token_pos;     // I32 [n]: position of each query token; it attends to positions 0..pos (causal)
+  int block_size = 16;  // tokens per KV block; cache row of (seq, pos) = table[pos / bs] * bs + pos % bs
+  int num_q_heads = 0;
+  int num_kv_heads = 0;  // GQA: q head h reads kv head h / (num_q_heads / num_kv_heads)
+  int head_dim = 0;
+  float scale = 1.0f;    // softmax scale, usually 1/sqrt(head_dim)
+};
+
+// Per-row sampling parameters. temperature <= 0 means greedy (argmax). top_k <= 0, top_p >= 1 and
+// min_p <= 0 disable the respective filter. The uniform draw for a row is rng_uniform(seed, step)
+// (rng.h), so a sequence's tokens depend only on its own seed and position, never on the batch.
+struct SamplingRow {
+  float temperature = 1.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+  uint64_t step = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;          // "cpu", "cuda"
+  virtual std::string description() const = 0;   // human-readable: threads, BLAS, device name
+  // Dtypes the model should use for stored weights and for activations on this backend.
+  virtual DType weight_dtype() const = 0;
+  virtual DType activation_dtype() const = 0;
+
+  // ---- memory -------------------------------------------------------------------------------
+  void* alloc_bytes(size_t bytes);  // throws kOutOfMemory; tracks bytes_in_use / peak_bytes
+  void free_bytes(void* p, size_t bytes);
+  size_t bytes_in_use() const { return in_use_; }
+  size_t peak_bytes() const { return peak_; }
+  void reset_peak() { peak_ = in_use_; }
+
+  virtual void copy_from_host(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // within this backend
+  virtual void synchronize() {}
+  // Upload n host elements of any float dtype into dst, converting to dst.dtype.
+  void upload(Tensor dst, const void* host, DType host_dtype);
+  // Download a tensor as f32 into host memory (dst must hold dst.numel() floats).
+  void download_f32(float* host_dst, Tensor src);
+  virtual void fill_zero(Tensor t) = 0;
+
+  // ---- ops ----------------------------------------------------------------------------------
+  // out[M,N] = alpha * op(a)[M,K] · op(b)[K,N] + beta * out. op(a) = a^T when trans_a (a stored [K,M]),
+  // op(b) = b^T when trans_b (b stored [N,K]).
+  virtual void gemm(Tensor out, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) = 0;
+  // Projection as in torch.nn.Linear: out[M,N] = x[M,K] · w[N,K]^T (+ bias[N]).
+  // Each output row depends only on its input row (batch-invariant): batching never changes results.
+  virtual void linear(Tensor out, Tensor x, Tensor w, Tensor bias) = 0;
+  // out[i,:] = table[ids[i],:]; ids I32 [n]; also used to gather rows of any [rows, cols] tensor.
+  virtual void embedding(Tensor out, Tensor table, Tensor ids) = 0;
+  // out = x / sqrt(mean(x^2) + eps) * weight, per row of length cols (weight has cols elements).
+  // out may alias x.
+  virtual void rmsnorm(Tensor out, Tensor x, Tensor weight, float eps) = 0;
+  // out = a + b elementwise (same shapes); out may alias a or b.
+  virtual void add(Tensor out, Tensor a, Tensor b) = 0;
+  // In-place rotary embedding, Hugging Face "rotate_half" layout, on x [n, heads * head_dim]:
+  // for i < head_dim/2: (x_i, x_{i+half}) <- (x_i c - x_{i+half} s, x_{i+half} c + x_i s), where
+  // c = cos_sin[pos, i], s = cos_sin[pos, half + i]; cos_sin F32 [max_pos, head_dim]; positions I32 [n].
+  virtual void rope(Tensor x, Tensor positions, Tensor cos_sin, int head_dim) = 0;
+  // out = silu(gate) * up elementwise; out may alias gate.
+  virtual void swiglu(Tensor out, Tensor gate, Tensor up) = 0;
+  // Write k, v [n, kv_heads*head_dim] into cache rows slots[i] of k_cache, v_cache [rows, kv_heads*head_dim].
+  virtual void kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, Tensor slots) = 0;
+  // out, q [n, num_q_heads*head_dim]: causal softmax attention of each query token over its sequence's
+  // cached keys/values at positions 0..token_pos (see AttentionMeta).
+  virtual void paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const AttentionMeta& meta) = 0;
+  // out[i] = log_softmax(logits[i,:] * inv_temperature)[targets[i]]; logits [n, V], targets I32 [n],
+  // out F32 [n].
+  virtual void log_softmax_gather(Tensor out, Tensor logits, Tensor targets, float inv_temperature) = 0;
+  // Sample one token per row of logits [B, V] with rows[B]; writes ids and the log-prob of each chosen
+  // token under log_softmax(logits / temperature) (raw logits for greedy rows), before any filtering,
+  // into host arrays of length B.
+  virtual void sample(Tensor logits, const SamplingRow* rows, int32_t* out_ids, float* out_logprobs) = 0;
+
+ protected:
+  virtual void* raw_alloc(size_t bytes) = 0;  // nullptr on failure
+  virtual void raw_free(void* p) = 0;
+
+ private:
+  size_t in_use_ = 0;
+  size_t peak_ = 0;
+};
+
+// Owns one allocation of a backend; move-only. Converts to the Tensor view it owns.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend& be, DType dtype, std::initializer_list<int64_t> shape);
+  ~Buffer() { release(); }
+  Buffer(Buffer&& o) noexcept : be_(o.be_), t_(o.t_), bytes_(o.bytes_) { o.be_ = nullptr; o.t_ = Tensor{}; }
+  Buffer& operator=(Buffer&& o) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  const Tensor& t() const { return t_; }
+  operator Tensor() const { return t_; }  // NOLINT: a Buffer is used wherever its view is
+  bool empty() const { return t_.data == nullptr; }
+  void release();
+
+ private:
+  Backend* be_ = nullptr;
+  Tensor t_;
+  size_t bytes_ = 0;
+};
+
+struct BackendOptions {
+  std::string kind = "cpu";  // "cpu" or "cuda"
+  int threads = 0;           // CPU: 0 = one per hardware thread
+  int device = 0;            // CUDA device ordinal
+  std::string gemm = "auto"; // CPU: "auto" (BLAS when built with one), "blas", "builtin"
+};
+
+// Creates a backend; throws kBackend when the kind is unknown, not compiled in, or has no device.
+std::unique_ptr<Backend> make_backend(const BackendOptions& options);
+bool cuda_compiled();        // built with the CUDA backend
+int cuda_device_count();     // 0 without CUDA or without a usable device
+bool blas_compiled();        // CPU GEMM can use a BLAS
+std::string blas_name();     // e.g. "OpenBLAS", "" when none
+
+}  // namespace hayate

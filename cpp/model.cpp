@@ -1,0 +1,353 @@
+#include "model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "safetensors.h"
+
+namespace hayate {
+
+namespace {
+
+std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
+
+// Uploads one checked tensor from the store into a new backend buffer of the backend's weight dtype.
+Buffer load_tensor(Backend& be, const TensorStore& store, const std::string& name, std::vector<int64_t> shape) {
+  const TensorInfo& info = store.get_checked(name, shape);
+  Buffer buf = shape.size() == 1 ? Buffer(be, be.weight_dtype(), {shape[0]})
+                                 : Buffer(be, be.weight_dtype(), {shape[0], shape[1]});
+  be.upload(buf, info.data, info.dtype);
+  return buf;
+}
+
+// Gaussian (or constant when stddev == 0 and mean given) weights for Model::random.
+Buffer random_tensor(Backend& be, std::mt19937_64& rng, std::vector<int64_t> shape, float mean, float stddev) {
+  Buffer buf = shape.size() == 1 ? Buffer(be, be.weight_dtype(), {shape[0]})
+                                 : Buffer(be, be.weight_dtype(), {shape[0], shape[1]});
+  std::vector<float> host(static_cast<size_t>(buf.t().numel()));
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (float& v : host) v = mean + (stddev > 0 ? stddev * dist(rng) : 0.0f);
+  be.upload(buf, host.data(), DType::F32);
+  return buf;
+}
+
+Buffer upload_i32(Backend& be, const std::vector<int32_t>& v) {
+  Buffer buf(be, DType::I32, {static_cast<int64_t>(std::max<size_t>(v.size(), 1))});
+  if (!v.empty()) be.copy_from_host(buf.t().data, v.data(), v.size() * 4);
+  return buf;
+}
+
+}  // namespace
+
+Model::Model(Backend& be, const ModelConfig& cfg) : be_(be), cfg_(cfg) {}
+
+std::unique_ptr<Model> Model::load(Backend& be, const std::string& dir) {
+  ModelConfig cfg = load_model_config(dir);
+  std::unique_ptr<TensorStore> store = TensorStore::open_dir(dir);
+  std::unique_ptr<Model> m(new Model(be, cfg));
+  const int64_t D = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size, hd = cfg.head_dim;
+  const int64_t qd = cfg.num_heads * hd, kvd = cfg.num_kv_heads * hd;
+  bool qkv_bias = cfg.attention_bias || cfg.arch == Arch::Qwen2;
+  bool o_bias = cfg.attention_bias && cfg.arch != Arch::Qwen2;  // Llama and Qwen3 bias o_proj too
+
+  m->embed_ = load_tensor(be, *store, "model.embed_tokens.weight", {V, D});
+  m->final_norm_ = load_tensor(be, *store, "model.norm.weight", {D});
+  // Some checkpoints store lm_head even when tied; the tie flag decides, as in transformers.
+  if (!cfg.tie_word_embeddings) {
+    m->lm_head_ = std::make_unique<Buffer>(load_tensor(be, *store, "lm_head.weight", {V, D}));
+  }
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    std::string p = layer_prefix(l);
+    LayerWeights w;
+    w.input_norm = load_tensor(be, *store, p + "input_layernorm.weight", {D});
+    w.post_norm = load_tensor(be, *store, p + "post_attention_layernorm.weight", {D});
+    auto linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
+      Linear lin;
+      lin.weight = load_tensor(be, *store, p + name + ".weight", {out, in});
+      if (bias) lin.bias = load_tensor(be, *store, p + name + ".bias", {out});
+      return lin;
+    };
+    w.q = linear("self_attn.q_proj", qd, D, qkv_bias);
+    w.k = linear("self_attn.k_proj", kvd, D, qkv_bias);
+    w.v = linear("self_attn.v_proj", kvd, D, qkv_bias);
+    w.o = linear("self_attn.o_proj", D, qd, o_bias);
+    if (cfg.qk_norm) {
+      w.q_norm = load_tensor(be, *store, p + "self_attn.q_norm.weight", {hd});
+      w.k_norm = load_tensor(be, *store, p + "self_attn.k_norm.weight", {hd});
+    }
+    w.gate = linear("mlp.gate_proj", F, D, cfg.mlp_bias);
+    w.up = linear("mlp.up_proj", F, D, cfg.mlp_bias);
+    w.down = linear("mlp.down_proj", D, F, cfg.mlp_bias);
+    m->layers_.push_back(std::move(w));
+  }
+  m->init_rope_table();
+  return m;
+}
+
+std::unique_ptr<Model> Model::random(Backend& be, const ModelConfig& cfg, uint64_t seed, float stddev) {
+  std::unique_ptr<Model> m(new Model(be, cfg));
+  std::mt19937_64 rng(seed);
+  const int64_t D = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size, hd = cfg.head_dim;
+  const int64_t qd = cfg.num_heads * hd, kvd = cfg.num_kv_heads * hd;
+  bool qkv_bias = cfg.attention_bias || cfg.arch == Arch::Qwen2;
+  m->embed_ = random_tensor(be, rng, {V, D}, 0, stddev);
+  m->final_norm_ = random_tensor(be, rng, {D}, 1, 0);
+  if (!cfg.tie_word_embeddings) m->lm_head_ = std::make_unique<Buffer>(random_tensor(be, rng, {V, D}, 0, stddev));
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    LayerWeights w;
+    w.input_norm = random_tensor(be, rng, {D}, 1, 0);
+    w.post_norm = random_tensor(be, rng, {D}, 1, 0);
+    auto linear = [&](int64_t out, int64_t in, bool bias) {
+      Linear lin;
+      lin.weight = random_tensor(be, rng, {out, in}, 0, stddev);
+      if (bias) lin.bias = random_tensor(be, rng, {out}, 0, stddev);
+      return lin;
+    };
+    w.q = linear(qd, D, qkv_bias);
+    w.k = linear(kvd, D, qkv_bias);
+    w.v = linear(kvd, D, qkv_bias);
+    w.o = linear(D, qd, false);
+    if (cfg.qk_norm) {
+      w.q_norm = random_tensor(be, rng, {hd}, 1, 0);
+      w.k_norm = random_tensor(be, rng, {hd}, 1, 0);
+    }
+    w.gate = linear(F, D, cfg.mlp_bias);
+    w.up = linear(F, D, cfg.mlp_bias);
+    w.down = linear(D, F, cfg.mlp_bias);
+    m->layers_.push_back(std::move(w));
+  }
+  m->init_rope_table();
+  return m;
+}
+
+size_t Model::parameter_count() const {
+  size_t n = embed_.t().numel() + final_norm_.t().numel() + (lm_head_ ? lm_head_->t().numel() : 0);
+  for (const LayerWeights& w : layers_) {
+    for (const Buffer* b : {&w.input_norm, &w.post_norm, &w.q_norm, &w.k_norm}) n += b->empty() ? 0 : b->t().numel();
+    for (const Linear* lin : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down})
+      n += lin->weight.t().numel() + (lin->bias.empty() ? 0 : lin->bias.t().numel());
+  }
+  return n;
+}
+
+// cos/sin for every position up to the context length, computed in double and rounded once.
+void Model::init_rope_table() {
+  std::vector<double> inv_freq = rope_inv_freq(cfg_);
+  const int hd = cfg_.head_dim, half = hd / 2;
+  rope_rows_ = std::max(1, cfg_.max_position_embeddings);
+  std::vector<float> table(static_cast<size_t>(rope_rows_) * hd);
+  for (int p = 0; p < rope_rows_; ++p) {
+    for (int i = 0; i < half; ++i) {
+      double angle = static_cast<double>(p) * inv_freq[i];
+      table[static_cast<size_t>(p) * hd + i] = static_cast<float>(std::cos(angle));
+      table[static_cast<size_t>(p) * hd + half + i] = static_cast<float>(std::sin(angle));
+    }
+  }
+  rope_cos_sin_ = Buffer(be_, DType::F32, {rope_rows_, hd});
+  be_.copy_from_host(rope_cos_sin_.t().data, table.data(), table.size() * 4);
+}
+
+void Model::check_tokens(const std::vector<int32_t>& tokens, const char* what) const {
+  for (int32_t t : tokens) {
+    HAYATE_CHECK(t >= 0 && t < cfg_.vocab_size, ErrorCode::kInvalidArgument,
+                 std::string(what) + ": token id " + std::to_string(t) + " is outside the vocabulary (size " +
+                     std::to_string(cfg_.vocab_size) + ")");
+  }
+  HAYATE_CHECK(static_cast<int64_t>(tokens.size()) <= rope_rows_, ErrorCode::kContextOverflow,
+               std::string(what) + ": " + std::to_string(tokens.size()) + " tokens exceed the model's context of " +
+                   std::to_string(rope_rows_) + " (max_position_embeddings)");
+}
+
+void Model::forward_layer(int l, const ForwardBatch& b, KvCache& cache, Tensor x, Tensor pos, Tensor slots,
+                          const AttentionMeta& meta) {
+  const LayerWeights& w = layers_[l];
+  const int64_t n = static_cast<int64_t>(b.tokens.size());
+  const int64_t D = cfg_.hidden_size, F = cfg_.intermediate_size, hd = cfg_.head_dim;
+  const int64_t qd = cfg_.num_heads * hd, kvd = cfg_.num_kv_heads * hd;
+  DType act = be_.activation_dtype();
+
+  Buffer h(be_, act, {n, D}), q(be_, act, {n, qd}), k(be_, act, {n, kvd}), v(be_, act, {n, kvd});
+  Buffer attn(be_, act, {n, qd});
+  be_.rmsnorm(h, x, w.input_norm, static_cast<float>(cfg_.rms_norm_eps));
+  be_.linear(q, h, w.q.weight, w.q.bias);
+  be_.linear(k, h, w.k.weight, w.k.bias);
+  be_.linear(v, h, w.v.weight, w.v.bias);
+  if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head's vector before RoPE
+    Tensor qh = q.t().view({n * cfg_.num_heads, hd}), kh = k.t().view({n * cfg_.num_kv_heads, hd});
+    be_.rmsnorm(qh, qh, w.q_norm, static_cast<float>(cfg_.rms_norm_eps));
+    be_.rmsnorm(kh, kh, w.k_norm, static_cast<float>(cfg_.rms_norm_eps));
+  }
+  be_.rope(q, pos, rope_cos_sin_, static_cast<int>(hd));
+  be_.rope(k, pos, rope_cos_sin_, static_cast<int>(hd));
+  be_.kv_store(cache.k(l), cache.v(l), k, v, slots);
+  be_.paged_attention(attn, q, cache.k(l), cache.v(l), meta);
+  be_.linear(h, attn, w.o.weight, w.o.bias);
+  be_.add(x, x, h);
+
+  Buffer gate(be_, act, {n, F}), up(be_, act, {n, F});
+  be_.rmsnorm(h, x, w.post_norm, static_cast<float>(cfg_.rms_norm_eps));
+  be_.linear(gate, h, w.gate.weight, w.gate.bias);
+  be_.linear(up, h, w.up.weight, w.up.bias);
+  be_.swiglu(gate, gate, up);
+  be_.linear(h, gate, w.down.weight, w.down.bias);
+  be_.add(x, x, h);
+}
+
+Buffer Model::forward_hidden(const ForwardBatch& b, KvCache& cache) {
+  const int64_t n = static_cast<int64_t>(b.tokens.size());
+  HAYATE_CHECK(n > 0, ErrorCode::kInvalidArgument, "forward: empty batch");
+  HAYATE_CHECK(b.positions.size() == b.tokens.size() && b.seq_index.size() == b.tokens.size() &&
+                   b.slots.size() == b.tokens.size() &&
+                   b.block_tables.size() == static_cast<size_t>(b.num_seqs) * b.max_blocks,
+               ErrorCode::kInternal, "forward: inconsistent batch arrays");
+  for (int32_t p : b.positions)
+    HAYATE_CHECK(p >= 0 && p < rope_rows_, ErrorCode::kContextOverflow,
+                 "position " + std::to_string(p) + " exceeds the model's context of " + std::to_string(rope_rows_));
+  check_tokens(b.tokens, "forward");
+
+  Buffer ids = upload_i32(be_, b.tokens), pos = upload_i32(be_, b.positions), slots = upload_i32(be_, b.slots);
+  Buffer seq = upload_i32(be_, b.seq_index);
+  Buffer tables(be_, DType::I32, {b.num_seqs, b.max_blocks});
+  be_.copy_from_host(tables.t().data, b.block_tables.data(), b.block_tables.size() * 4);
+  AttentionMeta meta;
+  meta.block_tables = tables;
+  meta.token_seq = seq;
+  meta.token_pos = pos;
+  meta.block_size = cache.block_size();
+  meta.num_q_heads = cfg_.num_heads;
+  meta.num_kv_heads = cfg_.num_kv_heads;
+  meta.head_dim = cfg_.head_dim;
+  meta.scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
+
+  Buffer x(be_, be_.activation_dtype(), {n, cfg_.hidden_size});
+  be_.embedding(x, embed_, ids);
+  for (int l = 0; l < cfg_.num_layers; ++l) forward_layer(l, b, cache, x, pos, slots, meta);
+
+  const int64_t m = static_cast<int64_t>(b.output_rows.size());
+  Buffer out(be_, be_.activation_dtype(), {std::max<int64_t>(m, 1), cfg_.hidden_size});
+  if (m > 0) {
+    for (int32_t r : b.output_rows)
+      HAYATE_CHECK(r >= 0 && r < n, ErrorCode::kInternal, "forward: output row out of range");
+    Buffer rows = upload_i32(be_, b.output_rows);
+    be_.embedding(out, x, rows);  // gather the wanted rows
+    be_.rmsnorm(out, out, final_norm_, static_cast<float>(cfg_.rms_norm_eps));
+  }
+  return out;
+}
+
+void Model::logits(Tensor out, Tensor hidden) { be_.linear(out, hidden, lm_head(), Tensor{}); }
+
+namespace {
+
+// A single-sequence batch over positions 0..L-1 using the cache's blocks 0.. in order.
+ForwardBatch contiguous_batch(const std::vector<int32_t>& tokens, int block_size, int first_block, int seq_row,
+                              ForwardBatch b) {
+  const int L = static_cast<int>(tokens.size());
+  for (int t = 0; t < L; ++t) {
+    b.tokens.push_back(tokens[t]);
+    b.positions.push_back(t);
+    b.seq_index.push_back(seq_row);
+    b.slots.push_back((first_block + t / block_size) * block_size + t % block_size);
+  }
+  return b;
+}
+
+}  // namespace
+
+std::vector<std::vector<float>> Model::sequence_logprobs(const std::vector<std::vector<int32_t>>& seqs,
+                                                         float temperature) {
+  HAYATE_CHECK(temperature > 0, ErrorCode::kInvalidArgument, "logprobs: temperature must be > 0");
+  constexpr int kBlock = 16;
+  constexpr int64_t kTokensPerForward = 2048;  // batch short sequences together for GEMM efficiency
+  constexpr int64_t kLogitRows = 64;           // full-vocabulary logits held at once
+  for (const auto& s : seqs) check_tokens(s, "logprobs");
+
+  // Group sequences into forward passes of at most kTokensPerForward tokens (a longer one goes alone).
+  std::vector<std::pair<size_t, size_t>> groups;
+  int max_group_blocks = 1;
+  for (size_t i = 0; i < seqs.size();) {
+    size_t j = i;
+    int64_t tokens = 0;
+    int blocks = 0;
+    while (j < seqs.size() && (j == i || tokens + static_cast<int64_t>(seqs[j].size()) <= kTokensPerForward)) {
+      tokens += static_cast<int64_t>(seqs[j].size());
+      blocks += static_cast<int>((seqs[j].size() + kBlock - 1) / kBlock);
+      ++j;
+    }
+    groups.emplace_back(i, j);
+    max_group_blocks = std::max(max_group_blocks, blocks);
+    i = j;
+  }
+
+  std::vector<std::vector<float>> result(seqs.size());
+  KvCache cache(be_, cfg_, max_group_blocks, kBlock);
+  for (auto [gi, gj] : groups) {
+    ForwardBatch b;
+    std::vector<int32_t> targets;
+    int first_block = 0, max_blocks = 1;
+    for (size_t s = gi; s < gj; ++s) max_blocks = std::max(max_blocks, static_cast<int>((seqs[s].size() + kBlock - 1) / kBlock));
+    b.num_seqs = static_cast<int>(gj - gi);
+    b.max_blocks = max_blocks;
+    b.block_tables.assign(static_cast<size_t>(b.num_seqs) * max_blocks, 0);
+    for (size_t s = gi; s < gj; ++s) {
+      const auto& toks = seqs[s];
+      int row = static_cast<int>(s - gi);
+      int nb = static_cast<int>((toks.size() + kBlock - 1) / kBlock);
+      for (int k = 0; k < nb; ++k) b.block_tables[static_cast<size_t>(row) * max_blocks + k] = first_block + k;
+      int base = static_cast<int>(b.tokens.size());
+      b = contiguous_batch(toks, kBlock, first_block, row, std::move(b));
+      for (size_t t = 0; t + 1 < toks.size(); ++t) {
+        b.output_rows.push_back(base + static_cast<int>(t));
+        targets.push_back(toks[t + 1]);
+      }
+      first_block += nb;
+    }
+    if (b.tokens.empty()) continue;
+    Buffer hidden = forward_hidden(b, cache);
+    const int64_t rows = static_cast<int64_t>(targets.size());
+    std::vector<float> lp(static_cast<size_t>(rows));
+    Buffer logit_buf(be_, DType::F32, {std::min(rows, kLogitRows) > 0 ? std::min(rows, kLogitRows) : 1, cfg_.vocab_size});
+    Buffer out(be_, DType::F32, {std::max<int64_t>(std::min(rows, kLogitRows), 1)});
+    for (int64_t r0 = 0; r0 < rows; r0 += kLogitRows) {
+      int64_t c = std::min(kLogitRows, rows - r0);
+      Tensor lg = logit_buf.t().slice_rows(0, c);
+      logits(lg, hidden.t().slice_rows(r0, c));
+      std::vector<int32_t> tg(targets.begin() + r0, targets.begin() + r0 + c);
+      Buffer tgt = upload_i32(be_, tg);
+      Tensor o = out.t().slice_rows(0, c);
+      be_.log_softmax_gather(o, lg, tgt.t().slice_rows(0, c), 1.0f / temperature);
+      be_.copy_to_host(lp.data() + r0, o.data, static_cast<size_t>(c) * 4);
+    }
+    size_t off = 0;
+    for (size_t s = gi; s < gj; ++s) {
+      size_t len = seqs[s].empty() ? 0 : seqs[s].size() - 1;
+      result[s].assign(lp.begin() + off, lp.begin() + off + len);
+      off += len;
+    }
+  }
+  return result;
+}
+
+std::vector<float> Model::sequence_logits(const std::vector<int32_t>& tokens) {
+  HAYATE_CHECK(!tokens.empty(), ErrorCode::kInvalidArgument, "logits: empty sequence");
+  check_tokens(tokens, "logits");
+  constexpr int kBlock = 16;
+  int nb = static_cast<int>((tokens.size() + kBlock - 1) / kBlock);
+  KvCache cache(be_, cfg_, nb, kBlock);
+  ForwardBatch b;
+  b.num_seqs = 1;
+  b.max_blocks = nb;
+  for (int k = 0; k < nb; ++k) b.block_tables.push_back(k);
+  b = contiguous_batch(tokens, kBlock, 0, 0, std::move(b));
+  for (size_t t = 0; t < tokens.size(); ++t) b.output_rows.push_back(static_cast<int32_t>(t));
+  Buffer hidden = forward_hidden(b, cache);
+  const int64_t L = static_cast<int64_t>(tokens.size());
+  Buffer lg(be_, DType::F32, {L, cfg_.vocab_size});
+  logits(lg, hidden);
+  std::vector<float> out(static_cast<size_t>(L) * cfg_.vocab_size);
+  be_.download_f32(out.data(), lg);
+  return out;
+}
+
+}  // namespace hayate
