@@ -95,7 +95,6 @@ export class Model {
   static async load(dir: string, options: ModelLoadOptions = {}): Promise<Model> {
     options.signal?.throwIfAborted?.();
     if (!existsSync(dir)) throw new HayateError('ERR_NOT_FOUND', `model directory not found: ${dir}`);
-    const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? await HfTokenizer.load(dir) : undefined;
     let handle: NativeModelHandle;
     try {
       handle = await native().loadModel(dir, {
@@ -106,6 +105,14 @@ export class Model {
       });
     } catch (err) {
       throw fromNative(err);
+    }
+    // The engine validates config.json and the weights first, so their errors name the real cause.
+    let tokenizer: HfTokenizer | undefined;
+    try {
+      tokenizer = existsSync(join(dir, 'tokenizer.json')) ? await HfTokenizer.load(dir) : undefined;
+    } catch (err) {
+      handle.dispose();
+      throw err;
     }
     if (options.signal?.aborted) {
       handle.dispose();

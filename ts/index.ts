@@ -1,0 +1,29 @@
+// hayate's library API.
+import { native, type NativeBuildInfo } from './native.js';
+
+export { Model } from './model.js';
+export type {
+  BackendKind,
+  Completion,
+  GenerateOptions,
+  GenerateResult,
+  ModelLoadOptions,
+  PromptInput,
+  PromptResult,
+  SamplingOptions,
+  ScoredSequence,
+} from './model.js';
+export { HfTokenizer } from './tokenizer.js';
+export type { ChatMessage, ChatTemplateOptions } from './tokenizer.js';
+export { initModel, MODEL_SHAPES } from './init-model.js';
+export type { InitModelOptions, InitModelResult, ModelShapeName } from './init-model.js';
+export { readSafetensors, writeSafetensors } from './safetensors.js';
+export { AbortError, ContextOverflowError, HayateError, ModelFormatError } from './errors.js';
+export type { HayateErrorCode } from './errors.js';
+export { native } from './native.js';
+export type { NativeBuildInfo, NativeGenerationStats, NativeProgress } from './native.js';
+
+/** Facts about this build: CUDA compiled in, CUDA devices, BLAS, hardware threads. */
+export function buildInfo(): NativeBuildInfo {
+  return native().buildInfo();
+}
