@@ -204,7 +204,9 @@ Buffer Model::forward_hidden(const ForwardBatch& b, KvCache& cache) {
   for (int32_t p : b.positions)
     HAYATE_CHECK(p >= 0 && p < rope_rows_, ErrorCode::kContextOverflow,
                  "position " + std::to_string(p) + " exceeds the model's context of " + std::to_string(rope_rows_));
-  check_tokens(b.tokens, "forward");
+  for (int32_t t : b.tokens)  // positions are checked above; a batch may hold more tokens than the context
+    HAYATE_CHECK(t >= 0 && t < cfg_.vocab_size, ErrorCode::kInvalidArgument,
+                 "forward: token id " + std::to_string(t) + " is outside the vocabulary (size " + std::to_string(cfg_.vocab_size) + ")");
 
   Buffer ids = upload_i32(be_, b.tokens), pos = upload_i32(be_, b.positions), slots = upload_i32(be_, b.slots);
   Buffer seq = upload_i32(be_, b.seq_index);

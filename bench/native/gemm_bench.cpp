@@ -17,10 +17,15 @@ using namespace hayate;
 
 namespace {
 
+// Median over at least `repeats` runs and at least ~0.3 s of runs, after one warm-up run (this VM's
+// timings are noisy; short shapes get many runs).
 double median_ms(int repeats, const std::function<void()>& fn) {
-  fn();  // warm-up
+  auto w = std::chrono::steady_clock::now();
+  fn();
+  double once = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w).count();
+  int runs = std::max(repeats, std::min(200, static_cast<int>(300.0 / std::max(once, 1e-3))));
   std::vector<double> t;
-  for (int r = 0; r < repeats; ++r) {
+  for (int r = 0; r < runs; ++r) {
     auto s = std::chrono::steady_clock::now();
     fn();
     t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
@@ -43,7 +48,10 @@ std::string run_gemm_bench_json(int threads, int repeats) {
   const std::vector<int64_t> Ms = {1, 8, 64, 512};
   std::vector<std::pair<std::string, std::unique_ptr<CpuBackend>>> impls;
   impls.emplace_back("builtin", std::make_unique<CpuBackend>(threads, "builtin"));
-  if (blas_compiled()) impls.emplace_back("auto(blas)", std::make_unique<CpuBackend>(threads, "auto"));
+  if (blas_compiled()) {
+    impls.emplace_back("auto", std::make_unique<CpuBackend>(threads, "auto"));
+    impls.emplace_back("blas", std::make_unique<CpuBackend>(threads, "blas"));
+  }
   std::mt19937 rng(1);
   std::normal_distribution<float> dist;
   std::ostringstream js;
@@ -62,7 +70,7 @@ std::string run_gemm_bench_json(int threads, int repeats) {
       for (auto& v : x) v = dist(rng);
       for (auto& v : w) v = dist(rng) * 0.02f;
       Tensor tx(x.data(), DType::F32, {M, s.K}), tw(w.data(), DType::F32, {s.N, s.K}), to(out.data(), DType::F32, {M, s.N});
-      int reps = M * s.N * s.K > (int64_t(1) << 31) ? std::max(1, repeats / 2) : repeats;
+      int reps = repeats;
       for (auto& [name, be] : impls) emit(s, M, "engine " + name, median_ms(reps, [&] { be->linear(to, tx, tw, Tensor{}); }));
 #ifdef HAYATE_WITH_BLAS
       emit(s, M, "cblas_sgemm direct", median_ms(reps, [&] {

@@ -39,7 +39,7 @@ CpuBackend::CpuBackend(int threads, const std::string& gemm) : pool_(std::make_u
                    "gemm 'blas' requested but this build has no BLAS (install libopenblas-dev and rebuild)");
       gemm_impl_ = cpu::GemmImpl::Builtin;
     } else {
-      gemm_impl_ = cpu::GemmImpl::Blas;
+      gemm_impl_ = gemm == "blas" ? cpu::GemmImpl::Blas : cpu::GemmImpl::Auto;
       cpu::set_blas_threads(pool_->size());
     }
   } else {
@@ -48,7 +48,10 @@ CpuBackend::CpuBackend(int threads, const std::string& gemm) : pool_(std::make_u
 }
 
 std::string CpuBackend::description() const {
-  std::string g = gemm_impl_ == cpu::GemmImpl::Blas ? cpu::blas_library_name() : cpu::builtin_kernel_name();
+  std::string g = gemm_impl_ == cpu::GemmImpl::Builtin ? cpu::builtin_kernel_name()
+                  : gemm_impl_ == cpu::GemmImpl::Blas  ? cpu::blas_library_name()
+                                                       : cpu::builtin_kernel_name() + " below " + std::to_string(cpu::kAutoBlasMinRows) +
+                                                             " rows, " + cpu::blas_library_name() + " above";
   return "cpu: " + std::to_string(pool_->size()) + " threads, gemm " + g;
 }
 

@@ -124,6 +124,7 @@ void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {  // d
 void gemm_nt(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t ldx,
              const float* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias) {
   if (M <= 0 || N <= 0) return;
+  if (impl == GemmImpl::Auto) impl = M >= kAutoBlasMinRows ? GemmImpl::Blas : GemmImpl::Builtin;
 #ifdef HAYATE_WITH_BLAS
   if (impl == GemmImpl::Blas) {
     if (bias) {  // bias first, then accumulate the product onto it
@@ -149,6 +150,7 @@ void gemm_nt(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, f
 
 void gemm(ThreadPool& pool, GemmImpl impl, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* a, const float* b, float beta, float* out) {
+  if (impl == GemmImpl::Auto) impl = M >= kAutoBlasMinRows ? GemmImpl::Blas : GemmImpl::Builtin;
 #ifdef HAYATE_WITH_BLAS
   if (impl == GemmImpl::Blas) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,

@@ -14,7 +14,10 @@
 
 namespace hayate::cpu {
 
-enum class GemmImpl { Builtin, Blas };
+// Auto: the built-in kernel for skinny products (M < kAutoBlasMinRows: memory-bound, where OpenBLAS's
+// threaded path measured 4x slower on the decode shapes, see bench/results), the BLAS above.
+enum class GemmImpl { Builtin, Blas, Auto };
+constexpr int64_t kAutoBlasMinRows = 16;
 
 // out = alpha * x · w^T + beta * out, then + bias[j] on every row when bias != nullptr.
 // Leading dimensions are in elements (row strides).
