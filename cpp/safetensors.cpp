@@ -27,12 +27,12 @@ struct DTypeEntry {
   DType dtype;
 };
 
-// Every dtype string the safetensors format defines; only the first four map onto our DType.
+// Every dtype string the safetensors format defines; F32, BF16, F16, I32 and F64 map onto our DType.
 const DTypeEntry kDTypes[] = {
     {"F32", 4, true, DType::F32},    {"BF16", 2, true, DType::BF16},   {"F16", 2, true, DType::F16},
     {"I32", 4, true, DType::I32},    {"BOOL", 1, false, DType::F32},   {"U8", 1, false, DType::F32},
     {"I8", 1, false, DType::F32},    {"I16", 2, false, DType::F32},    {"U16", 2, false, DType::F32},
-    {"U32", 4, false, DType::F32},   {"F64", 8, false, DType::F32},    {"I64", 8, false, DType::F32},
+    {"U32", 4, false, DType::F32},   {"F64", 8, true, DType::F64},    {"I64", 8, false, DType::F32},
     {"U64", 8, false, DType::F32},   {"F8_E4M3", 1, false, DType::F32}, {"F8_E5M2", 1, false, DType::F32},
 };
 
@@ -322,10 +322,10 @@ const TensorInfo& TensorStore::get(const std::string& name) const {
 
 const TensorInfo& TensorStore::get_checked(const std::string& name, const std::vector<int64_t>& shape) const {
   const TensorInfo& t = get(name);
-  bool is_float = t.dtype_supported && (t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16);
+  bool is_float = t.dtype_supported && hayate::is_float(t.dtype);
   if (!is_float)
     fail(ErrorCode::kBadTensor,
-         t.file + ": tensor '" + name + "' has dtype " + t.dtype_name + ", expected F32, BF16 or F16");
+         t.file + ": tensor '" + name + "' has dtype " + t.dtype_name + ", expected F32, BF16, F16 or F64");
   if (t.shape != shape)
     fail(ErrorCode::kBadTensor,
          t.file + ": tensor '" + name + "' has shape " + shape_str(t.shape) + ", expected " + shape_str(shape));

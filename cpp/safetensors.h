@@ -16,7 +16,7 @@ namespace hayate {
 struct TensorInfo {
   std::string name;
   std::string dtype_name;        // as in the file: "F32", "BF16", "F16", "I64", ...
-  bool dtype_supported = false;  // F32, BF16, F16, I32 map onto DType
+  bool dtype_supported = false;  // F32, BF16, F16, I32, F64 map onto DType
   DType dtype = DType::F32;      // valid when dtype_supported
   std::vector<int64_t> shape;
   uint64_t data_begin = 0;       // byte offsets relative to the start of the data section

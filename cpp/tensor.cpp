@@ -12,6 +12,7 @@ size_t dtype_size(DType t) {
     case DType::BF16: return 2;
     case DType::F16: return 2;
     case DType::I32: return 4;
+    case DType::F64: return 8;
   }
   return 0;
 }
@@ -22,9 +23,12 @@ const char* dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
     case DType::I32: return "I32";
+    case DType::F64: return "F64";
   }
   return "?";
 }
+
+bool is_float(DType t) { return t != DType::I32; }
 
 Tensor::Tensor(void* d, DType t, std::initializer_list<int64_t> dims) : data(d), dtype(t) {
   HAYATE_CHECK(dims.size() <= kMaxDims, ErrorCode::kInternal, "tensor rank > 4");
@@ -145,9 +149,39 @@ void convert_to_f32(float* dst, const void* src, DType t, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
+    case DType::F64: {
+      const double* s = static_cast<const double*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      return;
+    }
     case DType::I32: break;
   }
   fail(ErrorCode::kInternal, "convert_to_f32: unsupported source dtype");
+}
+
+void convert_float(void* dst, DType dt, const void* src, DType st, size_t n) {
+  HAYATE_CHECK(is_float(dt) && is_float(st), ErrorCode::kInternal, "convert_float: integer dtype");
+  if (dt == st) {
+    std::memcpy(dst, src, n * dtype_size(dt));
+    return;
+  }
+  auto load = [&](size_t i) -> double {
+    switch (st) {
+      case DType::F32: return static_cast<const float*>(src)[i];
+      case DType::F64: return static_cast<const double*>(src)[i];
+      case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      default: return f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+    }
+  };
+  for (size_t i = 0; i < n; ++i) {
+    double v = load(i);
+    switch (dt) {
+      case DType::F32: static_cast<float*>(dst)[i] = static_cast<float>(v); break;
+      case DType::F64: static_cast<double*>(dst)[i] = v; break;
+      case DType::BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(static_cast<float>(v)); break;
+      default: static_cast<uint16_t*>(dst)[i] = f32_to_f16(static_cast<float>(v)); break;
+    }
+  }
 }
 
 }  // namespace hayate

@@ -8,10 +8,12 @@
 
 namespace hayate {
 
-enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3 };
+// F64 exists for the CPU backend's double-precision mode (gradient checks against finite differences).
+enum class DType : uint8_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, F64 = 4 };
 
 size_t dtype_size(DType t);
-const char* dtype_name(DType t);  // "F32", "BF16", "F16", "I32" (safetensors spelling)
+const char* dtype_name(DType t);  // "F32", "BF16", "F16", "I32", "F64" (safetensors spelling)
+bool is_float(DType t);           // every dtype but I32
 
 constexpr int kMaxDims = 4;
 
@@ -48,5 +50,7 @@ float f16_to_f32(uint16_t v);
 uint16_t f32_to_f16(float f);
 // Convert n elements of `src` (any float dtype) to f32.
 void convert_to_f32(float* dst, const void* src, DType src_type, size_t n);
+// Convert n elements between any two float dtypes (through f64, so F64 -> F64 and F32 -> F64 are exact).
+void convert_float(void* dst, DType dst_type, const void* src, DType src_type, size_t n);
 
 }  // namespace hayate

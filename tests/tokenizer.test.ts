@@ -2,7 +2,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { qwen3TokenizerFiles, tinyTokenizerConfig, tinyTokenizerJson } from '../ts/init-model.js';
+import { qwen3TokenizerFiles } from '../ts/init-model.js';
+import { tinyTokenizerConfig, tinyTokenizerJson } from '../ts/tiny-tokenizer.js';
 import { BYTE_TO_UNICODE, HfTokenizer, UNICODE_TO_BYTE } from '../ts/tokenizer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hayate-tok-'));
