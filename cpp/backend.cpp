@@ -28,17 +28,11 @@ void Backend::upload(Tensor dst, const void* host, DType host_dtype) {
     copy_from_host(dst.data, host, dst.nbytes());
     return;
   }
-  HAYATE_CHECK(dst.dtype != DType::I32 && host_dtype != DType::I32, ErrorCode::kInternal,
+  HAYATE_CHECK(is_float(dst.dtype) && is_float(host_dtype), ErrorCode::kInternal,
                "upload: cannot convert between integer and float tensors");
-  std::vector<float> f32(n);
-  convert_to_f32(f32.data(), host, host_dtype, n);
-  if (dst.dtype == DType::F32) {
-    copy_from_host(dst.data, f32.data(), n * 4);
-    return;
-  }
-  std::vector<uint16_t> half(n);
-  for (size_t i = 0; i < n; ++i) half[i] = dst.dtype == DType::BF16 ? f32_to_bf16(f32[i]) : f32_to_f16(f32[i]);
-  copy_from_host(dst.data, half.data(), n * 2);
+  std::vector<uint8_t> tmp(n * dtype_size(dst.dtype));
+  convert_float(tmp.data(), dst.dtype, host, host_dtype, n);
+  copy_from_host(dst.data, tmp.data(), tmp.size());
 }
 
 void Backend::download_f32(float* host_dst, Tensor src) {
@@ -47,11 +41,47 @@ void Backend::download_f32(float* host_dst, Tensor src) {
     copy_to_host(host_dst, src.data, n * 4);
     return;
   }
-  HAYATE_CHECK(src.dtype != DType::I32, ErrorCode::kInternal, "download_f32 of an integer tensor");
-  std::vector<uint16_t> half(n);
-  copy_to_host(half.data(), src.data, n * 2);
-  convert_to_f32(host_dst, half.data(), src.dtype, n);
+  HAYATE_CHECK(is_float(src.dtype), ErrorCode::kInternal, "download_f32 of an integer tensor");
+  std::vector<uint8_t> raw(src.nbytes());
+  copy_to_host(raw.data(), src.data, raw.size());
+  convert_to_f32(host_dst, raw.data(), src.dtype, n);
 }
+
+void Backend::download_f64(double* host_dst, Tensor src) {
+  size_t n = static_cast<size_t>(src.numel());
+  HAYATE_CHECK(is_float(src.dtype), ErrorCode::kInternal, "download_f64 of an integer tensor");
+  if (src.dtype == DType::F64) {
+    copy_to_host(host_dst, src.data, n * 8);
+    return;
+  }
+  std::vector<uint8_t> raw(src.nbytes());
+  copy_to_host(raw.data(), src.data, raw.size());
+  convert_float(host_dst, DType::F64, raw.data(), src.dtype, n);
+}
+
+// ---- training ops: a backend that does not train keeps these defaults -------------------------
+namespace {
+[[noreturn]] void not_implemented(const Backend& be, const char* op) {
+  fail(ErrorCode::kBackend, std::string(op) + " is not implemented on backend '" + be.name() + "'");
+}
+}  // namespace
+
+void Backend::lora_linear(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float) { not_implemented(*this, "lora_linear"); }
+void Backend::lora_linear_backward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float, bool) {
+  not_implemented(*this, "lora_linear_backward");
+}
+void Backend::attention_forward(Tensor, Tensor, Tensor, Tensor, Tensor, const VarlenMeta&) { not_implemented(*this, "attention_forward"); }
+void Backend::attention_backward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, const VarlenMeta&) {
+  not_implemented(*this, "attention_backward");
+}
+void Backend::rmsnorm_backward(Tensor, Tensor, Tensor, Tensor, float, bool) { not_implemented(*this, "rmsnorm_backward"); }
+void Backend::rope_backward(Tensor, Tensor, Tensor, int) { not_implemented(*this, "rope_backward"); }
+void Backend::swiglu_backward(Tensor, Tensor, Tensor, Tensor, Tensor) { not_implemented(*this, "swiglu_backward"); }
+void Backend::scatter_add_rows(Tensor, Tensor, Tensor) { not_implemented(*this, "scatter_add_rows"); }
+void Backend::logprob_forward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float) { not_implemented(*this, "logprob_forward"); }
+void Backend::logprob_backward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float) { not_implemented(*this, "logprob_backward"); }
+void Backend::adamw_step(Tensor, Tensor, Tensor, Tensor, const AdamWParams&) { not_implemented(*this, "adamw_step"); }
+double Backend::sum_squares(Tensor) { not_implemented(*this, "sum_squares"); }
 
 Buffer::Buffer(Backend& be, DType dtype, std::initializer_list<int64_t> shape) : be_(&be) {
   t_ = Tensor(nullptr, dtype, shape);

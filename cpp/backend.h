@@ -31,6 +31,29 @@ struct AttentionMeta {
   float scale = 1.0f;    // softmax scale, usually 1/sqrt(head_dim)
 };
 
+// A packed batch of variable-length sequences for the training attention ops: sequence s occupies rows
+// cu_seqlens[s] .. cu_seqlens[s+1]-1 of q/k/v (no padding), and row i attends causally to the rows of its
+// own sequence up to and including itself.
+struct VarlenMeta {
+  Tensor cu_seqlens;     // I32 [num_seqs + 1], cu_seqlens[0] = 0, non-decreasing, last = n
+  int max_seqlen = 0;    // longest sequence (for launch sizing)
+  int num_q_heads = 0;
+  int num_kv_heads = 0;  // GQA as in AttentionMeta
+  int head_dim = 0;
+  float scale = 1.0f;    // softmax scale
+};
+
+// Hyper-parameters of one AdamW update (see Backend::adamw_step).
+struct AdamWParams {
+  double lr = 1e-5;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double grad_scale = 1.0;  // the gradient used is grad * grad_scale (global-norm clipping)
+  int64_t step = 1;         // 1-based number of this update (bias correction)
+};
+
 // Per-row sampling parameters. temperature <= 0 means greedy (argmax). top_k <= 0, top_p >= 1 and
 // min_p <= 0 disable the respective filter. The uniform draw for a row is rng_uniform(seed, step)
 // (rng.h), so a sequence's tokens depend only on its own seed and position, never on the batch.
@@ -65,8 +88,9 @@ class Backend {
   virtual void synchronize() {}
   // Upload n host elements of any float dtype into dst, converting to dst.dtype.
   void upload(Tensor dst, const void* host, DType host_dtype);
-  // Download a tensor as f32 into host memory (dst must hold dst.numel() floats).
+  // Download a tensor as f32 / f64 into host memory (dst must hold src.numel() values).
   void download_f32(float* host_dst, Tensor src);
+  void download_f64(double* host_dst, Tensor src);
   virtual void fill_zero(Tensor t) = 0;
 
   // ---- ops ----------------------------------------------------------------------------------
@@ -85,7 +109,8 @@ class Backend {
   virtual void add(Tensor out, Tensor a, Tensor b) = 0;
   // In-place rotary embedding, Hugging Face "rotate_half" layout, on x [n, heads * head_dim]:
   // for i < head_dim/2: (x_i, x_{i+half}) <- (x_i c - x_{i+half} s, x_{i+half} c + x_i s), where
-  // c = cos_sin[pos, i], s = cos_sin[pos, half + i]; cos_sin F32 [max_pos, head_dim]; positions I32 [n].
+  // c = cos_sin[pos, i], s = cos_sin[pos, half + i]; cos_sin F32 [max_pos, head_dim] (F64 in the CPU
+  // backend's f64 mode); positions I32 [n].
   virtual void rope(Tensor x, Tensor positions, Tensor cos_sin, int head_dim) = 0;
   // out = silu(gate) * up elementwise; out may alias gate.
   virtual void swiglu(Tensor out, Tensor gate, Tensor up) = 0;
@@ -101,6 +126,74 @@ class Backend {
   // token under log_softmax(logits / temperature) (raw logits for greedy rows), before any filtering,
   // into host arrays of length B.
   virtual void sample(Tensor logits, const SamplingRow* rows, int32_t* out_ids, float* out_logprobs) = 0;
+
+  // ---- training ops -------------------------------------------------------------------------
+  // Training is LoRA-only: base weights are frozen inputs, gradients flow into the LoRA matrices. Dtypes:
+  // x, out and activation gradients use activation_dtype(), frozen weights weight_dtype(); LoRA matrices
+  // A/B, their gradients, optimizer moments and per-token scalars (lse, log-probs, entropy, d log-probs)
+  // use param_dtype(). Gradient outputs are overwritten unless an op says it accumulates. The default
+  // implementations throw kBackend ("<op> is not implemented on backend <name>"), so a backend that only
+  // generates still builds.
+  //
+  // F32 everywhere but the CPU backend's precision "f64" mode, where every float tensor is F64 (except the
+  // logits of linear/log_softmax_gather/sample on the generation path, which may stay F32).
+  virtual DType param_dtype() const { return DType::F32; }
+
+  // LoRA projection (PEFT semantics, W frozen, A [r,K], B [N,r]):
+  //   out[M,N] = x[M,K] w[N,K]^T (+ bias[N]) + scale * (x a^T) b^T
+  // xa [M,r] (activation dtype) receives x a^T, which lora_linear_backward needs; it may be absent
+  // (inference). a and b are in param_dtype().
+  virtual void lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, float scale);
+  // Backward of lora_linear given dout [M,N] (w, bias frozen). With t = scale * dout b  [M,r]:
+  //   dx[M,K] = dout w + t a        (accumulated into dx when accumulate_dx; dx may be absent: skipped)
+  //   da[r,K] += t^T x              (always accumulates: gradient accumulation over micro-batches)
+  //   db[N,r] += scale * dout^T xa  (always accumulates)
+  // With a, b, da, db, xa absent it is the backward of plain linear(): dx (+)= dout w.
+  virtual void lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w,
+                                    Tensor a, Tensor b, float scale, bool accumulate_dx);
+  // Causal attention over a packed batch (see VarlenMeta): q, out [n, Hq*hd], k, v [n, Hkv*hd];
+  // out_i = sum_j softmax_j(scale * q_i.k_j) v_j over j in i's sequence, j <= i. lse [n, Hq]
+  // (param dtype) receives log sum_j exp(scale * q_i.k_j) per row and head, for the backward.
+  virtual void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, const VarlenMeta& meta);
+  // Its backward: dq [n, Hq*hd], dk, dv [n, Hkv*hd] (overwritten; dk/dv sum over the q heads of their
+  // GQA group) from dout, given the forward's q, k, v, out and lse. With P = exp(scale q.k - lse):
+  //   dv_j = sum_i P_ij dout_i;  dS_ij = P_ij (dout_i.v_j - dout_i.out_i);
+  //   dq_i = scale sum_j dS_ij k_j;  dk_j = scale sum_i dS_ij q_i.
+  virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
+                                  Tensor out, Tensor lse, const VarlenMeta& meta);
+  // Backward of rmsnorm w.r.t. x (weight frozen), per row of length D, with r = sqrt(mean(x^2) + eps),
+  // g = dout * weight, xhat = x / r:   dx = (g - xhat * mean(g * xhat)) / r.
+  // Accumulated into dx when accumulate; otherwise dx may alias dout.
+  virtual void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor weight, float eps, bool accumulate);
+  // Backward of rope, in place on dx (same layout/arguments as rope): the inverse rotation
+  //   (g_i, g_{i+half}) <- (g_i c + g_{i+half} s, g_{i+half} c - g_i s).
+  virtual void rope_backward(Tensor dx, Tensor positions, Tensor cos_sin, int head_dim);
+  // Backward of swiglu, elementwise, s = sigmoid(gate):
+  //   dgate = dout * up * s * (1 + gate * (1 - s)),  dup = dout * gate * s.
+  // Outputs may alias inputs (dgate = gate or dout, dup = up).
+  virtual void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up);
+  // out[ids[i], :] += src[i, :]; ids I32 [n], distinct (the adjoint of the row gather embedding()).
+  virtual void scatter_add_rows(Tensor out, Tensor src, Tensor ids);
+  // Fused lm head + log-softmax + gather over one chunk of m rows; the [m, V] logits are never returned
+  // (a backend may hold them for the chunk only). z = hidden[m,D] lm_head[V,D]^T * inv_temperature:
+  //   lse[i] = logsumexp_j z[i,j];  logprobs[i] = z[i, targets[i]] - lse[i];
+  //   entropy[i] = lse[i] - sum_j softmax(z[i])_j z[i,j]   (entropy may be absent).
+  // logprobs, lse, entropy [m] in param dtype; targets I32 [m].
+  virtual void logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head,
+                               Tensor targets, float inv_temperature);
+  // Its backward w.r.t. hidden (lm_head frozen), recomputing z; lse from the forward:
+  //   dz[i,j] = dlogprobs[i] * ([j == targets[i]] - exp(z[i,j] - lse[i]));  dhidden = inv_temperature * dz lm_head.
+  // dhidden [m, D] is overwritten.
+  virtual void logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head, Tensor targets,
+                                Tensor lse, float inv_temperature);
+  // One AdamW update (PyTorch semantics: decoupled weight decay, bias correction), elementwise over
+  // param/grad/m/v (param dtype, same shapes), with g = grad * p.grad_scale, t = p.step:
+  //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+  //   param -= lr * (weight_decay * param + (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)).
+  virtual void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p);
+  // Sum of squares of all elements, accumulated in double, returned to the host (waits for the backend);
+  // NaN/Inf propagate, which is how non-finite gradients are detected.
+  virtual double sum_squares(Tensor x);
 
  protected:
   virtual void* raw_alloc(size_t bytes) = 0;  // nullptr on failure
@@ -138,6 +231,7 @@ struct BackendOptions {
   int threads = 0;           // CPU: 0 = one per hardware thread
   int device = 0;            // CUDA device ordinal
   std::string gemm = "auto"; // CPU: "auto" (BLAS when built with one), "blas", "builtin"
+  std::string precision = "f32";  // CPU: "f32", or "f64" (every float tensor in double: gradient checks)
 };
 
 // Creates a backend; throws kBackend when the kind is unknown, not compiled in, or has no device.

@@ -3,16 +3,20 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/gemm.h"
 
-#ifdef HAYATE_WITH_CUDA
-#include "cuda_backend.h"
-#endif
-
 namespace hayate {
+
+#ifdef HAYATE_WITH_CUDA
+// Defined by the CUDA backend (cuda/cuda_backend.h), which is compiled only when nvcc is found.
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options);
+int cuda_backend_device_count();
+#endif
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
   HAYATE_CHECK(options.threads >= 0, ErrorCode::kInvalidArgument, "threads must be >= 0");
-  if (options.kind == "cpu") return std::make_unique<CpuBackend>(options.threads, options.gemm);
+  if (options.kind == "cpu") return std::make_unique<CpuBackend>(options.threads, options.gemm, options.precision);
   if (options.kind == "cuda") {
+    HAYATE_CHECK(options.precision == "f32", ErrorCode::kInvalidArgument,
+                 "precision '" + options.precision + "' is only available on the cpu backend (cuda runs f32/bf16)");
 #ifdef HAYATE_WITH_CUDA
     return make_cuda_backend(options);
 #else

@@ -131,21 +131,23 @@ size_t Model::parameter_count() const {
   return n;
 }
 
-// cos/sin for every position up to the context length, computed in double and rounded once.
+// cos/sin for every position up to the context length, computed in double and rounded once (kept in
+// double on a backend whose activations are: the CPU f64 mode is a double-precision reference).
 void Model::init_rope_table() {
   std::vector<double> inv_freq = rope_inv_freq(cfg_);
   const int hd = cfg_.head_dim, half = hd / 2;
   rope_rows_ = std::max(1, cfg_.max_position_embeddings);
-  std::vector<float> table(static_cast<size_t>(rope_rows_) * hd);
+  std::vector<double> table(static_cast<size_t>(rope_rows_) * hd);
   for (int p = 0; p < rope_rows_; ++p) {
     for (int i = 0; i < half; ++i) {
       double angle = static_cast<double>(p) * inv_freq[i];
-      table[static_cast<size_t>(p) * hd + i] = static_cast<float>(std::cos(angle));
-      table[static_cast<size_t>(p) * hd + half + i] = static_cast<float>(std::sin(angle));
+      table[static_cast<size_t>(p) * hd + i] = std::cos(angle);
+      table[static_cast<size_t>(p) * hd + half + i] = std::sin(angle);
     }
   }
-  rope_cos_sin_ = Buffer(be_, DType::F32, {rope_rows_, hd});
-  be_.copy_from_host(rope_cos_sin_.t().data, table.data(), table.size() * 4);
+  const DType dt = be_.activation_dtype() == DType::F64 ? DType::F64 : DType::F32;
+  rope_cos_sin_ = Buffer(be_, dt, {rope_rows_, hd});
+  be_.upload(rope_cos_sin_, table.data(), DType::F64);
 }
 
 void Model::check_tokens(const std::vector<int32_t>& tokens, const char* what) const {
@@ -167,12 +169,13 @@ void Model::forward_layer(int l, const ForwardBatch& b, KvCache& cache, Tensor x
   const int64_t qd = cfg_.num_heads * hd, kvd = cfg_.num_kv_heads * hd;
   DType act = be_.activation_dtype();
 
+  const bool lora = lora_ && lora_enabled_;
   Buffer h(be_, act, {n, D}), q(be_, act, {n, qd}), k(be_, act, {n, kvd}), v(be_, act, {n, kvd});
   Buffer attn(be_, act, {n, qd});
   be_.rmsnorm(h, x, w.input_norm, static_cast<float>(cfg_.rms_norm_eps));
-  be_.linear(q, h, w.q.weight, w.q.bias);
-  be_.linear(k, h, w.k.weight, w.k.bias);
-  be_.linear(v, h, w.v.weight, w.v.bias);
+  project(q, h, l, LoraTarget::Q, lora);
+  project(k, h, l, LoraTarget::K, lora);
+  project(v, h, l, LoraTarget::V, lora);
   if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head's vector before RoPE
     Tensor qh = q.t().view({n * cfg_.num_heads, hd}), kh = k.t().view({n * cfg_.num_kv_heads, hd});
     be_.rmsnorm(qh, qh, w.q_norm, static_cast<float>(cfg_.rms_norm_eps));
@@ -182,16 +185,47 @@ void Model::forward_layer(int l, const ForwardBatch& b, KvCache& cache, Tensor x
   be_.rope(k, pos, rope_cos_sin_, static_cast<int>(hd));
   be_.kv_store(cache.k(l), cache.v(l), k, v, slots);
   be_.paged_attention(attn, q, cache.k(l), cache.v(l), meta);
-  be_.linear(h, attn, w.o.weight, w.o.bias);
+  project(h, attn, l, LoraTarget::O, lora);
   be_.add(x, x, h);
 
   Buffer gate(be_, act, {n, F}), up(be_, act, {n, F});
   be_.rmsnorm(h, x, w.post_norm, static_cast<float>(cfg_.rms_norm_eps));
-  be_.linear(gate, h, w.gate.weight, w.gate.bias);
-  be_.linear(up, h, w.up.weight, w.up.bias);
+  project(gate, h, l, LoraTarget::Gate, lora);
+  project(up, h, l, LoraTarget::Up, lora);
   be_.swiglu(gate, gate, up);
-  be_.linear(h, gate, w.down.weight, w.down.bias);
+  project(h, gate, l, LoraTarget::Down, lora);
   be_.add(x, x, h);
+}
+
+const Linear& Model::projection(int l, LoraTarget t) const {
+  const LayerWeights& w = layers_[l];
+  switch (t) {
+    case LoraTarget::Q: return w.q;
+    case LoraTarget::K: return w.k;
+    case LoraTarget::V: return w.v;
+    case LoraTarget::O: return w.o;
+    case LoraTarget::Gate: return w.gate;
+    case LoraTarget::Up: return w.up;
+    case LoraTarget::Down: return w.down;
+  }
+  fail(ErrorCode::kInternal, "bad projection");
+}
+
+void Model::project(Tensor out, Tensor x, int l, LoraTarget t, bool use_lora, Tensor xa) {
+  const Linear& lin = projection(l, t);
+  const LoraAdapter* ad = use_lora && lora_ ? lora_->find(l, t) : nullptr;
+  if (ad) {
+    be_.lora_linear(out, xa, x, lin.weight, lin.bias, ad->a, ad->b, lora_->scale());
+  } else {
+    be_.linear(out, x, lin.weight, lin.bias);
+  }
+}
+
+LoraSet& Model::attach_lora(const LoraConfig& config) {
+  auto fresh = std::make_unique<LoraSet>(be_, cfg_, config);  // a bad config leaves the current adapters
+  lora_ = std::move(fresh);
+  lora_enabled_ = true;
+  return *lora_;
 }
 
 Buffer Model::forward_hidden(const ForwardBatch& b, KvCache& cache) {

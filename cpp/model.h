@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "kv_cache.h"
+#include "lora.h"
 #include "model_config.h"
 
 namespace hayate {
@@ -68,6 +69,28 @@ class Model {
   // Throws kContextOverflow/kInvalidArgument for token ids outside the vocabulary or too long input.
   void check_tokens(const std::vector<int32_t>& tokens, const char* what) const;
 
+  // ---- LoRA -------------------------------------------------------------------------------------
+  // Attaches fresh adapters, replacing any (kept when the config is invalid); forward passes use them while
+  // lora_enabled().
+  LoraSet& attach_lora(const LoraConfig& config);
+  void detach_lora() { lora_.reset(); }
+  LoraSet* lora() { return lora_.get(); }
+  const LoraSet* lora() const { return lora_.get(); }
+  // Switches the adapters off (the reference policy) or on without touching them; default on.
+  void set_lora_enabled(bool on) { lora_enabled_ = on; }
+  bool lora_enabled() const { return lora_enabled_; }
+
+  // ---- building blocks shared with the training graph (train_graph.cpp) ----------------------
+  const LayerWeights& layer(int l) const { return layers_[l]; }
+  const Linear& projection(int l, LoraTarget t) const;
+  Tensor embed() const { return embed_.t(); }
+  Tensor final_norm() const { return final_norm_.t(); }
+  Tensor rope_table() const { return rope_cos_sin_.t(); }
+  int context_length() const { return rope_rows_; }
+  // out = projection (l, t) of x, plus its LoRA adapter when one is attached and use_lora; xa [rows, r]
+  // receives x A^T for the backward (may be absent).
+  void project(Tensor out, Tensor x, int l, LoraTarget t, bool use_lora, Tensor xa = Tensor{});
+
  private:
   Model(Backend& be, const ModelConfig& cfg);
   void init_rope_table();
@@ -82,6 +105,8 @@ class Model {
   std::vector<LayerWeights> layers_;
   Buffer rope_cos_sin_;              // [rope_rows, head_dim]
   int rope_rows_ = 0;
+  std::unique_ptr<LoraSet> lora_;
+  bool lora_enabled_ = true;
 };
 
 }  // namespace hayate

@@ -1,18 +1,28 @@
 // hayate's library API.
 import { native, type NativeBuildInfo } from './native.js';
 
-export { Model } from './model.js';
+export { Model, LORA_TARGETS } from './model.js';
 export type {
   BackendKind,
   Completion,
   GenerateOptions,
   GenerateResult,
+  LoraInfo,
+  LoraOptions,
+  LoraTarget,
+  LoraTensors,
   ModelLoadOptions,
   PromptInput,
   PromptResult,
   SamplingOptions,
   ScoredSequence,
 } from './model.js';
+export { TrainerCore, LOSS_TYPES, packBatch } from './trainer-core.js';
+export type { ForwardBackwardStats, LossOptions, LossType, OptimizerOptions, StepStats, TrainerCoreOptions, TrainSequence } from './trainer-core.js';
+export { learningRate } from './lr-schedule.js';
+export type { LrScheduleOptions, LrScheduleType } from './lr-schedule.js';
+export { loadAdapter, readAdapter, saveAdapter, saveMergedModel, peftTensorName, parsePeftTensorName, buildAdapterConfig } from './adapter.js';
+export type { AdapterSaveOptions, LoadedAdapter } from './adapter.js';
 export { HfTokenizer } from './tokenizer.js';
 export type { ChatMessage, ChatTemplateOptions } from './tokenizer.js';
 export { initModel, MODEL_SHAPES } from './init-model.js';

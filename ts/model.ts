@@ -4,7 +4,18 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbortError, HayateError, fromNative } from './errors.js';
-import { native, type NativeGenerationStats, type NativeModelHandle, type NativeModelInfo, type NativeProgress } from './native.js';
+import {
+  native,
+  type NativeCancelToken,
+  type NativeGenerationStats,
+  type NativeLoraInfo,
+  type NativeLoraModule,
+  type NativeLoraTarget,
+  type NativeLoraTensors,
+  type NativeModelHandle,
+  type NativeModelInfo,
+  type NativeProgress,
+} from './native.js';
 import { HfTokenizer, type ChatMessage } from './tokenizer.js';
 
 export type BackendKind = 'cpu' | 'cuda';
@@ -18,8 +29,33 @@ export interface ModelLoadOptions {
   gemm?: 'auto' | 'blas' | 'builtin';
   /** CUDA device ordinal. */
   device?: number;
+  /** CPU only: 'f64' runs every tensor in double precision (gradient checks); default 'f32'. */
+  precision?: 'f32' | 'f64';
   signal?: AbortSignal;
 }
+
+/** The projections LoRA can adapt (Hugging Face / PEFT module names). */
+export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export type LoraTarget = NativeLoraTarget;
+
+export interface LoraOptions {
+  /** Rank r (>= 1). */
+  rank: number;
+  /** Scale numerator: scale = alpha / r (alpha / sqrt(r) with rslora). */
+  alpha: number;
+  /** Projections to adapt (default: all seven). */
+  targets?: readonly LoraTarget[];
+  /** Layers to adapt (default: all). */
+  layers?: readonly number[];
+  /** Explicit (layer, target) list; overrides targets and layers. */
+  modules?: readonly NativeLoraModule[];
+  rslora?: boolean;
+  /** Seed of A's initialisation (PEFT: kaiming-uniform A, zero B). */
+  seed?: number;
+}
+
+export type LoraInfo = NativeLoraInfo;
+export type LoraTensors = NativeLoraTensors;
 
 /** A prompt: plain text (encoded as is), chat messages (rendered with the model's chat template) or token ids. */
 export type PromptInput = string | { text: string } | { messages: ChatMessage[] } | { tokens: number[] | Int32Array };
@@ -51,6 +87,8 @@ export interface GenerateOptions extends SamplingOptions {
   kvCacheTokens?: number;
   signal?: AbortSignal;
   onProgress?: (p: NativeProgress) => void;
+  /** Use the attached LoRA adapters (default true); false samples from the base model. */
+  lora?: boolean;
 }
 
 export interface Completion {
@@ -83,12 +121,15 @@ export class Model {
   private handle: NativeModelHandle | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private tokenBytesSent = false;
+  /** The attached adapters' info, refreshed inside the call queue (reading it natively takes the engine lock). */
+  private loraCache: LoraInfo | null;
 
   private constructor(dir: string, handle: NativeModelHandle, tokenizer: HfTokenizer | undefined) {
     this.dir = dir;
     this.handle = handle;
     this.info = handle.info();
     this.tokenizer = tokenizer;
+    this.loraCache = handle.loraInfo();
   }
 
   /** Loads a Hugging Face model directory (config.json, safetensors, tokenizer files). */
@@ -102,6 +143,7 @@ export class Model {
         threads: options.threads ?? 0,
         gemm: options.gemm ?? 'auto',
         device: options.device ?? 0,
+        precision: options.precision ?? 'f32',
       });
     } catch (err) {
       throw fromNative(err);
@@ -166,7 +208,7 @@ export class Model {
       }
       const { outputs, stats } = await handle.generate(
         requests,
-        { maxBatch: options.maxBatch, prefillChunk: options.prefillChunk, kvCacheTokens: options.kvCacheTokens },
+        { maxBatch: options.maxBatch, prefillChunk: options.prefillChunk, kvCacheTokens: options.kvCacheTokens, lora: options.lora ?? true },
         options.onProgress,
         cancel,
       );
@@ -180,24 +222,91 @@ export class Model {
    * For each sequence, the log-prob of token t+1 given tokens 0..t, for every position (length L-1),
    * under log_softmax(logits / temperature).
    */
-  async logprobs(sequences: ScoredSequence[], options: { temperature?: number; signal?: AbortSignal } = {}): Promise<{ logprobs: number[] }[]> {
+  async logprobs(sequences: ScoredSequence[], options: { temperature?: number; lora?: boolean; signal?: AbortSignal } = {}): Promise<{ logprobs: number[] }[]> {
     const seqs = sequences.map((s) => Int32Array.from('tokens' in s ? Array.from(s.tokens) : this.requireTokenizer().encode(s.text)));
     return this.run(options.signal, async (handle) => {
-      const out = await handle.logprobs(seqs, { temperature: options.temperature ?? 1.0 });
+      const out = await handle.logprobs(seqs, { temperature: options.temperature ?? 1.0, lora: options.lora ?? true });
       return out.map((lp) => ({ logprobs: Array.from(lp) }));
     });
   }
 
   /** Full next-token logits [tokens.length][vocab] of one sequence (debugging and reference checks). */
-  async logits(tokens: number[] | Int32Array, options: { signal?: AbortSignal } = {}): Promise<Float32Array[]> {
+  async logits(tokens: number[] | Int32Array, options: { lora?: boolean; signal?: AbortSignal } = {}): Promise<Float32Array[]> {
     const ids = Int32Array.from(tokens);
     return this.run(options.signal, async (handle) => {
-      const flat = await handle.logits(ids);
+      const flat = await handle.logits(ids, { lora: options.lora ?? true });
       const V = this.info.vocabSize;
       const rows: Float32Array[] = [];
       for (let t = 0; t < ids.length; t++) rows.push(flat.subarray(t * V, (t + 1) * V));
       return rows;
     });
+  }
+
+  // ---- LoRA adapters ----------------------------------------------------------------------------
+
+  /**
+   * Attaches fresh LoRA adapters (replacing any): A initialised as PEFT does (seeded), B zero, so the
+   * model's outputs are unchanged until they are trained or loaded (see adapter.ts).
+   */
+  async attachLora(options: LoraOptions): Promise<void> {
+    const modules = this.loraModules(options);
+    await this.run(undefined, async (handle) => {
+      try {
+        await handle.attachLora({ rank: options.rank, alpha: options.alpha, rslora: options.rslora ?? false, seed: options.seed ?? 0, modules });
+      } finally {
+        this.loraCache = handle.loraInfo();  // no job runs now: the queue serialises this model's calls
+      }
+    });
+  }
+
+  async detachLora(): Promise<void> {
+    await this.run(undefined, async (handle) => {
+      await handle.detachLora();
+      this.loraCache = null;
+    });
+  }
+
+  /** The attached adapters' configuration, or null. */
+  get lora(): LoraInfo | null {
+    if (!this.handle) throw new HayateError('ERR_DISPOSED', 'model has been disposed');
+    return this.loraCache;
+  }
+
+  /** A and B of every attached adapter (f32 copies). */
+  async loraTensors(): Promise<LoraTensors[]> {
+    return this.run(undefined, (handle) => handle.getLoraTensors());
+  }
+
+  /** Overwrites A and B of the listed adapters (each must exist, with matching sizes). */
+  async setLoraTensors(tensors: LoraTensors[]): Promise<void> {
+    await this.run(undefined, (handle) => handle.setLoraTensors(tensors));
+  }
+
+  /** Resolves options into the (layer, target) list, validating names and layer numbers. */
+  loraModules(options: Pick<LoraOptions, 'targets' | 'layers' | 'modules'>): NativeLoraModule[] {
+    if (options.modules) return options.modules.map((m) => ({ layer: m.layer, target: m.target }));
+    const targets = options.targets ?? LORA_TARGETS;
+    for (const t of targets) {
+      if (!(LORA_TARGETS as readonly string[]).includes(t)) {
+        throw new HayateError('ERR_INVALID_ARGUMENT', `unknown LoRA target module '${String(t)}' (${LORA_TARGETS.join(', ')})`);
+      }
+    }
+    const layers = options.layers ?? Array.from({ length: this.info.numLayers }, (_, i) => i);
+    for (const l of layers) {
+      if (!Number.isInteger(l) || l < 0 || l >= this.info.numLayers) {
+        throw new HayateError('ERR_INVALID_ARGUMENT', `LoRA layer ${l} does not exist (the model has ${this.info.numLayers} layers)`);
+      }
+    }
+    return layers.flatMap((layer) => targets.map((target) => ({ layer, target })));
+  }
+
+  /**
+   * Runs native work on this model after every earlier call (the queue keeps call order), with
+   * AbortSignal -> native cancel and typed errors. For the library's own classes (TrainerCore, adapters).
+   * @internal
+   */
+  runNative<T>(signal: AbortSignal | undefined, work: (handle: NativeModelHandle, cancel: NativeCancelToken) => Promise<T>): Promise<T> {
+    return this.run(signal, work);
   }
 
   /** Releases the engine's memory once queued calls have finished. */
@@ -225,7 +334,7 @@ export class Model {
   }
 
   /** Runs native work after every earlier call, with AbortSignal -> native cancel and typed errors. */
-  private run<T>(signal: AbortSignal | undefined, work: (handle: NativeModelHandle, cancel: InstanceType<ReturnType<typeof native>['CancelToken']>) => Promise<T>): Promise<T> {
+  private run<T>(signal: AbortSignal | undefined, work: (handle: NativeModelHandle, cancel: NativeCancelToken) => Promise<T>): Promise<T> {
     const next = this.queue.catch(() => undefined).then(async () => {
       const handle = this.handle;
       if (!handle) throw new HayateError('ERR_DISPOSED', 'model has been disposed');

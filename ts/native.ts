@@ -68,6 +68,7 @@ export interface NativeModelInfo {
   parameters: number;
   backend: string;
   backendDescription: string;
+  precision: 'f32' | 'f64';
   bytesInUse: number;
   peakBytes: number;
 }
@@ -77,18 +78,141 @@ export interface NativeCancelToken {
   cancelled(): boolean;
 }
 
+export type NativeLoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+
+export interface NativeLoraModule {
+  layer: number;
+  target: NativeLoraTarget;
+}
+
+export interface NativeLoraConfig {
+  rank: number;
+  alpha: number;
+  rslora?: boolean;
+  seed?: number;
+  modules: NativeLoraModule[];
+}
+
+export interface NativeLoraInfo {
+  rank: number;
+  alpha: number;
+  rslora: boolean;
+  scale: number;
+  parameters: number;
+  modules: (NativeLoraModule & { in: number; out: number })[];
+}
+
+/** A [rank, in] and B [out, rank], row-major. */
+export interface NativeLoraTensors extends NativeLoraModule {
+  in?: number;
+  out?: number;
+  a: Float32Array | Float64Array;
+  b: Float32Array | Float64Array;
+}
+
 export interface NativeModelHandle {
   info(): NativeModelInfo;
   setTokenBytes(bytes: Uint8Array[]): void;
   generate(
     requests: NativeGenerateRequest[],
-    options?: NativeGenerateOptions,
+    options?: NativeGenerateOptions & { lora?: boolean },
     onProgress?: (p: NativeProgress) => void,
     cancel?: NativeCancelToken,
   ): Promise<{ outputs: NativeOutput[]; stats: NativeGenerationStats }>;
-  logprobs(sequences: Int32Array[], options?: { temperature?: number }): Promise<Float32Array[]>;
-  logits(tokens: Int32Array): Promise<Float32Array>;
+  logprobs(sequences: Int32Array[], options?: { temperature?: number; lora?: boolean }): Promise<Float32Array[]>;
+  logits(tokens: Int32Array, options?: { lora?: boolean }): Promise<Float32Array>;
   dispose(): void;
+  attachLora(config: NativeLoraConfig): Promise<void>;
+  detachLora(): Promise<void>;
+  loraInfo(): NativeLoraInfo | null;
+  getLoraTensors(): Promise<NativeLoraTensors[]>;
+  setLoraTensors(tensors: NativeLoraTensors[]): Promise<void>;
+  saveMerged(baseDir: string, outFile: string): Promise<void>;
+}
+
+/** A packed batch: sequences back to back, each a prompt followed by its completion. */
+export interface NativePackedBatch {
+  tokens: Int32Array;
+  seqLens: Int32Array;
+  promptLens: Int32Array;
+}
+
+export interface NativeTrainBatch extends NativePackedBatch {
+  advantages?: Float64Array;
+  oldLogprobs?: Float64Array;
+  refLogprobs?: Float64Array;
+}
+
+export interface NativeLossOptions {
+  type?: string;
+  epsilonLow?: number;
+  epsilonHigh?: number;
+  beta?: number;
+  temperature?: number;
+  sequencesInStep?: number;
+  tokensInStep?: number;
+  maxCompletionLength?: number;
+}
+
+export interface NativeOptimizerOptions {
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  maxGradNorm?: number;
+}
+
+export interface NativeForwardBackwardStats {
+  loss: number;
+  finite: boolean;
+  tokens: number;
+  completionTokens: number;
+  sequences: number;
+  kl: number;
+  clipLow: number;
+  clipHigh: number;
+  clipRegion: number;
+  ratioMean: number;
+  nll: number;
+  entropy: number;
+  seconds: number;
+  referenceSeconds: number;
+}
+
+export interface NativeStepResult {
+  applied: boolean;
+  step: number;
+  gradNorm: number;
+  gradScale: number;
+  lr: number;
+  skippedReason?: string;
+}
+
+export interface NativeMoments extends NativeLoraModule {
+  expAvgA: Float32Array | Float64Array;
+  expAvgSqA: Float32Array | Float64Array;
+  expAvgB: Float32Array | Float64Array;
+  expAvgSqB: Float32Array | Float64Array;
+}
+
+export interface NativeTrainerState {
+  step: number;
+  skippedSteps: number;
+  moments: NativeMoments[];
+}
+
+export interface NativeTrainerHandle {
+  forwardBackward(batch: NativeTrainBatch, loss: NativeLossOptions, options?: { entropy?: boolean }, cancel?: NativeCancelToken): Promise<NativeForwardBackwardStats>;
+  logprobs(batch: NativePackedBatch, options?: { lora?: boolean; temperature?: number; entropy?: boolean }, cancel?: NativeCancelToken): Promise<{ logprobs: Float64Array; entropy?: Float64Array }>;
+  step(options?: { lr?: number }): Promise<NativeStepResult>;
+  zeroGrad(): Promise<void>;
+  gradNorm(): Promise<number>;
+  getState(): Promise<NativeTrainerState>;
+  setState(state: NativeTrainerState): Promise<void>;
+  setOptimizer(options: NativeOptimizerOptions): Promise<void>;
+  info(): { step: number; skippedSteps: number; recompute: boolean; logitsChunk: number; optimizer: Required<NativeOptimizerOptions> };
+  dispose(): Promise<void>;
 }
 
 export interface NativeTensorEntry {
@@ -107,7 +231,8 @@ export interface NativeBuildInfo {
 }
 
 export interface NativeAddon {
-  loadModel(dir: string, options?: { backend?: string; threads?: number; device?: number; gemm?: string }): Promise<NativeModelHandle>;
+  loadModel(dir: string, options?: { backend?: string; threads?: number; device?: number; gemm?: string; precision?: string }): Promise<NativeModelHandle>;
+  createTrainer(model: NativeModelHandle, options?: { optimizer?: NativeOptimizerOptions; recompute?: boolean; logitsChunk?: number }): Promise<NativeTrainerHandle>;
   CancelToken: new () => NativeCancelToken;
   buildInfo(): NativeBuildInfo;
   parseSafetensorsHeader(bytes: Uint8Array, fileSize?: number): NativeTensorEntry[];

@@ -5,6 +5,7 @@
 #include <functional>
 #include <random>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "backend.h"
@@ -18,8 +19,10 @@ using namespace hayate;
 namespace {
 
 // Median over at least `repeats` runs and at least ~0.3 s of runs, after one warm-up run (this VM's
-// timings are noisy; short shapes get many runs).
+// timings are noisy; short shapes get many runs). It first pauses: OpenBLAS's worker threads busy-wait
+// for ~0.1 s after a call, and on a small machine they would steal a core from the next measurement.
 double median_ms(int repeats, const std::function<void()>& fn) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
   auto w = std::chrono::steady_clock::now();
   fn();
   double once = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w).count();

@@ -17,8 +17,10 @@
 #include "generator.h"
 #include "model.h"
 #include "model_config.h"
+#include "shapes.h"
 
 using namespace hayate;
+using namespace hayate::bench;
 
 namespace {
 
@@ -40,37 +42,6 @@ double peak_rss_mb() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss / 1024.0;  // Linux reports KiB
-}
-
-// The named benchmark shapes (must match ts/init-model.ts).
-ModelConfig shape_config(const std::string& shape) {
-  ModelConfig c;
-  c.arch = Arch::Qwen3;
-  c.architecture = "Qwen3ForCausalLM";
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
-  c.rms_norm_eps = 1e-6;
-  if (shape == "tiny") {
-    c.vocab_size = 512; c.hidden_size = 64; c.intermediate_size = 128; c.num_layers = 2;
-    c.num_heads = 4; c.num_kv_heads = 2; c.head_dim = 16; c.max_position_embeddings = 512;
-    c.rope_theta = 10000;
-  } else if (shape == "qwen3-0.6b") {
-    c.vocab_size = 151936; c.hidden_size = 1024; c.intermediate_size = 3072; c.num_layers = 28;
-    c.num_heads = 16; c.num_kv_heads = 8; c.head_dim = 128; c.max_position_embeddings = 4096;  // table only
-    c.rope_theta = 1000000;
-  } else {
-    fail(ErrorCode::kInvalidArgument, "unknown shape '" + shape + "' (tiny, qwen3-0.6b)");
-  }
-  return c;
-}
-
-// FLOPs of one token through the model at context length ctx (matmuls + attention), for the FLOP/s
-// figures: 2 * params_in_matmuls + attention 4 * layers * heads * head_dim * ctx.
-double flops_per_token(const ModelConfig& c, double ctx, bool with_lm_head) {
-  double D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
-  double qd = c.num_heads * hd, kvd = c.num_kv_heads * hd;
-  double per_layer = 2 * (D * qd + 2 * D * kvd + qd * D + 3 * D * F) + 4 * c.num_heads * hd * ctx;
-  return c.num_layers * per_layer + (with_lm_head ? 2 * D * c.vocab_size : 0);
 }
 
 int bench_model(int argc, char** argv) {

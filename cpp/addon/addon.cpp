@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "js_convert.h"
 #include "native_model.h"
+#include "native_trainer.h"
 #include "safetensors.h"
 
 namespace hayate::js {
@@ -71,7 +72,10 @@ Napi::Value InspectSafetensors(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("NativeModel", NativeModel::Init(env));
+  exports.Set("NativeTrainer", NativeTrainer::Init(env));
+  exports.Set("createTrainer", Napi::Function::New(env, CreateTrainer, "createTrainer"));
   exports.Set("CancelToken", CancelToken::Init(env));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));

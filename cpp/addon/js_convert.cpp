@@ -61,6 +61,41 @@ std::vector<int32_t> get_int32_list(const Napi::Value& v, const std::string& wha
   return out;
 }
 
+std::vector<double> get_float_list(const Napi::Value& v, const std::string& what) {
+  if (v.IsTypedArray()) {
+    Napi::TypedArray t = v.As<Napi::TypedArray>();
+    if (t.TypedArrayType() == napi_float64_array) {
+      Napi::Float64Array a = v.As<Napi::Float64Array>();
+      return std::vector<double>(a.Data(), a.Data() + a.ElementLength());
+    }
+    if (t.TypedArrayType() == napi_float32_array) {
+      Napi::Float32Array a = v.As<Napi::Float32Array>();
+      return std::vector<double>(a.Data(), a.Data() + a.ElementLength());
+    }
+  }
+  if (!v.IsArray()) type_error(v.Env(), what, "a Float64Array, a Float32Array or an array of numbers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<double> out(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value x = a.Get(i);
+    if (!x.IsNumber()) type_error(v.Env(), what + "[" + std::to_string(i) + "]", "a number");
+    out[i] = x.As<Napi::Number>().DoubleValue();
+  }
+  return out;
+}
+
+std::vector<double> opt_float_list(const Napi::Object& o, const char* key, const std::string& ctx) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return {};
+  return get_float_list(v, ctx + "." + key);
+}
+
+bool opt_bool(const Napi::Object& o, const char* key, bool fallback, const std::string& ctx) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  return get_bool(v, ctx + "." + key);
+}
+
 double opt_number(const Napi::Object& o, const char* key, double fallback, const std::string& ctx) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;
@@ -87,6 +122,18 @@ Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<int32_t>& v) {
 
 Napi::Float32Array to_float32_array(Napi::Env env, const std::vector<float>& v) {
   Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  std::copy(v.begin(), v.end(), a.Data());
+  return a;
+}
+
+Napi::Float32Array to_float32_array(Napi::Env env, const std::vector<double>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  for (size_t i = 0; i < v.size(); ++i) a.Data()[i] = static_cast<float>(v[i]);
+  return a;
+}
+
+Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v) {
+  Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
   std::copy(v.begin(), v.end(), a.Data());
   return a;
 }

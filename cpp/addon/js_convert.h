@@ -20,6 +20,11 @@ int64_t get_int(const Napi::Value& v, const std::string& what, int64_t min, int6
 bool get_bool(const Napi::Value& v, const std::string& what);
 // Int32Array or array of integers.
 std::vector<int32_t> get_int32_list(const Napi::Value& v, const std::string& what);
+// Float64Array, Float32Array or array of numbers (values are not checked: the engine validates them).
+std::vector<double> get_float_list(const Napi::Value& v, const std::string& what);
+// Like get_float_list, but undefined/null give an empty list.
+std::vector<double> opt_float_list(const Napi::Object& o, const char* key, const std::string& ctx);
+bool opt_bool(const Napi::Object& o, const char* key, bool fallback, const std::string& ctx);
 
 // Optional object fields: return `fallback` when the field is undefined or null.
 double opt_number(const Napi::Object& o, const char* key, double fallback, const std::string& ctx);
@@ -28,5 +33,7 @@ std::string opt_string(const Napi::Object& o, const char* key, const std::string
 
 Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<int32_t>& v);
 Napi::Float32Array to_float32_array(Napi::Env env, const std::vector<float>& v);
+Napi::Float32Array to_float32_array(Napi::Env env, const std::vector<double>& v);
+Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v);
 
 }  // namespace hayate::js

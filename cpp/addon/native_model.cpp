@@ -1,22 +1,14 @@
 #include "native_model.h"
 
 #include "engine_job.h"
+#include "fn_job.h"
 #include "js_convert.h"
 
 namespace hayate::js {
 
 namespace {
 
-
-struct NoProgress {};
-
 const char* finish_name(FinishReason r) { return r == FinishReason::Stop ? "stop" : "length"; }
-
-std::shared_ptr<std::atomic<bool>> cancel_flag(const Napi::Value& v) {
-  if (v.IsUndefined() || v.IsNull()) return nullptr;
-  if (!v.IsObject()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "cancel token must be a CancelToken");
-  return Napi::ObjectWrap<CancelToken>::Unwrap(v.As<Napi::Object>())->flag();
-}
 
 Napi::Function optional_function(const Napi::Value& v, const char* what) {
   if (v.IsUndefined() || v.IsNull()) return Napi::Function();
@@ -49,14 +41,15 @@ class GenerateJob : public EngineJob<GenerationProgress> {
  public:
   GenerateJob(Napi::Env env, Napi::Function on_progress, std::shared_ptr<Engine> engine,
               std::vector<GenerationRequest> requests, GenerationOptions options,
-              std::shared_ptr<std::atomic<bool>> cancel)
+              std::shared_ptr<std::atomic<bool>> cancel, bool lora)
       : EngineJob(env, on_progress), engine_(std::move(engine)), requests_(std::move(requests)),
-        options_(options), cancel_(std::move(cancel)) {}
+        options_(options), cancel_(std::move(cancel)), lora_(lora) {}
 
  protected:
   void Run(const ExecutionProgress& progress) override {
     std::lock_guard<std::mutex> lock(engine_->mutex);
     HAYATE_CHECK(engine_->model != nullptr, ErrorCode::kInvalidArgument, "model has been disposed");
+    LoraSwitch lora(*engine_->model, lora_);
     Generator gen(*engine_->model, engine_->token_bytes);
     outputs_ = gen.generate(
         requests_, options_, [&](const GenerationProgress& p) { progress.Send(&p, 1); }, cancel_.get(), &stats_);
@@ -104,20 +97,22 @@ class GenerateJob : public EngineJob<GenerationProgress> {
   std::shared_ptr<std::atomic<bool>> cancel_;
   std::vector<GenerationOutput> outputs_;
   GenerationStats stats_;
+  bool lora_;
 };
 
 // ---- logprobs / logits -------------------------------------------------------------------------
 class LogprobsJob : public EngineJob<NoProgress> {
  public:
   LogprobsJob(Napi::Env env, std::shared_ptr<Engine> engine, std::vector<std::vector<int32_t>> seqs, float temperature,
-              bool full_logits)
+              bool full_logits, bool lora)
       : EngineJob(env, Napi::Function()), engine_(std::move(engine)), seqs_(std::move(seqs)),
-        temperature_(temperature), full_logits_(full_logits) {}
+        temperature_(temperature), full_logits_(full_logits), lora_(lora) {}
 
  protected:
   void Run(const ExecutionProgress&) override {
     std::lock_guard<std::mutex> lock(engine_->mutex);
     HAYATE_CHECK(engine_->model != nullptr, ErrorCode::kInvalidArgument, "model has been disposed");
+    LoraSwitch lora(*engine_->model, lora_);
     if (full_logits_) {
       result_.push_back(engine_->model->sequence_logits(seqs_.at(0)));
     } else {
@@ -136,6 +131,7 @@ class LogprobsJob : public EngineJob<NoProgress> {
   std::vector<std::vector<int32_t>> seqs_;
   float temperature_;
   bool full_logits_;
+  bool lora_;
   std::vector<std::vector<float>> result_;
 };
 
@@ -180,23 +176,35 @@ Napi::Function NativeModel::Init(Napi::Env env) {
                                      InstanceMethod("generate", &NativeModel::Generate),
                                      InstanceMethod("logprobs", &NativeModel::Logprobs),
                                      InstanceMethod("logits", &NativeModel::Logits),
-                                     InstanceMethod("dispose", &NativeModel::Dispose)});
-  // Per-environment constructor (the addon may be loaded in several worker threads).
-  env.SetInstanceData<Napi::FunctionReference>(new Napi::FunctionReference(Napi::Persistent(ctor)));
+                                     InstanceMethod("dispose", &NativeModel::Dispose),
+                                     InstanceMethod("attachLora", &NativeModel::AttachLora),
+                                     InstanceMethod("detachLora", &NativeModel::DetachLora),
+                                     InstanceMethod("loraInfo", &NativeModel::LoraInfo),
+                                     InstanceMethod("getLoraTensors", &NativeModel::GetLoraTensors),
+                                     InstanceMethod("setLoraTensors", &NativeModel::SetLoraTensors),
+                                     InstanceMethod("saveMerged", &NativeModel::SaveMerged)});
+  env.GetInstanceData<AddonData>()->model = Napi::Persistent(ctor);
   return ctor;
 }
 
 NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {}
 
 Napi::Object NativeModel::Wrap(Napi::Env env, std::shared_ptr<Engine> engine) {
-  Napi::Object obj = env.GetInstanceData<Napi::FunctionReference>()->New({});
+  Napi::Object obj = env.GetInstanceData<AddonData>()->model.New({});
   Unwrap(obj)->engine_ = std::move(engine);
   return obj;
 }
 
-std::shared_ptr<Engine> NativeModel::engine(Napi::Env env) {
+std::shared_ptr<Engine> NativeModel::engine(Napi::Env env) const {
   if (!engine_) throw_error(env, "ERR_DISPOSED", "model has been disposed");
   return engine_;
+}
+
+std::shared_ptr<Engine> engine_of(const Napi::Value& model) {
+  Napi::Env env = model.Env();
+  if (!model.IsObject() || !model.As<Napi::Object>().InstanceOf(env.GetInstanceData<AddonData>()->model.Value()))
+    throw_error(env, "ERR_INVALID_ARGUMENT", "expected a model handle (NativeModel)");
+  return Napi::ObjectWrap<NativeModel>::Unwrap(model.As<Napi::Object>())->engine(env);
 }
 
 Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
@@ -218,6 +226,7 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   o.Set("parameters", static_cast<double>(e->model->parameter_count()));
   o.Set("backend", e->backend->name());
   o.Set("backendDescription", e->backend->description());
+  o.Set("precision", e->backend->activation_dtype() == DType::F64 ? "f64" : "f32");
   o.Set("bytesInUse", static_cast<double>(e->backend->bytes_in_use()));
   o.Set("peakBytes", static_cast<double>(e->backend->peak_bytes()));
   return o;
@@ -250,8 +259,10 @@ Napi::Value NativeModel::Generate(const Napi::CallbackInfo& info) {
   std::vector<GenerationRequest> requests;
   for (uint32_t i = 0; i < arr.Length(); ++i) requests.push_back(parse_request(arr.Get(i), i));
   GenerationOptions opts;
+  bool lora = true;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Object o = info[1].As<Napi::Object>();
+    lora = opt_bool(o, "lora", true, "options");
     opts.max_batch = static_cast<int>(opt_int(o, "maxBatch", opts.max_batch, 1, 1 << 20, "options"));
     opts.prefill_chunk = static_cast<int>(opt_int(o, "prefillChunk", opts.prefill_chunk, 1, 1 << 24, "options"));
     opts.kv_cache_tokens = opt_int(o, "kvCacheTokens", 0, 0, int64_t(1) << 40, "options");
@@ -259,7 +270,7 @@ Napi::Value NativeModel::Generate(const Napi::CallbackInfo& info) {
   }
   Napi::Function on_progress = optional_function(info.Length() > 2 ? info[2] : env.Undefined(), "onProgress");
   auto cancel = cancel_flag(info.Length() > 3 ? info[3] : env.Undefined());
-  auto* job = new GenerateJob(env, on_progress, e, std::move(requests), opts, cancel);
+  auto* job = new GenerateJob(env, on_progress, e, std::move(requests), opts, cancel, lora);
   Napi::Promise p = job->promise();
   job->Queue();
   return p;
@@ -273,9 +284,13 @@ Napi::Value NativeModel::Logprobs(const Napi::CallbackInfo& info) {
   std::vector<std::vector<int32_t>> seqs;
   for (uint32_t i = 0; i < arr.Length(); ++i) seqs.push_back(get_int32_list(arr.Get(i), "sequences[" + std::to_string(i) + "]"));
   double temperature = 1.0;
-  if (info.Length() > 1 && info[1].IsObject()) temperature = opt_number(info[1].As<Napi::Object>(), "temperature", 1.0, "options");
+  bool lora = true;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    temperature = opt_number(info[1].As<Napi::Object>(), "temperature", 1.0, "options");
+    lora = opt_bool(info[1].As<Napi::Object>(), "lora", true, "options");
+  }
   if (!(temperature > 0)) throw_error(env, "ERR_INVALID_ARGUMENT", "options.temperature must be > 0");
-  auto* job = new LogprobsJob(env, e, std::move(seqs), static_cast<float>(temperature), false);
+  auto* job = new LogprobsJob(env, e, std::move(seqs), static_cast<float>(temperature), false, lora);
   Napi::Promise p = job->promise();
   job->Queue();
   return p;
@@ -285,7 +300,9 @@ Napi::Value NativeModel::Logits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto e = engine(env);
   std::vector<std::vector<int32_t>> seqs{get_int32_list(info[0], "tokens")};
-  auto* job = new LogprobsJob(env, e, std::move(seqs), 1.0f, true);
+  bool lora = true;
+  if (info.Length() > 1 && info[1].IsObject()) lora = opt_bool(info[1].As<Napi::Object>(), "lora", true, "options");
+  auto* job = new LogprobsJob(env, e, std::move(seqs), 1.0f, true, lora);
   Napi::Promise p = job->promise();
   job->Queue();
   return p;
@@ -297,6 +314,12 @@ Napi::Value NativeModel::Dispose(const Napi::CallbackInfo& info) {
 }
 
 // ---- CancelToken -------------------------------------------------------------------------------
+std::shared_ptr<std::atomic<bool>> cancel_flag(const Napi::Value& v) {
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  if (!v.IsObject()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "cancel token must be a CancelToken");
+  return Napi::ObjectWrap<CancelToken>::Unwrap(v.As<Napi::Object>())->flag();
+}
+
 Napi::Function CancelToken::Init(Napi::Env env) {
   return DefineClass(env, "CancelToken",
                      {InstanceMethod("cancel", &CancelToken::Cancel), InstanceMethod("cancelled", &CancelToken::Cancelled)});
@@ -322,6 +345,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     opts.threads = static_cast<int>(opt_int(o, "threads", 0, 0, 4096, "options"));
     opts.device = static_cast<int>(opt_int(o, "device", 0, 0, 1024, "options"));
     opts.gemm = opt_string(o, "gemm", "auto", "options");
+    opts.precision = opt_string(o, "precision", "f32", "options");
   }
   auto* job = new LoadJob(env, std::move(dir), std::move(opts));
   Napi::Promise p = job->promise();

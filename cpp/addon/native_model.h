@@ -18,6 +18,27 @@ struct Engine {
   std::unique_ptr<Model> model;
   std::vector<std::string> token_bytes;
   std::mutex mutex;  // one job at a time per model
+  // Engine objects (e.g. a garbage-collected trainer) released while a job held the mutex: they are freed
+  // by the next job, under the mutex, since backend memory is not freed concurrently with a running job.
+  std::mutex graveyard_mutex;
+  std::vector<std::shared_ptr<void>> graveyard;
+  void bury(std::shared_ptr<void> p) {
+    std::lock_guard<std::mutex> lock(graveyard_mutex);
+    graveyard.push_back(std::move(p));
+  }
+  void clear_graveyard() {  // call with `mutex` held
+    std::vector<std::shared_ptr<void>> dead;
+    {
+      std::lock_guard<std::mutex> lock(graveyard_mutex);
+      dead.swap(graveyard);
+    }
+  }
+};
+
+// Per-environment constructors (the addon may be loaded in several worker threads).
+struct AddonData {
+  Napi::FunctionReference model;
+  Napi::FunctionReference trainer;
 };
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
@@ -27,15 +48,36 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   explicit NativeModel(const Napi::CallbackInfo& info);
 
  private:
-  std::shared_ptr<Engine> engine(Napi::Env env);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value SetTokenBytes(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Logprobs(const Napi::CallbackInfo& info);
   Napi::Value Logits(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // LoRA adapters on the model (native_lora.cpp)
+  Napi::Value AttachLora(const Napi::CallbackInfo& info);
+  Napi::Value DetachLora(const Napi::CallbackInfo& info);
+  Napi::Value LoraInfo(const Napi::CallbackInfo& info);
+  Napi::Value GetLoraTensors(const Napi::CallbackInfo& info);
+  Napi::Value SetLoraTensors(const Napi::CallbackInfo& info);
+  Napi::Value SaveMerged(const Napi::CallbackInfo& info);
 
+ public:
+  std::shared_ptr<Engine> engine(Napi::Env env) const;
+
+ private:
   std::shared_ptr<Engine> engine_;
+};
+
+// Sets the model's LoRA switch for the lifetime of a job (generation and scoring can run LoRA off).
+class LoraSwitch {
+ public:
+  LoraSwitch(Model& m, bool on) : m_(m), was_(m.lora_enabled()) { m.set_lora_enabled(on); }
+  ~LoraSwitch() { m_.set_lora_enabled(was_); }
+
+ private:
+  Model& m_;
+  bool was_;
 };
 
 // A flag JS can raise to cancel a running job (AbortSignal -> cancel()).
@@ -52,5 +94,9 @@ class CancelToken : public Napi::ObjectWrap<CancelToken> {
 };
 
 Napi::Value LoadModel(const Napi::CallbackInfo& info);
+// The engine of a NativeModel passed from JS (throws a JS error for anything else or a disposed model).
+std::shared_ptr<Engine> engine_of(const Napi::Value& model);
+// The flag of a CancelToken argument; null for undefined/null.
+std::shared_ptr<std::atomic<bool>> cancel_flag(const Napi::Value& v);
 
 }  // namespace hayate::js

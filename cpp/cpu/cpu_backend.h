@@ -1,8 +1,14 @@
-// CpuBackend: the reference backend. f32 weights and activations, multi-threaded with a ThreadPool,
-// GEMMs through OpenBLAS when built with it (or the built-in batch-invariant kernel). Every other backend
-// is checked op by op against this one.
+// CpuBackend: the reference backend. f32 weights and activations (or f64 for everything in precision
+// "f64", used by gradient checks against finite differences), multi-threaded with a ThreadPool, GEMMs
+// through OpenBLAS when built with it (or the built-in batch-invariant kernel). Every other backend is
+// checked op by op against this one.
 #pragma once
+#include <map>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <type_traits>
+#include <vector>
 
 #include "backend.h"
 #include "cpu/gemm.h"
@@ -12,13 +18,14 @@ namespace hayate {
 
 class CpuBackend : public Backend {
  public:
-  // threads: 0 = one per hardware thread; gemm: "auto" | "blas" | "builtin".
-  CpuBackend(int threads, const std::string& gemm);
+  // threads: 0 = one per hardware thread; gemm: "auto" | "blas" | "builtin"; precision: "f32" | "f64".
+  CpuBackend(int threads, const std::string& gemm, const std::string& precision = "f32");
 
   std::string name() const override { return "cpu"; }
   std::string description() const override;
-  DType weight_dtype() const override { return DType::F32; }
-  DType activation_dtype() const override { return DType::F32; }
+  DType weight_dtype() const override { return fdt_; }
+  DType activation_dtype() const override { return fdt_; }
+  DType param_dtype() const override { return fdt_; }
   ThreadPool& pool() { return *pool_; }
 
   void copy_from_host(void* dst, const void* host_src, size_t bytes) override;
@@ -38,16 +45,71 @@ class CpuBackend : public Backend {
   void log_softmax_gather(Tensor out, Tensor logits, Tensor targets, float inv_temperature) override;
   void sample(Tensor logits, const SamplingRow* rows, int32_t* out_ids, float* out_logprobs) override;
 
+  // training ops (cpu_train_ops.cpp)
+  void lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, float scale) override;
+  void lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w, Tensor a,
+                            Tensor b, float scale, bool accumulate_dx) override;
+  void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, const VarlenMeta& meta) override;
+  void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
+                          Tensor lse, const VarlenMeta& meta) override;
+  void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor weight, float eps, bool accumulate) override;
+  void rope_backward(Tensor dx, Tensor positions, Tensor cos_sin, int head_dim) override;
+  void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) override;
+  void scatter_add_rows(Tensor out, Tensor src, Tensor ids) override;
+  void logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head, Tensor targets,
+                       float inv_temperature) override;
+  void logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head, Tensor targets, Tensor lse,
+                        float inv_temperature) override;
+  void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) override;
+  double sum_squares(Tensor x) override;
+
  protected:
   void* raw_alloc(size_t bytes) override;
   void raw_free(void* p) override;
 
+ public:
+  ~CpuBackend() override;
+
  private:
+  // Large blocks (>= kCacheMinBytes) are kept for reuse after free, as a GPU caching allocator does:
+  // a training step frees and reallocates the same activation sizes every layer and every step, and
+  // handing them back to the OS costs a page fault per 4 KiB each time. Bounded by kCacheMaxBytes.
+  static constexpr size_t kCacheMinBytes = size_t(1) << 20;
+  static constexpr size_t kCacheMaxBytes = size_t(1) << 30;
+  std::mutex cache_mutex_;
+  std::multimap<size_t, void*> cache_;        // free blocks by size
+  std::unordered_map<void*, size_t> sizes_;  // size of every live or cached large block
+  size_t cached_bytes_ = 0;
+
+ private:
+  // out = alpha * op(a) op(b) + beta * out in the backend's float type (T = float or double).
+  // prefer_blas: training products (large inner or outer dimensions) use the BLAS in "auto" mode whatever M.
+  template <class T>
+  void gemm_t(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const T* a, const T* b,
+              double beta, T* out, bool prefer_blas = false);
+  template <class T>
+  void rope_t(Tensor x, Tensor positions, Tensor cos_sin, int head_dim, bool inverse);
+
+  // Host workspace reused by ops that need a large temporary (the lm-head logits of a row chunk), so
+  // repeated calls do not fault in fresh pages; one op uses it at a time. Not counted in bytes_in_use.
+  template <class T>
+  T* scratch(size_t n) {
+    std::vector<T>* v;
+    if constexpr (std::is_same_v<T, double>) v = &scratch_d_;
+    else v = &scratch_f_;
+    if (v->size() < n) v->resize(n);
+    return v->data();
+  }
+  std::vector<float> scratch_f_;
+  std::vector<double> scratch_d_;
+
   std::unique_ptr<ThreadPool> pool_;
   cpu::GemmImpl gemm_impl_;
+  DType fdt_ = DType::F32;  // every float tensor's dtype (F64 in precision "f64")
 };
 
-// Picks one token from a row of logits with the SamplingRow semantics of backend.h (exposed for tests).
+// Picks one token from a row of logits with the SamplingRow semantics of backend.h (cpu/sampling.cpp
+// spells them out); exposed for tests.
 void sample_row(const float* logits, int64_t vocab, const SamplingRow& row, int32_t* id, float* logprob);
 
 }  // namespace hayate

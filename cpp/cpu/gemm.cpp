@@ -1,13 +1,20 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
 #include <vector>
+
+#include "errors.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 #if defined(__GNUC__) && !defined(__clang__)
-// GCC 12's AVX-512 reduction intrinsics start from an "undefined" vector and trip -Wuninitialized.
+// GCC 12's AVX-512 extract/cast intrinsics start from an "undefined" vector and trip -Wuninitialized.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
@@ -19,104 +26,221 @@ namespace hayate::cpu {
 
 namespace {
 
-// ---- per-element dot-product procedure shared by every tile shape ----------------------------------
-// An element is sum_k x[k]*w[k] accumulated in one SIMD register over full vectors of K (in order),
-// reduced, then the scalar tail added in order. Every kernel below follows exactly this recipe, so tile
-// shape never changes the rounding.
+// ---- the per-element recipe ----------------------------------------------------------------------
+// out[i,j] = sum_k x[i,k] w[j,k] is computed the same way for every element: lane l of one vector
+// register accumulates x[i,k] * w[j,k] for k = l, l + L, l + 2L, ... in increasing k with fused
+// multiply-adds (the last, partial chunk of K padded with zeros), then vsum adds the L lanes in a fixed
+// tree. Every tile shape below follows exactly this recipe and threads split only N, so neither M, nor
+// the tile or edge path an element falls in, nor the thread count changes a bit of it.
 #if defined(__AVX512F__)
 constexpr int kLanes = 16;
 using vec = __m512;
+using lanemask = __mmask16;
 inline vec vzero() { return _mm512_setzero_ps(); }
 inline vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline vec vload_aligned(const float* p) { return _mm512_load_ps(p); }
+inline lanemask first_lanes(int n) { return static_cast<__mmask16>((1u << n) - 1); }
+inline vec vload_first(const float* p, lanemask m) { return _mm512_maskz_loadu_ps(m, p); }  // others 0
 inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline float vsum(vec v) { return _mm512_reduce_add_ps(v); }  // a fixed reduction sequence
-constexpr int kRows = 4, kCols = 4;  // 16 accumulators of 32 zmm registers
+inline float sum8(__m256 v) {
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+inline float vsum(vec v) {
+  return sum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+// 5x5: 25 accumulators + 5 x vectors + 1 w vector of the 32 zmm registers (measured best of 4x4 .. 12x2)
+constexpr int kRows = 5, kCols = 5;
 #elif defined(__AVX2__) && defined(__FMA__)
 constexpr int kLanes = 8;
 using vec = __m256;
+using lanemask = __m256i;
 inline vec vzero() { return _mm256_setzero_ps(); }
 inline vec vload(const float* p) { return _mm256_loadu_ps(p); }
+inline vec vload_aligned(const float* p) { return _mm256_load_ps(p); }
+inline lanemask first_lanes(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+inline vec vload_first(const float* p, lanemask m) { return _mm256_maskload_ps(p, m); }  // others 0
 inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline float vsum(vec v) {
   __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-  return _mm_cvtss_f32(s1);
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
-constexpr int kRows = 3, kCols = 4;  // 12 accumulators of 16 ymm registers
+constexpr int kRows = 3, kCols = 4;  // 12 accumulators + 3 + 1 of the 16 ymm registers
 #else
 constexpr int kLanes = 1;
-struct vec { float v; };
+struct vec {
+  float v;
+};
+struct lanemask {};
 inline vec vzero() { return {0.0f}; }
 inline vec vload(const float* p) { return {*p}; }
-inline vec vfma(vec a, vec b, vec c) { return {a.v * b.v + c.v}; }
+inline vec vload_aligned(const float* p) { return {*p}; }
+inline lanemask first_lanes(int) { return {}; }
+inline vec vload_first(const float* p, lanemask) { return {*p}; }  // never used: K % 1 == 0
+inline vec vfma(vec a, vec b, vec c) {
+#if defined(__FP_FAST_FMAF) || defined(FP_FAST_FMAF)
+  return {std::fma(a.v, b.v, c.v)};  // explicit, so no call site differs by compiler contraction
+#else
+  return {a.v * b.v + c.v};  // no hardware FMA: nothing to contract into
+#endif
+}
 inline float vsum(vec v) { return v.v; }
-constexpr int kRows = 2, kCols = 2;
+constexpr int kRows = 4, kCols = 2;
 #endif
 
-struct Tile {
-  int64_t K;
-  float alpha, beta;
-  const float* bias;
+#define HAYATE_UNROLL _Pragma("GCC unroll 16")
+
+// 64-byte aligned scratch, uninitialised.
+class AlignedFloats {
+ public:
+  explicit AlignedFloats(size_t n) {
+    if (n == 0) return;
+    p_ = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
+    if (!p_) fail(ErrorCode::kOutOfMemory, "gemm: could not allocate " + std::to_string(n * sizeof(float)) + " bytes of scratch");
+  }
+  ~AlignedFloats() { std::free(p_); }
+  AlignedFloats(const AlignedFloats&) = delete;
+  AlignedFloats& operator=(const AlignedFloats&) = delete;
+  float* get() const { return p_; }
+
+ private:
+  float* p_ = nullptr;
 };
 
-// R rows of x times C rows of w into an R x C block of out.
+// ---- packed x ---------------------------------------------------------------------------------------
+// Rows of x in panels of kRows: panel p holds rows p*kRows .. p*kRows+rows-1 as [chunk][row][kLanes],
+// zero-padded past K, so the kernel reads x as one contiguous, aligned stream.
+struct PackedX {
+  float* data = nullptr;
+  int64_t chunks = 0;        // ceil(K / kLanes)
+  int64_t panel_stride = 0;  // chunks * kRows * kLanes floats between panel starts
+  const float* panel(int64_t p) const { return data + p * panel_stride; }
+};
+
+// x(i, k) = x[i * rs + k * cs]: row-major x has cs == 1; a transposed operand is packed from its stored form.
+void pack_x_panels(const PackedX& px, const float* x, int64_t rs, int64_t cs, int64_t M, int64_t K, int64_t p0, int64_t p1) {
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t rows = std::min<int64_t>(kRows, M - p * kRows);
+    float* dst = px.data + p * px.panel_stride;
+    for (int64_t c = 0; c < px.chunks; ++c) {
+      const int64_t k0 = c * kLanes, n = std::min<int64_t>(kLanes, K - k0);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* d = dst + (c * rows + r) * kLanes;
+        const float* s = x + (p * kRows + r) * rs + k0 * cs;
+        if (cs == 1) {
+          std::memcpy(d, s, static_cast<size_t>(n) * sizeof(float));
+        } else {
+          for (int64_t k = 0; k < n; ++k) d[k] = s[k * cs];
+        }
+        for (int64_t k = n; k < kLanes; ++k) d[k] = 0.0f;
+      }
+    }
+  }
+}
+
+// ---- micro-kernel -----------------------------------------------------------------------------------
+struct Job {
+  int64_t chunks;     // of kLanes along K; the last one is partial when has_tail
+  bool has_tail;
+  lanemask tail;      // lanes of the last chunk that lie inside K
+  const float* w;     // [N, ldw]
+  int64_t ldw;
+  float* out;         // [M, ldo]
+  int64_t ldo;
+  float alpha, beta;
+  const float* bias;  // [N] or nullptr
+};
+
+// R rows of packed x (panel at xp, first row i0) times C rows of w (first j0) into out[i0.., j0..].
 template <int R, int C>
-inline void kernel(const Tile& t, const float* x, int64_t ldx, const float* w, int64_t ldw, float* out, int64_t ldo,
-                   int64_t j0) {
+void tile(const Job& jb, const float* xp, int64_t i0, int64_t j0) {
   vec acc[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = vzero();
-  const int64_t kv = t.K - t.K % kLanes;
-  for (int64_t k = 0; k < kv; k += kLanes) {
+  HAYATE_UNROLL for (int r = 0; r < R; ++r) HAYATE_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = vzero();
+  const float* w = jb.w + j0 * jb.ldw;
+  const int64_t full = jb.has_tail ? jb.chunks - 1 : jb.chunks;
+  for (int64_t k = 0; k < full; ++k) {
     vec xr[R];
-    for (int r = 0; r < R; ++r) xr[r] = vload(x + r * ldx + k);
-    for (int c = 0; c < C; ++c) {
-      vec wc = vload(w + c * ldw + k);
-      for (int r = 0; r < R; ++r) acc[r][c] = vfma(xr[r], wc, acc[r][c]);
+    HAYATE_UNROLL for (int r = 0; r < R; ++r) xr[r] = vload_aligned(xp + (k * R + r) * kLanes);
+    HAYATE_UNROLL for (int c = 0; c < C; ++c) {
+      const vec wc = vload(w + c * jb.ldw + k * kLanes);
+      HAYATE_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = vfma(xr[r], wc, acc[r][c]);
+    }
+  }
+  if (jb.has_tail) {  // same FMA on every lane, with w's lanes past K loaded as zero (x is zero-padded)
+    const int64_t k = full;
+    vec xr[R];
+    HAYATE_UNROLL for (int r = 0; r < R; ++r) xr[r] = vload_aligned(xp + (k * R + r) * kLanes);
+    HAYATE_UNROLL for (int c = 0; c < C; ++c) {
+      const vec wc = vload_first(w + c * jb.ldw + k * kLanes, jb.tail);
+      HAYATE_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = vfma(xr[r], wc, acc[r][c]);
     }
   }
   for (int r = 0; r < R; ++r) {
+    float* o = jb.out + (i0 + r) * jb.ldo + j0;
     for (int c = 0; c < C; ++c) {
-      float s = vsum(acc[r][c]);
-      for (int64_t k = kv; k < t.K; ++k) s += x[r * ldx + k] * w[c * ldw + k];
-      float* o = out + r * ldo + c;
-      float v = t.alpha * s;
-      if (t.beta != 0.0f) v += t.beta * *o;
-      if (t.bias) v += t.bias[j0 + c];
-      *o = v;
+      float v = jb.alpha * vsum(acc[r][c]);
+      if (jb.beta != 0.0f) v += jb.beta * o[c];
+      if (jb.bias) v += jb.bias[j0 + c];
+      o[c] = v;
     }
   }
 }
 
-// Column range [j_begin, j_end) of out for all M rows; rows are blocked so a block of x stays in cache
-// while the w rows of this range stream past it.
-void builtin_range(const Tile& t, int64_t M, const float* x, int64_t ldx, const float* w, int64_t ldw, float* out,
-                   int64_t ldo, int64_t j_begin, int64_t j_end) {
-  constexpr int64_t kRowBlock = 64;
-  for (int64_t i0 = 0; i0 < M; i0 += kRowBlock) {
-    const int64_t i1 = std::min(M, i0 + kRowBlock);
-    int64_t j = j_begin;
-    for (; j + kCols <= j_end; j += kCols) {
-      int64_t i = i0;
-      for (; i + kRows <= i1; i += kRows)
-        kernel<kRows, kCols>(t, x + i * ldx, ldx, w + j * ldw, ldw, out + i * ldo + j, ldo, j);
-      for (; i < i1; ++i) kernel<1, kCols>(t, x + i * ldx, ldx, w + j * ldw, ldw, out + i * ldo + j, ldo, j);
-    }
-    for (; j < j_end; ++j) {
-      int64_t i = i0;
-      for (; i + kRows <= i1; i += kRows) kernel<kRows, 1>(t, x + i * ldx, ldx, w + j * ldw, ldw, out + i * ldo + j, ldo, j);
-      for (; i < i1; ++i) kernel<1, 1>(t, x + i * ldx, ldx, w + j * ldw, ldw, out + i * ldo + j, ldo, j);
+using TileFn = void (*)(const Job&, const float*, int64_t, int64_t);
+template <int C, int... R>
+constexpr std::array<TileFn, sizeof...(R)> tile_table(std::integer_sequence<int, R...>) {
+  return {&tile<R + 1, C>...};
+}
+// [rows - 1]: full-width tiles and single-column tiles (the N edge) for 1..kRows rows
+constexpr auto kWideTiles = tile_table<kCols>(std::make_integer_sequence<int, kRows>{});
+constexpr auto kColumnTiles = tile_table<1>(std::make_integer_sequence<int, kRows>{});
+
+// Column blocks [b0, b1) of kCols columns, all rows: one block of w stays in cache while x streams past.
+void run_column_blocks(const Job& jb, const PackedX& px, int64_t M, int64_t N, int64_t b0, int64_t b1) {
+  const int64_t panels = (M + kRows - 1) / kRows;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t j = b * kCols, cols = std::min<int64_t>(kCols, N - j);
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t rows = std::min<int64_t>(kRows, M - p * kRows);
+      if (cols == kCols) {
+        kWideTiles[rows - 1](jb, px.panel(p), p * kRows, j);
+      } else {
+        for (int64_t c = 0; c < cols; ++c) kColumnTiles[rows - 1](jb, px.panel(p), p * kRows, j + c);
+      }
     }
   }
 }
 
-void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {  // dst[c][r] = src[r][c]
+// The built-in kernel: out = alpha * x w^T + beta * out (+ bias); x(i, k) = x[i * xrs + k * xcs], w [N, ldw].
+void gemm_builtin(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t xrs,
+                  int64_t xcs, const float* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias) {
+  const int64_t panels = (M + kRows - 1) / kRows;
+  PackedX px;
+  px.chunks = (K + kLanes - 1) / kLanes;
+  px.panel_stride = px.chunks * kRows * kLanes;
+  AlignedFloats buf(static_cast<size_t>(panels * px.panel_stride));
+  px.data = buf.get();
+  pool.parallel_for(panels, [&](int64_t p0, int64_t p1) { pack_x_panels(px, x, xrs, xcs, M, K, p0, p1); },
+                    std::max<int64_t>(1, 32768 / std::max<int64_t>(1, K * kRows)));
+
+  Job jb{px.chunks, K % kLanes != 0, first_lanes(static_cast<int>(K % kLanes)), w, ldw, out, ldo, alpha, beta, bias};
+  const int64_t blocks = (N + kCols - 1) / kCols;
+  // at least ~64k multiply-adds per thread, or waking threads costs more than it saves
+  const int64_t min_blocks = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, M * K * kCols));
+  pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) { run_column_blocks(jb, px, M, N, b0, b1); }, min_blocks);
+}
+
+// dst [cols, rows] = src [rows, cols]^T, in cache-sized blocks, rows split over the pool.
+void transpose(ThreadPool& pool, const float* src, int64_t rows, int64_t cols, float* dst) {
   constexpr int64_t B = 32;
-  for (int64_t r0 = 0; r0 < rows; r0 += B)
-    for (int64_t c0 = 0; c0 < cols; c0 += B)
-      for (int64_t r = r0; r < std::min(rows, r0 + B); ++r)
-        for (int64_t c = c0; c < std::min(cols, c0 + B); ++c) dst[c * rows + r] = src[r * cols + c];
+  pool.parallel_for((rows + B - 1) / B, [&](int64_t rb0, int64_t rb1) {
+    for (int64_t r0 = rb0 * B; r0 < std::min(rows, rb1 * B); r0 += B)
+      for (int64_t c0 = 0; c0 < cols; c0 += B)
+        for (int64_t r = r0; r < std::min(rows, r0 + B); ++r)
+          for (int64_t c = c0; c < std::min(cols, c0 + B); ++c) dst[c * rows + r] = src[r * cols + c];
+  }, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, B * cols)));
 }
 
 }  // namespace
@@ -126,7 +250,7 @@ void gemm_nt(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, f
   if (M <= 0 || N <= 0) return;
   if (impl == GemmImpl::Auto) impl = M >= kAutoBlasMinRows ? GemmImpl::Blas : GemmImpl::Builtin;
 #ifdef HAYATE_WITH_BLAS
-  if (impl == GemmImpl::Blas) {
+  if (impl == GemmImpl::Blas && K > 0) {
     if (bias) {  // bias first, then accumulate the product onto it
       for (int64_t i = 0; i < M; ++i) {
         float* o = out + i * ldo;
@@ -139,63 +263,86 @@ void gemm_nt(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, f
     return;
   }
 #endif
-  Tile t{K, alpha, beta, bias};
-  const int64_t col_blocks = (N + kCols - 1) / kCols;
-  // ~64k multiply-adds per thread at least, or threads cost more than they save
-  const int64_t min_blocks = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, M * K * kCols));
-  pool.parallel_for(col_blocks, [&](int64_t b0, int64_t b1) {
-    builtin_range(t, M, x, ldx, w, ldw, out, ldo, b0 * kCols, std::min(N, b1 * kCols));
-  }, min_blocks);
+  gemm_builtin(pool, M, N, K, alpha, x, ldx, 1, w, ldw, beta, out, ldo, bias);
 }
 
 void gemm(ThreadPool& pool, GemmImpl impl, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* a, const float* b, float beta, float* out) {
-  if (impl == GemmImpl::Auto) impl = M >= kAutoBlasMinRows ? GemmImpl::Blas : GemmImpl::Builtin;
+  if (M <= 0 || N <= 0) return;
+  if (impl == GemmImpl::Auto) {
+    const bool nt = !trans_a && trans_b;  // the built-in kernel's own form: no packing copy of b
+    impl = M >= (nt ? kAutoBlasMinRows : kAutoBlasMinRowsPacked) ? GemmImpl::Blas : GemmImpl::Builtin;
+  }
 #ifdef HAYATE_WITH_BLAS
-  if (impl == GemmImpl::Blas) {
+  if (impl == GemmImpl::Blas && K > 0) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, a, static_cast<int>(trans_a ? M : K),
                 b, static_cast<int>(trans_b ? K : N), beta, out, static_cast<int>(N));
     return;
   }
 #endif
-  // Pack into the NT form: x [M,K] row-major, w [N,K] row-major.
-  std::vector<float> xa, wb;
-  const float* x = a;
+  // The built-in kernel wants w K-contiguous ([N, K]); x may be read transposed while it is packed.
+  std::vector<float> wt;
   const float* w = b;
-  if (trans_a) {
-    xa.resize(static_cast<size_t>(M * K));
-    transpose(a, K, M, xa.data());
-    x = xa.data();
-  }
   if (!trans_b) {
-    wb.resize(static_cast<size_t>(N * K));
-    transpose(b, K, N, wb.data());
-    w = wb.data();
+    wt.resize(static_cast<size_t>(N * K));
+    transpose(pool, b, K, N, wt.data());
+    w = wt.data();
   }
-  gemm_nt(pool, GemmImpl::Builtin, M, N, K, alpha, x, K, w, K, beta, out, N, nullptr);
+  gemm_builtin(pool, M, N, K, alpha, a, trans_a ? 1 : K, trans_a ? M : 1, w, K, beta, out, N, nullptr);
+}
+
+void gemm_f64(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+              const double* a, const double* b, double beta, double* out) {
+  if (M <= 0 || N <= 0) return;
+  pool.parallel_for(M, [&](int64_t i0, int64_t i1) {
+    std::vector<double> arow(static_cast<size_t>(K)), acc(static_cast<size_t>(N));
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t k = 0; k < K; ++k) arow[k] = trans_a ? a[k * M + i] : a[i * K + k];
+      if (trans_b) {  // b [N, K]: one dot product per output
+        for (int64_t j = 0; j < N; ++j) {
+          const double* bj = b + j * K;
+          double s = 0;
+          for (int64_t k = 0; k < K; ++k) s += arow[k] * bj[k];
+          acc[j] = s;
+        }
+      } else {  // b [K, N]: accumulate rows of b
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t k = 0; k < K; ++k) {
+          const double av = arow[k];
+          const double* bk = b + k * N;
+          for (int64_t j = 0; j < N; ++j) acc[j] += av * bk[j];
+        }
+      }
+      double* o = out + i * N;
+      for (int64_t j = 0; j < N; ++j) o[j] = alpha * acc[j] + (beta == 0.0 ? 0.0 : beta * o[j]);
+    }
+  }, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, N * K)));
 }
 
 std::string blas_library_name() {
-#ifdef HAYATE_WITH_BLAS
+#if defined(HAYATE_WITH_BLAS) && defined(OPENBLAS_VERSION)
   return "OpenBLAS";
+#elif defined(HAYATE_WITH_BLAS)
+  return "BLAS";
 #else
   return "";
 #endif
 }
 
 std::string builtin_kernel_name() {
+  const std::string tile = " " + std::to_string(kRows) + "x" + std::to_string(kCols);
 #if defined(__AVX512F__)
-  return "builtin AVX-512";
+  return "builtin AVX-512" + tile;
 #elif defined(__AVX2__) && defined(__FMA__)
-  return "builtin AVX2";
+  return "builtin AVX2" + tile;
 #else
-  return "builtin scalar";
+  return "builtin scalar" + tile;
 #endif
 }
 
 void set_blas_threads(int threads) {
-#ifdef HAYATE_WITH_BLAS
+#if defined(HAYATE_WITH_BLAS) && defined(OPENBLAS_VERSION)
   openblas_set_num_threads(threads);
 #else
   (void)threads;

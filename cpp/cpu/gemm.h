@@ -2,10 +2,12 @@
 // K-contiguous, the torch.nn.Linear layout), so that is the form the built-in kernel is written for;
 // other transposes are packed into it. With a BLAS (HAYATE_WITH_BLAS) cblas_sgemm can be used instead.
 //
-// The built-in kernel is batch-invariant: every output element is accumulated in the same order over K
-// whatever M is, whichever tile it falls in and however many threads run (threads split N, never K), so a
-// row's result never depends on what else is in the batch. OpenBLAS gives no such guarantee (e.g. M = 1
-// may go through gemv), which is why "builtin" stays selectable.
+// The built-in kernel (gemm.cpp) packs x into panels of rows and runs a register-blocked micro-kernel
+// (5x5 dot products on AVX-512, 3x4 on AVX2, scalar otherwise) over K. It is batch-invariant: every
+// output element is accumulated in the same order over K whatever M is, whichever tile or edge path it
+// falls in and however many threads run (threads split N, never K), so a row's result never depends on
+// what else is in the batch. OpenBLAS gives no such guarantee (M = 1 goes through a different path than
+// larger M), which is why "builtin" is the choice when batch invariance matters.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -14,10 +16,13 @@
 
 namespace hayate::cpu {
 
-// Auto: the built-in kernel for skinny products (M < kAutoBlasMinRows: memory-bound, where OpenBLAS's
-// threaded path measured 4x slower on the decode shapes, see bench/results), the BLAS above.
+// Auto: the built-in kernel for NT products with M < kAutoBlasMinRows, the BLAS above. Measured on the
+// qwen3-0.6b projection shapes (2-core AVX-512 EPYC, bench/native/gemm_bench.cpp): the built-in kernel is
+// 5-10x faster than OpenBLAS at M <= 8 (memory-bound decode), faster up to M ~ 128-256 and within ~10%
+// at M = 512. Other transposes need a packing copy of b, so they switch to the BLAS from M >= 16.
 enum class GemmImpl { Builtin, Blas, Auto };
-constexpr int64_t kAutoBlasMinRows = 16;
+constexpr int64_t kAutoBlasMinRows = 256;
+constexpr int64_t kAutoBlasMinRowsPacked = 16;
 
 // out = alpha * x · w^T + beta * out, then + bias[j] on every row when bias != nullptr.
 // Leading dimensions are in elements (row strides).
@@ -28,6 +33,11 @@ void gemm_nt(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, f
 // trans_a), op(b) is [K,N] (b stored [N,K] when trans_b). Contiguous row-major operands.
 void gemm(ThreadPool& pool, GemmImpl impl, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* a, const float* b, float beta, float* out);
+
+// Double precision for the backend's f64 mode (gradient checks): same form as gemm(); row-parallel plain
+// loops, no BLAS, deterministic. Speed is secondary: it runs on tiny test models.
+void gemm_f64(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+              const double* a, const double* b, double beta, double* out);
 
 // "OpenBLAS" etc. when compiled with a BLAS, "" otherwise; the SIMD width the built-in kernel uses.
 std::string blas_library_name();

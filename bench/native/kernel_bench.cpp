@@ -1,0 +1,432 @@
+// Kernel benchmark: see kernel_bench.h. The CPU cases live here (the CPU backend vs scalar loops written
+// below); the CUDA cases in cuda/cuda_bench.cu (kernels and their baselines must be compiled by nvcc).
+#include "kernel_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "backend.h"
+#include "rng.h"
+#ifdef HAYATE_WITH_CUDA
+#include "cuda_bench.h"
+#endif
+
+using namespace hayate;
+
+namespace {
+
+const std::vector<std::string> kAllOps = {"linear", "embedding", "rmsnorm", "add", "swiglu", "rope", "kv_store",
+                                          "paged_attention", "log_softmax_gather", "sample"};
+
+struct Result {
+  std::string op, label, shape, metric;
+  double work = 0, ms = 0;
+  std::string baseline;
+  double baseline_ms = 0;
+  std::string baseline2;
+  double baseline2_ms = 0;
+};
+
+Result mk(const std::string& op, const std::string& label, const std::string& shape, const std::string& metric, double work) {
+  Result r;
+  r.op = op;
+  r.label = label;
+  r.shape = shape;
+  r.metric = metric;
+  r.work = work;
+  return r;
+}
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') o += '\\';
+    o += ch;
+  }
+  return o;
+}
+
+std::string num(double v) {
+  if (!std::isfinite(v)) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
+// metric value from work per call and ms per call
+double rate(const std::string& metric, double work, double ms) {
+  if (ms <= 0) return 0;
+  return metric == "TFLOP/s" ? work / (ms * 1e-3) / 1e12 : work / (ms * 1e-3) / 1e9;
+}
+
+std::string to_json(const std::vector<Result>& rs, const std::string& backend, const std::string& device,
+                    double peak_gbs) {
+  std::ostringstream js;
+  js << "[";
+  for (size_t i = 0; i < rs.size(); ++i) {
+    const Result& r = rs[i];
+    const double v = rate(r.metric, r.work, r.ms), bv = rate(r.metric, r.work, r.baseline_ms);
+    js << (i ? ",\n" : "\n") << "  {\"op\": \"" << esc(r.op) << "\", \"case\": \"" << esc(r.label) << "\", \"shape\": \""
+       << esc(r.shape) << "\", \"backend\": \"" << backend << "\", \"device\": \"" << esc(device)
+       << "\", \"impl\": \"hayate\", \"median_ms\": " << num(r.ms) << ", \"metric\": \"" << r.metric
+       << "\", \"value\": " << num(v);
+    if (r.metric == "GB/s" && peak_gbs > 0) js << ", \"peak_fraction\": " << num(v / peak_gbs);
+    js << ", \"baseline\": \"" << esc(r.baseline) << "\", \"baseline_median_ms\": " << num(r.baseline_ms)
+       << ", \"baseline_value\": " << num(bv) << ", \"speedup\": " << num(r.ms > 0 ? r.baseline_ms / r.ms : 0);
+    if (!r.baseline2.empty())
+      js << ", \"baseline2\": \"" << esc(r.baseline2) << "\", \"baseline2_median_ms\": " << num(r.baseline2_ms)
+         << ", \"baseline2_value\": " << num(rate(r.metric, r.work, r.baseline2_ms))
+         << ", \"speedup_vs_baseline2\": " << num(r.ms > 0 ? r.baseline2_ms / r.ms : 0);
+    js << "}";
+  }
+  js << (rs.empty() ? "]" : "\n]");
+  return js.str();
+}
+
+// ---- CPU: the CPU backend vs scalar reference loops -----------------------------------------------------
+
+// Median over max(repeats, enough runs for ~0.2 s) after one warm-up run (capped at 50 runs).
+double median_ms(int repeats, const std::function<void()>& fn) {
+  const auto w = std::chrono::steady_clock::now();
+  fn();
+  const double once = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w).count();
+  const int runs = std::max(std::max(repeats, 1), std::min(50, static_cast<int>(200.0 / std::max(once, 1e-3))));
+  std::vector<double> t;
+  for (int r = 0; r < runs; ++r) {
+    const auto s = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng) * scale;
+  return v;
+}
+
+Tensor T2(std::vector<float>& v, int64_t r, int64_t c) { return Tensor(v.data(), DType::F32, {r, c}); }
+Tensor T1(std::vector<float>& v) { return Tensor(v.data(), DType::F32, {static_cast<int64_t>(v.size())}); }
+Tensor I1(std::vector<int32_t>& v) { return Tensor(v.data(), DType::I32, {static_cast<int64_t>(v.size())}); }
+
+std::string dims(std::initializer_list<int64_t> d) {
+  std::string s = "[";
+  for (int64_t v : d) s += (s.size() > 1 ? "," : "") + std::to_string(v);
+  return s + "]";
+}
+
+// A scalar sampler: softmax, a full sort of the vocabulary, top-k/top-p/min-p prefix, inverse CDF.
+int32_t scalar_sample(const float* z, int64_t V, const SamplingRow& r) {
+  const float inv_t = 1.0f / r.temperature;
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < V; ++j) mx = std::max(mx, z[j] * inv_t);
+  std::vector<std::pair<float, int32_t>> p(static_cast<size_t>(V));
+  for (int64_t j = 0; j < V; ++j) p[j] = {std::exp(z[j] * inv_t - mx), static_cast<int32_t>(j)};
+  std::sort(p.begin(), p.end(), [](auto& a, auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  int64_t kept = r.top_k > 0 && r.top_k < V ? r.top_k : V;
+  double mass = 0;
+  for (int64_t i = 0; i < kept; ++i) mass += p[i].first;
+  if (r.top_p < 1.0f) {
+    double m = 0;
+    for (int64_t i = 0; i < kept; ++i)
+      if ((m += p[i].first) >= r.top_p * mass) {
+        kept = i + 1;
+        mass = m;
+        break;
+      }
+  }
+  const double target = rng_uniform(r.seed, r.step) * mass;
+  double m = 0;
+  for (int64_t i = 0; i < kept; ++i)
+    if ((m += p[i].first) > target) return p[i].second;
+  return p[kept - 1].second;
+}
+
+std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, std::string* device) {
+  BackendOptions bo;
+  bo.kind = "cpu";
+  std::unique_ptr<Backend> be = make_backend(bo);
+  *device = be->description();
+  auto wanted = [&](const char* op) { return ops.empty() || std::find(ops.begin(), ops.end(), op) != ops.end(); };
+  std::vector<Result> res;
+  const std::string scalar = "scalar reference loop";
+
+  if (wanted("linear")) {
+    struct Proj {
+      const char* name;
+      int64_t N, K;
+    };
+    for (const Proj& pj : {Proj{"q_proj", 2048, 1024}, Proj{"down_proj", 1024, 3072}, Proj{"lm_head", 151936, 1024}}) {
+      auto w = randv(pj.N * pj.K, 2, 0.02f);
+      for (int64_t M : {1, 64}) {
+        if (pj.N > 100000 && M > 1) continue;
+        auto x = randv(M * pj.K, 1);
+        std::vector<float> out(M * pj.N);
+        Result r = mk("linear", std::string(pj.name) + " M=" + std::to_string(M), dims({M, pj.K}) + "x" + dims({pj.N, pj.K}) + "^T",
+                 "TFLOP/s", 2.0 * M * pj.N * pj.K);
+        r.ms = median_ms(repeats, [&] { be->linear(T2(out, M, pj.N), T2(x, M, pj.K), T2(w, pj.N, pj.K), {}); });
+        r.baseline = scalar;
+        r.baseline_ms = median_ms(1, [&] {
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < pj.N; ++n) {
+              float acc = 0;
+              for (int64_t k = 0; k < pj.K; ++k) acc += x[m * pj.K + k] * w[n * pj.K + k];
+              out[m * pj.N + n] = acc;
+            }
+        });
+        res.push_back(r);
+      }
+    }
+  }
+  if (wanted("embedding")) {
+    const int64_t V = 32000, D = 1024, n = 512;
+    auto table = randv(V * D, 3);
+    std::vector<float> out(n * D);
+    std::vector<int32_t> ids(n);
+    for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919) % V);
+    Result r = mk("embedding", "gather 512 rows", dims({V, D}), "GB/s", 2.0 * n * D * 4);
+    r.ms = median_ms(repeats, [&] { be->embedding(T2(out, n, D), T2(table, V, D), I1(ids)); });
+    r.baseline = scalar;
+    r.baseline_ms = median_ms(repeats, [&] {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < D; ++j) out[i * D + j] = table[ids[i] * D + j];
+    });
+    res.push_back(r);
+  }
+  if (wanted("rmsnorm")) {
+    const int64_t rows = 512, D = 1024;
+    auto x = randv(rows * D, 4), w = randv(D, 5);
+    std::vector<float> out(rows * D);
+    Result r = mk("rmsnorm", "hidden 512 rows", dims({rows, D}), "GB/s", 2.0 * rows * D * 4);
+    r.ms = median_ms(repeats, [&] { be->rmsnorm(T2(out, rows, D), T2(x, rows, D), T1(w), 1e-6f); });
+    r.baseline = scalar;
+    r.baseline_ms = median_ms(repeats, [&] {
+      for (int64_t i = 0; i < rows; ++i) {
+        double ss = 0;
+        for (int64_t j = 0; j < D; ++j) ss += double(x[i * D + j]) * x[i * D + j];
+        const float inv = static_cast<float>(1.0 / std::sqrt(ss / D + 1e-6));
+        for (int64_t j = 0; j < D; ++j) out[i * D + j] = x[i * D + j] * inv * w[j];
+      }
+    });
+    res.push_back(r);
+  }
+  if (wanted("add") || wanted("swiglu")) {
+    const int64_t n = 512 * 3072;
+    auto a = randv(n, 6), b = randv(n, 7);
+    std::vector<float> out(n);
+    if (wanted("add")) {
+      Result r = mk("add", "512 x 3072", dims({n}), "GB/s", 3.0 * n * 4);
+      r.ms = median_ms(repeats, [&] { be->add(T1(out), T1(a), T1(b)); });
+      r.baseline = scalar;
+      r.baseline_ms = median_ms(repeats, [&] {
+        for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+      });
+      res.push_back(r);
+    }
+    if (wanted("swiglu")) {
+      Result r = mk("swiglu", "512 x 3072", dims({n}), "GB/s", 3.0 * n * 4);
+      r.ms = median_ms(repeats, [&] { be->swiglu(T1(out), T1(a), T1(b)); });
+      r.baseline = scalar;
+      r.baseline_ms = median_ms(repeats, [&] {
+        for (int64_t i = 0; i < n; ++i) out[i] = a[i] / (1.0f + std::exp(-a[i])) * b[i];
+      });
+      res.push_back(r);
+    }
+  }
+  if (wanted("rope")) {
+    const int64_t n = 512, H = 16, hd = 128, max_pos = 1024;
+    auto x = randv(n * H * hd, 8), cs = randv(max_pos * hd, 9, 0.5f);
+    std::vector<int32_t> pos(n);
+    std::iota(pos.begin(), pos.end(), 0);
+    Result r = mk("rope", "q of 512 tokens", dims({n, H * hd}), "GB/s", 2.0 * n * H * hd * 4);
+    r.ms = median_ms(repeats, [&] { be->rope(T2(x, n, H * hd), I1(pos), T2(cs, max_pos, hd), static_cast<int>(hd)); });
+    r.baseline = scalar;
+    r.baseline_ms = median_ms(repeats, [&] {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t h = 0; h < H; ++h) {
+          float* v = &x[(i * H + h) * hd];
+          const float* c = &cs[pos[i] * hd];
+          for (int64_t j = 0; j < hd / 2; ++j) {
+            const float a = v[j], b = v[j + hd / 2];
+            v[j] = a * c[j] - b * c[hd / 2 + j];
+            v[j + hd / 2] = b * c[j] + a * c[hd / 2 + j];
+          }
+        }
+    });
+    res.push_back(r);
+  }
+  if (wanted("kv_store")) {
+    const int64_t n = 512, W = 1024, rows = 2048;
+    auto k = randv(n * W, 10), v = randv(n * W, 11);
+    std::vector<float> kc(rows * W), vc(rows * W);
+    std::vector<int32_t> slots(n);
+    for (int64_t i = 0; i < n; ++i) slots[i] = static_cast<int32_t>((i * 3) % rows);
+    Result r = mk("kv_store", "512 tokens", dims({n, W}), "GB/s", 4.0 * n * W * 4);
+    r.ms = median_ms(repeats, [&] { be->kv_store(T2(kc, rows, W), T2(vc, rows, W), T2(k, n, W), T2(v, n, W), I1(slots)); });
+    r.baseline = scalar;
+    r.baseline_ms = median_ms(repeats, [&] {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < W; ++j) {
+          kc[slots[i] * W + j] = k[i * W + j];
+          vc[slots[i] * W + j] = v[i * W + j];
+        }
+    });
+    res.push_back(r);
+  }
+  if (wanted("paged_attention")) {
+    const int hq = 16, hkv = 8, hd = 128, bs = 16;
+    struct Case {
+      const char* label;
+      int seqs, ctx;
+      bool prefill;
+    };
+    for (const Case& cs : {Case{"decode B=8 ctx=512", 8, 512, false}, Case{"prefill 1 x 256", 1, 256, true}}) {
+      const int max_blocks = cs.ctx / bs;
+      const int64_t rows = int64_t(cs.seqs) * max_blocks * bs, kvw = int64_t(hkv) * hd, qw = int64_t(hq) * hd;
+      std::vector<int32_t> tables(int64_t(cs.seqs) * max_blocks), seq, pos;
+      for (int s = 0; s < cs.seqs; ++s)
+        for (int b = 0; b < max_blocks; ++b) tables[int64_t(s) * max_blocks + b] = b * cs.seqs + s;
+      double flops = 0, kv = 0;
+      for (int s = 0; s < cs.seqs; ++s) {
+        for (int p = cs.prefill ? 0 : cs.ctx - 1; p < cs.ctx; ++p) {
+          seq.push_back(s);
+          pos.push_back(p);
+          flops += 4.0 * (p + 1) * hq * hd;
+        }
+        kv += cs.ctx;
+      }
+      const int64_t n = static_cast<int64_t>(seq.size());
+      auto q = randv(n * qw, 12), kc = randv(rows * kvw, 13), vc = randv(rows * kvw, 14);
+      std::vector<float> out(n * qw);
+      AttentionMeta m;
+      m.block_tables = Tensor(tables.data(), DType::I32, {cs.seqs, max_blocks});
+      m.token_seq = I1(seq);
+      m.token_pos = I1(pos);
+      m.block_size = bs;
+      m.num_q_heads = hq;
+      m.num_kv_heads = hkv;
+      m.head_dim = hd;
+      m.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      Result r = mk("paged_attention", cs.label, "q " + dims({n, qw}), cs.prefill ? "TFLOP/s" : "GB/s",
+               cs.prefill ? flops : kv * kvw * 2 * 4);
+      r.ms = median_ms(repeats, [&] { be->paged_attention(T2(out, n, qw), T2(q, n, qw), T2(kc, rows, kvw), T2(vc, rows, kvw), m); });
+      r.baseline = scalar;
+      r.baseline_ms = median_ms(1, [&] {
+        std::vector<float> sc, acc(hd);
+        for (int64_t i = 0; i < n; ++i)
+          for (int h = 0; h < hq; ++h) {
+            const int kvh = h / (hq / hkv);
+            sc.assign(pos[i] + 1, 0.0f);
+            float mx = -std::numeric_limits<float>::infinity();
+            for (int p = 0; p <= pos[i]; ++p) {
+              const int64_t row = int64_t(tables[seq[i] * max_blocks + p / bs]) * bs + p % bs;
+              float s = 0;
+              for (int d = 0; d < hd; ++d) s += q[i * qw + h * hd + d] * kc[row * kvw + kvh * hd + d];
+              sc[p] = s * m.scale;
+              mx = std::max(mx, sc[p]);
+            }
+            float l = 0;
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            for (int p = 0; p <= pos[i]; ++p) {
+              const int64_t row = int64_t(tables[seq[i] * max_blocks + p / bs]) * bs + p % bs;
+              const float e = std::exp(sc[p] - mx);
+              l += e;
+              for (int d = 0; d < hd; ++d) acc[d] += e * vc[row * kvw + kvh * hd + d];
+            }
+            for (int d = 0; d < hd; ++d) out[i * qw + h * hd + d] = acc[d] / l;
+          }
+      });
+      res.push_back(r);
+    }
+  }
+  if (wanted("log_softmax_gather")) {
+    const int64_t n = 8, V = 151936;
+    auto z = randv(n * V, 15, 3.0f);
+    std::vector<float> out(n);
+    std::vector<int32_t> t(n);
+    for (int64_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>((i * 7919) % V);
+    Result r = mk("log_softmax_gather", "8 rows", dims({n, V}), "GB/s", 4.0 * n * V);
+    r.ms = median_ms(repeats, [&] { be->log_softmax_gather(T1(out), T2(z, n, V), I1(t), 1.0f); });
+    r.baseline = scalar;
+    r.baseline_ms = median_ms(repeats, [&] {
+      for (int64_t i = 0; i < n; ++i) {
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < V; ++j) mx = std::max(mx, z[i * V + j]);
+        double s = 0;
+        for (int64_t j = 0; j < V; ++j) s += std::exp(z[i * V + j] - mx);
+        out[i] = static_cast<float>(z[i * V + t[i]] - mx - std::log(s));
+      }
+    });
+    res.push_back(r);
+  }
+  if (wanted("sample")) {
+    const int64_t B = 8, V = 151936;
+    auto z = randv(B * V, 16, 3.0f);
+    for (float top_p : {1.0f, 0.9f}) {
+      std::vector<SamplingRow> rows(B);
+      for (int64_t i = 0; i < B; ++i) {
+        rows[i].seed = derive_seed(1, i);
+        rows[i].step = 3;
+        rows[i].top_p = top_p;
+      }
+      std::vector<int32_t> ids(B);
+      std::vector<float> lps(B);
+      Result r = mk("sample", top_p < 1 ? "T=1, top_p=0.9" : "T=1, no filter", dims({B, V}), "GB/s", 4.0 * B * V);
+      r.ms = median_ms(repeats, [&] { be->sample(T2(z, B, V), rows.data(), ids.data(), lps.data()); });
+      r.baseline = "scalar sampler with a full sort of the vocabulary";
+      r.baseline_ms = median_ms(1, [&] {
+        for (int64_t i = 0; i < B; ++i) ids[i] = scalar_sample(&z[i * V], V, rows[i]);
+      });
+      res.push_back(r);
+    }
+  }
+  return res;
+}
+
+}  // namespace
+
+std::string run_kernel_bench_json(const std::string& backend, const std::vector<std::string>& ops, int repeats) {
+  for (const std::string& o : ops)
+    HAYATE_CHECK(std::find(kAllOps.begin(), kAllOps.end(), o) != kAllOps.end(), ErrorCode::kInvalidArgument,
+                 "unknown kernel benchmark op '" + o + "' (linear, embedding, rmsnorm, add, swiglu, rope, kv_store, "
+                 "paged_attention, log_softmax_gather, sample)");
+  if (backend == "cpu") {
+    std::string device;
+    const std::vector<Result> rs = cpu_bench(ops, repeats, &device);
+    return to_json(rs, "cpu", device, 0.0);
+  }
+  if (backend == "cuda") {
+#ifdef HAYATE_WITH_CUDA
+    gpu::KernelBenchDevice dev;
+    const std::vector<gpu::KernelBenchResult> g = gpu::cuda_kernel_bench(ops, repeats, &dev);
+    std::vector<Result> rs;
+    for (const auto& x : g) {
+      Result r = mk(x.op, x.label, x.shape, x.metric, x.work);
+      r.ms = x.ms;
+      r.baseline = x.baseline;
+      r.baseline_ms = x.baseline_ms;
+      r.baseline2 = x.baseline2;
+      r.baseline2_ms = x.baseline2_ms;
+      rs.push_back(r);
+    }
+    return to_json(rs, "cuda", dev.name + " (sm_" + std::to_string(dev.cc) + ", " + std::to_string(dev.sms) + " SMs)", dev.peak_gbs);
+#else
+    fail(ErrorCode::kBackend, "this build of hayate has no CUDA backend (nvcc was not found at build time); use backend 'cpu'");
+#endif
+  }
+  fail(ErrorCode::kInvalidArgument, "unknown backend '" + backend + "' for the kernel benchmark (cpu, cuda)");
+}

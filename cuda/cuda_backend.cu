@@ -1,0 +1,480 @@
+// CudaBackend: owns the device, its stream, device memory (cudaMalloc + a size-class cache, never managed
+// memory), a scratch workspace for ops that need temporaries (GEMM split partials, attention partials,
+// log-softmax chunk pairs), pinned staging for sampling, and the device error word. Each Backend op
+// validates its arguments and enqueues the kernels of its own file (kernels.h); nothing here does math.
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+#include <vector>
+
+#include "cuda_backend.h"
+#include "cuda_check.h"
+#include "device_utils.cuh"
+#include "kernels.h"
+
+namespace hayate {
+
+namespace {
+
+// An empty kernel whose attributes tell which virtual architecture this build's device code targets.
+__global__ void arch_probe_kernel() {}
+
+std::string error_bits_message(int bits) {
+  std::string m = "invalid index values in CUDA ops enqueued since the last sync:";
+  if (bits & gpu::kErrEmbeddingId) m += " embedding: an id is outside the table;";
+  if (bits & gpu::kErrRopePosition) m += " rope: a position is outside the cos/sin table;";
+  if (bits & gpu::kErrKvSlot) m += " kv_store: a slot is outside the cache;";
+  if (bits & gpu::kErrAttentionMeta)
+    m += " paged_attention: a token's sequence, position or block id is outside the block tables or cache;";
+  if (bits & gpu::kErrTarget) m += " log_softmax_gather/logprob: a target is outside the vocabulary;";
+  if (bits & gpu::kErrScatterId) m += " scatter_add_rows: a row id is outside the output;";
+  m.pop_back();
+  return m + " (the affected rows were zeroed or skipped)";
+}
+
+}  // namespace
+
+struct CudaBackend::Impl : gpu::Workspace {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cudaDeviceProp props{};
+  int* err_dev = nullptr;
+  int* err_host = nullptr;  // pinned
+  // caching allocator
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  std::unordered_map<void*, size_t> live;
+  // scratch workspace
+  void* ws_ptr = nullptr;
+  size_t ws_cap = 0;
+  // sampling staging (pinned host + device)
+  void* pinned = nullptr;
+  size_t pinned_cap = 0;
+  void* sample_dev = nullptr;
+  size_t sample_dev_cap = 0;
+  void* cublas = nullptr;
+  GemmImpl gemm_impl = GemmImpl::Hayate;
+  bool debug_sync = false;
+
+  ~Impl() override {
+    if (stream) cudaStreamSynchronize(stream);
+    for (auto& [cls, v] : free_blocks)
+      for (void* p : v) cudaFree(p);
+    for (auto& [p, cls] : live) cudaFree(p);
+    if (ws_ptr) cudaFree(ws_ptr);
+    if (sample_dev) cudaFree(sample_dev);
+    if (pinned) cudaFreeHost(pinned);
+    if (err_dev) cudaFree(err_dev);
+    if (err_host) cudaFreeHost(err_host);
+    gpu::cublas_destroy(cublas);
+    if (stream) cudaStreamDestroy(stream);
+    (void)cudaGetLastError();
+  }
+
+  void activate() const { HAYATE_CUDA_CHECK(cudaSetDevice(device)); }
+
+  gpu::Ctx ctx() {
+    gpu::Ctx c;
+    c.stream = stream;
+    c.err = err_dev;
+    c.num_sms = props.multiProcessorCount;
+    c.smem_optin = props.sharedMemPerBlockOptin;
+    c.ws = this;
+    c.cublas = gemm_impl == GemmImpl::Cublas ? cublas : nullptr;
+    return c;
+  }
+
+  // Frees every cached block (after the stream is idle: they may still be in use by queued kernels).
+  void trim() {
+    cudaStreamSynchronize(stream);
+    for (auto& [cls, v] : free_blocks)
+      for (void* p : v) cudaFree(p);
+    free_blocks.clear();
+  }
+
+  // cudaMalloc, retrying once after trimming the cache; nullptr when the device is out of memory.
+  void* device_malloc(size_t bytes) {
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      trim();
+      e = cudaMalloc(&p, bytes);
+    }
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      return nullptr;
+    }
+    HAYATE_CUDA_CHECK(e);
+    return p;
+  }
+
+  void* get(size_t bytes) override {
+    if (bytes <= ws_cap) return ws_ptr;
+    if (ws_ptr) {  // queued kernels may still read the old scratch
+      HAYATE_CUDA_CHECK(cudaStreamSynchronize(stream));
+      HAYATE_CUDA_CHECK(cudaFree(ws_ptr));
+      ws_ptr = nullptr;
+      ws_cap = 0;
+    }
+    const size_t cap = gpu::alloc_size_class(bytes);
+    ws_ptr = device_malloc(cap);
+    HAYATE_CHECK(ws_ptr, ErrorCode::kOutOfMemory,
+                 "out of memory on backend 'cuda': could not allocate " + std::to_string(cap) +
+                     " bytes of scratch; use a smaller batch, context or model");
+    ws_cap = cap;
+    return ws_ptr;
+  }
+
+  void check_errors() {
+    HAYATE_CUDA_CHECK(cudaMemcpyAsync(err_host, err_dev, sizeof(int), cudaMemcpyDeviceToHost, stream));
+    HAYATE_CUDA_CHECK(cudaStreamSynchronize(stream));
+    const int bits = *err_host;
+    if (bits != 0) {
+      *err_host = 0;
+      HAYATE_CUDA_CHECK(cudaMemsetAsync(err_dev, 0, sizeof(int), stream));
+      fail(ErrorCode::kInvalidArgument, error_bits_message(bits));
+    }
+  }
+};
+
+int cuda_backend_device_count() {
+  try {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
+    return n;
+  } catch (...) {
+    return 0;
+  }
+}
+
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& options) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    (void)cudaGetLastError();
+    fail(ErrorCode::kBackend, std::string("backend 'cuda' requested but no usable CUDA device was found (") +
+                                  (e != cudaSuccess ? cudaGetErrorString(e) : "no devices") +
+                                  "); use backend 'cpu'");
+  }
+  HAYATE_CHECK(options.device >= 0 && options.device < n, ErrorCode::kBackend,
+               "CUDA device " + std::to_string(options.device) + " does not exist (" + std::to_string(n) +
+                   " device(s) found)");
+  return std::make_unique<CudaBackend>(options);
+}
+
+CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.device = options.device;
+  HAYATE_CUDA_CHECK(cudaSetDevice(m.device));
+  HAYATE_CUDA_CHECK(cudaGetDeviceProperties(&m.props, m.device));
+  HAYATE_CHECK(m.props.major >= 8, ErrorCode::kBackend,
+               std::string("CUDA device ") + m.props.name + " has compute capability " + std::to_string(m.props.major) +
+                   "." + std::to_string(m.props.minor) + "; the cuda backend needs 8.0 or newer (bf16 tensor cores)");
+  // The kernels need sm_80 features (cp.async, bf16 mma); a build for an older virtual architecture
+  // compiles them to traps. Refuse it here with the fix rather than fail inside the first GEMM.
+  cudaFuncAttributes fa{};
+  HAYATE_CUDA_CHECK(cudaFuncGetAttributes(&fa, arch_probe_kernel));
+  HAYATE_CHECK(fa.ptxVersion >= 80, ErrorCode::kBackend,
+               "this build's CUDA kernels target compute_" + std::to_string(fa.ptxVersion) +
+                   ", below the compute_80 they need; reconfigure with -DCMAKE_CUDA_ARCHITECTURES=\"80;90a\" "
+                   "(or HAYATE_CUDA_ARCHS) and rebuild");
+  HAYATE_CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  HAYATE_CUDA_CHECK(cudaMalloc(&m.err_dev, sizeof(int)));
+  HAYATE_CUDA_CHECK(cudaMallocHost(&m.err_host, sizeof(int)));
+  *m.err_host = 0;
+  HAYATE_CUDA_CHECK(cudaMemsetAsync(m.err_dev, 0, sizeof(int), m.stream));
+  if (options.gemm == "cublas" || options.gemm == "blas") {
+    set_gemm_impl(GemmImpl::Cublas);
+  } else if (options.gemm != "auto" && options.gemm != "builtin" && options.gemm != "hayate") {
+    fail(ErrorCode::kInvalidArgument, "unknown gemm implementation '" + options.gemm + "' for cuda (auto, hayate, cublas)");
+  }
+  const char* dbg = std::getenv("HAYATE_CUDA_SYNC");
+  m.debug_sync = dbg && *dbg && std::strcmp(dbg, "0") != 0;
+  check_errors();  // the stream and error word work (and nothing failed asynchronously so far)
+}
+
+CudaBackend::~CudaBackend() = default;
+
+std::string CudaBackend::description() const {
+  const cudaDeviceProp& p = impl_->props;
+  char mem[32];
+  std::snprintf(mem, sizeof(mem), "%.1f GiB", p.totalGlobalMem / 1073741824.0);
+  std::string g = impl_->gemm_impl == GemmImpl::Cublas ? "cuBLAS (fp32 compute)"
+                                                       : "hayate mma.sync bf16/fp32 (batch-invariant)";
+  return "cuda: " + std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
+         std::to_string(p.multiProcessorCount) + " SMs, " + mem + "), bf16 weights/activations, gemm " + g;
+}
+
+bool CudaBackend::cublas_compiled() { return gpu::cublas_available(); }
+
+void CudaBackend::set_gemm_impl(GemmImpl impl) {
+  if (impl == GemmImpl::Cublas) {
+    HAYATE_CHECK(gpu::cublas_available(), ErrorCode::kBackend,
+                 "gemm 'cublas' requested but this build has no cuBLAS (the toolkit's cuBLAS was not found)");
+    impl_->activate();
+    if (!impl_->cublas) impl_->cublas = gpu::cublas_create();
+  }
+  impl_->gemm_impl = impl;
+}
+CudaBackend::GemmImpl CudaBackend::gemm_impl() const { return impl_->gemm_impl; }
+int CudaBackend::device() const { return impl_->device; }
+int CudaBackend::sm_count() const { return impl_->props.multiProcessorCount; }
+std::string CudaBackend::device_name() const { return impl_->props.name; }
+int CudaBackend::compute_capability() const { return impl_->props.major * 10 + impl_->props.minor; }
+void* CudaBackend::stream_handle() const { return impl_->stream; }
+
+double CudaBackend::peak_memory_bandwidth_gbs() const {
+  int clk_khz = 0;
+  if (cudaDeviceGetAttribute(&clk_khz, cudaDevAttrMemoryClockRate, impl_->device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0.0;
+  }
+  return 2.0 * clk_khz * 1e3 * (impl_->props.memoryBusWidth / 8.0) / 1e9;  // double data rate
+}
+
+void CudaBackend::check_errors() {
+  impl_->activate();
+  impl_->check_errors();
+}
+
+gpu::Ctx CudaBackend::op_ctx() {
+  impl_->activate();
+  return impl_->ctx();
+}
+
+void CudaBackend::after_op(const char* op) {
+  if (!impl_->debug_sync) return;
+  try {
+    impl_->check_errors();
+  } catch (const Error& e) {
+    fail(e.code(), std::string(op) + ": " + e.what());
+  }
+}
+
+// ---- memory ----------------------------------------------------------------------------------------
+
+void* CudaBackend::raw_alloc(size_t bytes) {
+  Impl& m = *impl_;
+  m.activate();
+  const size_t cls = gpu::alloc_size_class(bytes);
+  auto it = m.free_blocks.find(cls);
+  void* p = nullptr;
+  if (it != m.free_blocks.end() && !it->second.empty()) {
+    p = it->second.back();  // stream order makes reuse safe: later work is queued after earlier readers
+    it->second.pop_back();
+  } else {
+    p = m.device_malloc(cls);
+    if (!p) return nullptr;
+  }
+  m.live[p] = cls;
+  return p;
+}
+
+void CudaBackend::raw_free(void* p) {
+  Impl& m = *impl_;
+  auto it = m.live.find(p);
+  if (it == m.live.end()) return;
+  m.free_blocks[it->second].push_back(p);
+  m.live.erase(it);
+}
+
+void CudaBackend::copy_from_host(void* dst, const void* host_src, size_t bytes) {
+  if (bytes == 0) return;
+  impl_->activate();
+  // From pageable memory this returns once the source is staged, so the caller may reuse it at once.
+  HAYATE_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, impl_->stream));
+}
+
+void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
+  impl_->activate();
+  if (bytes > 0) HAYATE_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, impl_->stream));
+  impl_->check_errors();  // waits for the copy
+}
+
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  impl_->activate();
+  HAYATE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, impl_->stream));
+}
+
+void CudaBackend::synchronize() {
+  impl_->activate();
+  impl_->check_errors();
+}
+
+void CudaBackend::fill_zero(Tensor t) {
+  if (t.nbytes() == 0) return;
+  impl_->activate();
+  HAYATE_CUDA_CHECK(cudaMemsetAsync(t.data, 0, t.nbytes(), impl_->stream));
+}
+
+// ---- ops ---------------------------------------------------------------------------------------------
+
+void CudaBackend::gemm(Tensor out, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
+  const gpu::GemmDims d = gpu::check_gemm(out, a, b, trans_a, trans_b);
+  impl_->activate();
+  gpu::GemmOperands g;
+  g.out = out;
+  g.a = a;
+  g.b = b;
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.alpha = alpha;
+  g.beta = beta;
+  gpu::gemm(impl_->ctx(), g, d,
+            impl_->gemm_impl == GemmImpl::Cublas ? gpu::GemmBackend::Cublas : gpu::GemmBackend::Hayate);
+  after_op("gemm");
+}
+
+void CudaBackend::linear(Tensor out, Tensor x, Tensor w, Tensor bias) {
+  const gpu::GemmDims d = gpu::check_linear("linear", out, x, w, bias);
+  impl_->activate();
+  gpu::GemmOperands g;
+  g.out = out;
+  g.a = x;
+  g.b = w;
+  g.trans_b = true;
+  g.bias = bias;
+  gpu::gemm(impl_->ctx(), g, d,
+            impl_->gemm_impl == GemmImpl::Cublas ? gpu::GemmBackend::Cublas : gpu::GemmBackend::Hayate);
+  after_op("linear");
+}
+
+void CudaBackend::embedding(Tensor out, Tensor table, Tensor ids) {
+  impl_->activate();
+  gpu::embedding(impl_->ctx(), out, table, ids);
+  after_op("embedding");
+}
+
+void CudaBackend::rmsnorm(Tensor out, Tensor x, Tensor weight, float eps) {
+  impl_->activate();
+  gpu::rmsnorm(impl_->ctx(), out, x, weight, eps);
+  after_op("rmsnorm");
+}
+
+void CudaBackend::add(Tensor out, Tensor a, Tensor b) {
+  impl_->activate();
+  gpu::add(impl_->ctx(), out, a, b);
+  after_op("add");
+}
+
+void CudaBackend::rope(Tensor x, Tensor positions, Tensor cos_sin, int head_dim) {
+  impl_->activate();
+  gpu::rope(impl_->ctx(), x, positions, cos_sin, head_dim, false);
+  after_op("rope");
+}
+
+void CudaBackend::rope_backward(Tensor dx, Tensor positions, Tensor cos_sin, int head_dim) {
+  impl_->activate();
+  gpu::rope(impl_->ctx(), dx, positions, cos_sin, head_dim, true);
+  after_op("rope_backward");
+}
+
+void CudaBackend::rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor weight, float eps, bool accumulate) {
+  gpu::rmsnorm_backward(op_ctx(), dx, dout, x, weight, eps, accumulate);
+  after_op("rmsnorm_backward");
+}
+
+void CudaBackend::swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
+  gpu::swiglu_backward(op_ctx(), dgate, dup, dout, gate, up);
+  after_op("swiglu_backward");
+}
+
+void CudaBackend::scatter_add_rows(Tensor out, Tensor src, Tensor ids) {
+  gpu::scatter_add_rows(op_ctx(), out, src, ids);
+  after_op("scatter_add_rows");
+}
+
+void CudaBackend::adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) {
+  gpu::adamw_step(op_ctx(), param, grad, m, v, p);
+  after_op("adamw_step");
+}
+
+double CudaBackend::sum_squares(Tensor x) {
+  const gpu::Ctx c = op_ctx();
+  Buffer result(*this, DType::F64, {1});
+  gpu::sum_squares(c, x, result.t().as<double>());
+  double host = 0.0;
+  copy_to_host(&host, result.t().data, sizeof(double));  // waits; reports pending index errors
+  return host;
+}
+
+void CudaBackend::swiglu(Tensor out, Tensor gate, Tensor up) {
+  impl_->activate();
+  gpu::swiglu(impl_->ctx(), out, gate, up);
+  after_op("swiglu");
+}
+
+void CudaBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, Tensor slots) {
+  impl_->activate();
+  gpu::kv_store(impl_->ctx(), k_cache, v_cache, k, v, slots);
+  after_op("kv_store");
+}
+
+void CudaBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const AttentionMeta& meta) {
+  impl_->activate();
+  gpu::paged_attention(impl_->ctx(), out, q, k_cache, v_cache, meta);
+  after_op("paged_attention");
+}
+
+void CudaBackend::log_softmax_gather(Tensor out, Tensor logits, Tensor targets, float inv_temperature) {
+  impl_->activate();
+  gpu::log_softmax_gather(impl_->ctx(), out, logits, targets, inv_temperature);
+  after_op("log_softmax_gather");
+}
+
+void CudaBackend::sample(Tensor logits, const SamplingRow* rows, int32_t* out_ids, float* out_logprobs) {
+  gpu::check_sample(logits);
+  const int64_t B = logits.rows();
+  if (B == 0) return;
+  Impl& m = *impl_;
+  m.activate();
+  // Staging: [rows | ids | logprobs], pinned on the host and mirrored on the device.
+  const size_t rows_bytes = static_cast<size_t>(B) * sizeof(gpu::DeviceSamplingRow);
+  const size_t out_bytes = static_cast<size_t>(B) * (sizeof(int32_t) + sizeof(float));
+  const size_t need = rows_bytes + out_bytes;
+  if (m.pinned_cap < need) {
+    HAYATE_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    if (m.pinned) HAYATE_CUDA_CHECK(cudaFreeHost(m.pinned));
+    m.pinned = nullptr;
+    m.pinned_cap = 0;
+    HAYATE_CUDA_CHECK(cudaMallocHost(&m.pinned, gpu::alloc_size_class(need)));
+    m.pinned_cap = gpu::alloc_size_class(need);
+  }
+  if (m.sample_dev_cap < need) {
+    HAYATE_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    if (m.sample_dev) HAYATE_CUDA_CHECK(cudaFree(m.sample_dev));
+    m.sample_dev = m.device_malloc(gpu::alloc_size_class(need));
+    m.sample_dev_cap = m.sample_dev ? gpu::alloc_size_class(need) : 0;
+    HAYATE_CHECK(m.sample_dev, ErrorCode::kOutOfMemory, "out of memory on backend 'cuda' while sampling");
+  }
+  auto* hrows = static_cast<gpu::DeviceSamplingRow*>(m.pinned);
+  for (int64_t i = 0; i < B; ++i) {
+    hrows[i].temperature = rows[i].temperature;
+    hrows[i].top_k = rows[i].top_k;
+    hrows[i].top_p = rows[i].top_p;
+    hrows[i].min_p = rows[i].min_p;
+    hrows[i].seed = rows[i].seed;
+    hrows[i].step = rows[i].step;
+  }
+  char* dbase = static_cast<char*>(m.sample_dev);
+  auto* drows = reinterpret_cast<gpu::DeviceSamplingRow*>(dbase);
+  auto* dids = reinterpret_cast<int32_t*>(dbase + rows_bytes);
+  auto* dlps = reinterpret_cast<float*>(dbase + rows_bytes + B * sizeof(int32_t));
+  HAYATE_CUDA_CHECK(cudaMemcpyAsync(drows, hrows, rows_bytes, cudaMemcpyHostToDevice, m.stream));
+  gpu::sample(m.ctx(), logits, drows, dids, dlps);
+  char* hout = static_cast<char*>(m.pinned) + rows_bytes;
+  HAYATE_CUDA_CHECK(cudaMemcpyAsync(hout, dids, out_bytes, cudaMemcpyDeviceToHost, m.stream));
+  m.check_errors();  // waits for the results
+  std::memcpy(out_ids, hout, B * sizeof(int32_t));
+  std::memcpy(out_logprobs, hout + B * sizeof(int32_t), B * sizeof(float));
+}
+
+}  // namespace hayate

@@ -1,0 +1,422 @@
+// GEMM for linear() and gemm(): out = alpha op(a) op(b) + beta out (+ bias) (+ fp32 addend), bf16 inputs on
+// the tensor cores (mma.sync m16n8k16), fp32 accumulation, every transpose.
+//
+// Tiling. A block computes a BM x BN tile of out with (BM/WM) x (BN/WN) warps; each warp owns a WM x WN
+// sub-tile as (WM/16) x (WN/8) m16n8 accumulators in registers. K advances in tiles of BK = 32 staged in
+// shared memory as [rows][BK + 8] bf16 (K contiguous for both operands); the 16-byte row padding makes
+// the 8 row addresses of every ldmatrix land in distinct bank groups. Tile shapes (plan.h):
+//   16x64  (4 warps 1x4)  decode batches, M <= 32
+//   64x64  (4 warps 2x2)  mid-sized M, or when 128x128 tiles would leave SMs idle
+//   128x128 (8 warps 2x4) prefill and training products
+// Fast path: when both operands are bf16 and K-contiguous (linear(): x [M,K], w [N,K]) with K % 8 == 0,
+// tiles arrive by cp.async 16-byte copies in a 3-stage pipeline (loads of tile t+2 overlap the MMAs of
+// tile t). Otherwise (F32 operands, transposes, odd K) a generic loader converts/transposes element by
+// element into the same shared layout: correct for any shape, slower; backward products can get their own
+// fast paths (ldmatrix.trans) when training lands on this backend.
+//
+// Numerics and batch invariance. K is cut into fixed chunks of kGemmChunkK = 256. A chunk is accumulated
+// from zero by the MMAs in k order; chunk sums are added in order ("tot += acc" with _rn intrinsics). For
+// skinny products (decode: M <= 256 and too few tiles to fill the GPU) each chunk runs in its own block
+// (grid.z) and writes an fp32 partial; gemm_reduce_kernel adds the partials in chunk order. Both paths
+// perform exactly the same additions, so every output element is bitwise the same for any M: a row of
+// linear() never depends on the rest of the batch (the contract in backend.h), while decode still gets
+// enough blocks to stream the weights at full bandwidth.
+//
+// cuBLAS (HAYATE_WITH_CUBLAS, gemm impl "cublas"): cublasGemmEx with fp32 compute, for comparison in the
+// benchmark; it is not batch-invariant (its algorithm choice depends on M).
+#include "cuda_check.h"
+#include "device_utils.cuh"
+#include "kernels.h"
+
+#ifdef HAYATE_WITH_CUBLAS
+#include <cublas_v2.h>
+#endif
+
+namespace hayate::gpu {
+
+namespace {
+
+constexpr int BK = kGemmBK;
+constexpr int LDS = BK + 8;                 // shared row stride (bf16 elements): 80 bytes
+constexpr int KT_PER_CHUNK = kGemmChunkK / BK;
+static_assert(kGemmChunkK % BK == 0, "chunks are whole k-tiles");
+
+struct GemmParams {
+  const void* a;
+  const void* b;
+  void* out;
+  const void* bias;
+  const float* addend;
+  float* partials;  // split: [chunks][M][N]
+  DType ta, tb, tout, tbias;
+  bool trans_a, trans_b, split;
+  int64_t M, N, K, lda, ldb, ldo;
+  int64_t chunks;
+  float alpha, beta;
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+
+// 16-byte global -> shared copy; src_size 0 zero-fills (rows/columns past the matrix edge).
+// The PTX below needs sm_80 (cp.async, bf16 mma). Older targets compile to a trap: the backend refuses
+// devices below compute capability 8.0 before any kernel runs.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define HAYATE_SM80_OR_TRAP(code) __trap()
+#else
+#define HAYATE_SM80_OR_TRAP(code) code
+#endif
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pred) {
+  HAYATE_SM80_OR_TRAP(asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
+                                   "r"(pred ? 16 : 0)));
+}
+__device__ __forceinline__ void cp_async_commit() { HAYATE_SM80_OR_TRAP(asm volatile("cp.async.commit_group;\n" ::)); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  HAYATE_SM80_OR_TRAP(asm volatile("cp.async.wait_group %0;\n" ::"n"(N)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  HAYATE_SM80_OR_TRAP(asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                                   : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                                   : "r"(smem_u32(p))));
+}
+
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  HAYATE_SM80_OR_TRAP(asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1)));
+}
+
+// The one epilogue of both paths (direct and split + reduce): alpha * sum (+ beta * out) (+ bias) (+ addend).
+__device__ __forceinline__ void epilogue_store(const GemmParams& p, int64_t m, int64_t n, float v) {
+  float r = __fmul_rn(p.alpha, v);
+  if (p.beta != 0.0f) r = __fadd_rn(r, __fmul_rn(p.beta, load_as_float(p.out, p.tout, m * p.ldo + n)));
+  if (p.bias) r = __fadd_rn(r, load_as_float(p.bias, p.tbias, n));
+  if (p.addend) r = __fadd_rn(r, p.addend[m * p.N + n]);
+  store_from_float(p.out, p.tout, m * p.ldo + n, r);
+}
+
+template <int BM, int BN, int WM, int WN, bool FAST>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmParams p) {
+  constexpr int WARPS_N = BN / WN;
+  constexpr int THREADS = (BM / WM) * WARPS_N * 32;
+  constexpr int MT = WM / 16, NT = WN / 8;
+  constexpr int STAGES = FAST ? kGemmStages : 1;
+  static_assert(NT % 2 == 0, "B fragments are loaded two n8 tiles per ldmatrix.x4");
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* As = reinterpret_cast<bf16*>(smem);  // [STAGES][BM][LDS]
+  bf16* Bs = As + STAGES * BM * LDS;          // [STAGES][BN][LDS]
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+  const int64_t k_tiles = (p.K + BK - 1) / BK;
+  int64_t kt_begin = 0, kt_end = k_tiles;
+  if (p.split) {
+    kt_begin = static_cast<int64_t>(blockIdx.z) * KT_PER_CHUNK;
+    kt_end = min(kt_begin + KT_PER_CHUNK, k_tiles);
+  }
+  const int64_t ntiles = kt_end - kt_begin;
+
+  float acc[MT][NT][4], tot[MT][NT][4];
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) acc[i][j][k] = tot[i][j][k] = 0.0f;
+
+  // Fast path: 16-byte chunks (8 bf16) of K-contiguous rows; whole chunks are in or out (K % 8 == 0).
+  auto load_async = [&](int stage, int64_t kt) {
+    const int64_t k0 = kt * BK;
+    bf16* as = As + stage * BM * LDS;
+    bf16* bs = Bs + stage * BN * LDS;
+    for (int c = threadIdx.x; c < BM * (BK / 8); c += THREADS) {
+      const int r = c / (BK / 8), kc = (c % (BK / 8)) * 8;
+      const int64_t gm = m0 + r, gk = k0 + kc;
+      const bool ok = gm < p.M && gk < p.K;
+      cp_async16(as + r * LDS + kc, static_cast<const bf16*>(p.a) + (ok ? gm * p.lda + gk : 0), ok);
+    }
+    for (int c = threadIdx.x; c < BN * (BK / 8); c += THREADS) {
+      const int r = c / (BK / 8), kc = (c % (BK / 8)) * 8;
+      const int64_t gn = n0 + r, gk = k0 + kc;
+      const bool ok = gn < p.N && gk < p.K;
+      cp_async16(bs + r * LDS + kc, static_cast<const bf16*>(p.b) + (ok ? gn * p.ldb + gk : 0), ok);
+    }
+  };
+  // Generic path: element loads along the operand's contiguous dimension (coalesced), converted to
+  // bf16 and stored K-contiguous; out-of-range elements are zeros.
+  auto load_sync = [&](int64_t kt) {
+    const int64_t k0 = kt * BK;
+    for (int e = threadIdx.x; e < BM * BK; e += THREADS) {
+      int r, kk;
+      if (p.trans_a) {
+        kk = e / BM;
+        r = e % BM;
+      } else {
+        r = e / BK;
+        kk = e % BK;
+      }
+      const int64_t gm = m0 + r, gk = k0 + kk;
+      float v = 0.0f;
+      if (gm < p.M && gk < p.K) v = load_as_float(p.a, p.ta, p.trans_a ? gk * p.lda + gm : gm * p.lda + gk);
+      As[r * LDS + kk] = __float2bfloat16_rn(v);
+    }
+    for (int e = threadIdx.x; e < BN * BK; e += THREADS) {
+      int c, kk;
+      if (p.trans_b) {
+        c = e / BK;
+        kk = e % BK;
+      } else {
+        kk = e / BN;
+        c = e % BN;
+      }
+      const int64_t gn = n0 + c, gk = k0 + kk;
+      float v = 0.0f;
+      if (gn < p.N && gk < p.K) v = load_as_float(p.b, p.tb, p.trans_b ? gn * p.ldb + gk : gk * p.ldb + gn);
+      Bs[c * LDS + kk] = __float2bfloat16_rn(v);
+    }
+  };
+  auto compute = [&](int stage) {
+    const bf16* as = As + stage * BM * LDS;
+    const bf16* bs = Bs + stage * BN * LDS;
+#pragma unroll
+    for (int ks = 0; ks < BK; ks += 16) {
+      uint32_t af[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)  // A 16x16: lanes 0-15 rows 0-15 at k, lanes 16-31 the same rows at k+8
+        ldmatrix_x4(af[mt], as + (wm * WM + mt * 16 + (lane % 16)) * LDS + ks + (lane / 16) * 8);
+      uint32_t bfr[NT][2];
+#pragma unroll
+      for (int np = 0; np < NT / 2; ++np) {  // two n8 x k16 B tiles: (n 0-7, k), (n 0-7, k+8), (n 8-15, k), (n 8-15, k+8)
+        uint32_t r4[4];
+        ldmatrix_x4(r4, bs + (wn * WN + np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + ks + ((lane / 8) % 2) * 8);
+        bfr[2 * np][0] = r4[0];
+        bfr[2 * np][1] = r4[1];
+        bfr[2 * np + 1][0] = r4[2];
+        bfr[2 * np + 1][1] = r4[3];
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) mma_bf16_16816(acc[mt][nt], af[mt], bfr[nt][0], bfr[nt][1]);
+    }
+  };
+  auto fold_if_chunk_end = [&](int64_t kt) {
+    if ((kt + 1) % KT_PER_CHUNK != 0 && kt + 1 != kt_end) return;
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+      for (int j = 0; j < NT; ++j)
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          tot[i][j][k] = __fadd_rn(tot[i][j][k], acc[i][j][k]);
+          acc[i][j][k] = 0.0f;
+        }
+  };
+
+  if constexpr (FAST) {
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+      if (s < ntiles) load_async(s, kt_begin + s);
+      cp_async_commit();
+    }
+    for (int64_t t = 0; t < ntiles; ++t) {
+      cp_async_wait<STAGES - 2>();  // tile t has landed (this thread's copies) ...
+      __syncthreads();              // ... everyone's, and everyone is done with the stage refilled below
+      const int64_t next = t + STAGES - 1;
+      if (next < ntiles) load_async(static_cast<int>(next % STAGES), kt_begin + next);
+      cp_async_commit();
+      compute(static_cast<int>(t % STAGES));
+      fold_if_chunk_end(kt_begin + t);
+    }
+    cp_async_wait<0>();
+  } else {
+    for (int64_t t = 0; t < ntiles; ++t) {
+      __syncthreads();
+      load_sync(kt_begin + t);
+      __syncthreads();
+      compute(0);
+      fold_if_chunk_end(kt_begin + t);
+    }
+  }
+
+  // C fragment (m16n8): c0,c1 at (row lane/4, cols 2*(lane%4) + {0,1}); c2,c3 eight rows below.
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int64_t m = m0 + wm * WM + mt * 16 + lane / 4 + (k / 2) * 8;
+        const int64_t n = n0 + wn * WN + nt * 8 + (lane % 4) * 2 + (k % 2);
+        if (m >= p.M || n >= p.N) continue;
+        if (p.split) {
+          p.partials[(static_cast<int64_t>(blockIdx.z) * p.M + m) * p.N + n] = tot[mt][nt][k];
+        } else {
+          epilogue_store(p, m, n, tot[mt][nt][k]);
+        }
+      }
+}
+
+// Adds the split partials in chunk order: the same additions as the single-block fold.
+__global__ void gemm_reduce_kernel(GemmParams p) {
+  const int64_t total = p.M * p.N;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float t = 0.0f;
+    for (int64_t c = 0; c < p.chunks; ++c) t = __fadd_rn(t, p.partials[c * total + idx]);
+    epilogue_store(p, idx / p.N, idx % p.N, t);
+  }
+}
+
+template <int BM, int BN, int WM, int WN, bool FAST>
+void launch_tile(const Ctx& c, const GemmParams& p, const GemmPlan& plan) {
+  auto kernel = gemm_kernel<BM, BN, WM, WN, FAST>;
+  if (plan.smem_bytes > 48 * 1024)
+    HAYATE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(plan.smem_bytes)));
+  const dim3 grid(static_cast<unsigned>(plan.tiles_n), static_cast<unsigned>(plan.tiles_m),
+                  static_cast<unsigned>(plan.split ? plan.chunks : 1));
+  kernel<<<grid, plan.shape.threads(), plan.smem_bytes, c.stream>>>(p);
+}
+
+template <bool FAST>
+void launch_plan(const Ctx& c, const GemmParams& p, const GemmPlan& plan) {
+  switch (plan.tile) {
+    case GemmTile::S16x64: launch_tile<16, 64, 16, 16, FAST>(c, p, plan); break;
+    case GemmTile::M64x64: launch_tile<64, 64, 32, 32, FAST>(c, p, plan); break;
+    case GemmTile::L128x128: launch_tile<128, 128, 64, 32, FAST>(c, p, plan); break;
+  }
+}
+
+#ifdef HAYATE_WITH_CUBLAS
+__global__ void add_bias_kernel(void* out, DType tout, const void* bias, DType tb, int64_t M, int64_t N) {
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < M * N;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    store_from_float(out, tout, idx, load_as_float(out, tout, idx) + load_as_float(bias, tb, idx % N));
+}
+
+const char* cublas_status_name(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    default: return "CUBLAS_STATUS_ERROR";
+  }
+}
+
+void cublas_check(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    fail(s == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::kOutOfMemory : ErrorCode::kBackend,
+         std::string("cuBLAS error ") + cublas_status_name(s) + " in " + what);
+}
+
+// Row-major out[M,N] = op(a) op(b) is column-major out^T = op(b)^T op(a)^T: pass b first. A row-major
+// matrix stored [R, C] is the column-major [C, R] with leading dimension C.
+bool cublas_gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d) {
+  if (!c.cublas || g.addend || g.a.dtype != g.b.dtype) return false;
+  cublasHandle_t h = static_cast<cublasHandle_t>(c.cublas);
+  cublas_check(cublasSetStream(h, c.stream), "cublasSetStream");
+  auto ty = [](DType t) { return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F; };
+  const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const float alpha = g.alpha, beta = g.beta;
+  cublas_check(cublasGemmEx(h, op_b, op_a, static_cast<int>(d.N), static_cast<int>(d.M), static_cast<int>(d.K), &alpha,
+                            g.b.data, ty(g.b.dtype), static_cast<int>(g.b.cols()), g.a.data, ty(g.a.dtype),
+                            static_cast<int>(g.a.cols()), &beta, g.out.data, ty(g.out.dtype), static_cast<int>(d.N),
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx");
+  if (!g.bias.empty()) {
+    const Launch1D l = plan_elementwise(d.M * d.N, c.num_sms);
+    add_bias_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, c.stream>>>(g.out.data, g.out.dtype, g.bias.data,
+                                                                                  g.bias.dtype, d.M, d.N);
+    HAYATE_CUDA_CHECK_LAUNCH("gemm bias");
+  }
+  return true;
+}
+#endif
+
+}  // namespace
+
+bool cublas_available() {
+#ifdef HAYATE_WITH_CUBLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+void* cublas_create() {
+#ifdef HAYATE_WITH_CUBLAS
+  cublasHandle_t h = nullptr;
+  cublas_check(cublasCreate(&h), "cublasCreate");
+  return h;
+#else
+  fail(ErrorCode::kBackend, "this build has no cuBLAS (the CUDA toolkit's cuBLAS was not found at build time)");
+#endif
+}
+
+void cublas_destroy(void* handle) {
+#ifdef HAYATE_WITH_CUBLAS
+  if (handle) cublasDestroy(static_cast<cublasHandle_t>(handle));
+#else
+  (void)handle;
+#endif
+}
+
+void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend impl) {
+  if (d.M == 0 || d.N == 0) return;
+  need("gemm", d.K < (int64_t(1) << 31) && d.M < (int64_t(1) << 31) && d.N < (int64_t(1) << 31), "matrix too large");
+#ifdef HAYATE_WITH_CUBLAS
+  if (impl == GemmBackend::Cublas && d.K > 0 && cublas_gemm(c, g, d)) return;
+#else
+  (void)impl;
+#endif
+  GemmParams p{};
+  p.a = g.a.data;
+  p.b = g.b.data;
+  p.out = g.out.data;
+  p.bias = g.bias.empty() ? nullptr : g.bias.data;
+  p.addend = g.addend;
+  p.ta = g.a.dtype;
+  p.tb = g.b.dtype;
+  p.tout = g.out.dtype;
+  p.tbias = g.bias.empty() ? DType::F32 : g.bias.dtype;
+  p.trans_a = g.trans_a;
+  p.trans_b = g.trans_b;
+  p.M = d.M;
+  p.N = d.N;
+  p.K = d.K;
+  p.lda = g.a.cols();
+  p.ldb = g.b.cols();
+  p.ldo = d.N;
+  p.alpha = g.alpha;
+  p.beta = g.beta;
+  const bool fast = gemm_fast_path_ok(g.a.dtype == DType::BF16, g.b.dtype == DType::BF16, g.trans_a, g.trans_b, d.K,
+                                      g.a.data, g.b.data);
+  const GemmPlan plan = plan_gemm(d.M, d.N, d.K, c.num_sms, fast);
+  need("gemm", plan.tiles_m < 65536, "too many rows (" + std::to_string(d.M) + ") for one launch");
+  p.chunks = plan.chunks;
+  p.split = plan.split;
+  if (plan.split) p.partials = static_cast<float*>(c.ws->get(plan.workspace_bytes));
+  if (fast) {
+    launch_plan<true>(c, p, plan);
+  } else {
+    launch_plan<false>(c, p, plan);
+  }
+  HAYATE_CUDA_CHECK_LAUNCH("gemm");
+  if (plan.split) {
+    const Launch1D l = plan_elementwise(d.M * d.N, c.num_sms);
+    gemm_reduce_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, c.stream>>>(p);
+    HAYATE_CUDA_CHECK_LAUNCH("gemm reduce");
+  }
+}
+
+}  // namespace hayate::gpu

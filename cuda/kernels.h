@@ -1,0 +1,91 @@
+// Launchers of the CUDA ops, one family per .cu file (embedding.cu, rmsnorm.cu, ...). Each validates
+// shapes/dtypes (op_checks.h), plans its launch (plan.h) and enqueues kernels on the context's stream;
+// none synchronises. CudaBackend (cuda_backend.cu) dispatches the Backend ops to these. Backward kernels
+// of the training ops go beside their forward ones (rope.cu already has the inverse rotation).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend.h"
+#include "op_checks.h"
+#include "plan.h"
+
+namespace hayate::gpu {
+
+// Device scratch memory owned by the backend, reused by every op (ops are serialised on one stream, so
+// one op's scratch is free again when the next op is enqueued). get() may reallocate: never hold a
+// pointer across ops.
+class Workspace {
+ public:
+  virtual ~Workspace() = default;
+  virtual void* get(size_t bytes) = 0;
+};
+
+struct Ctx {
+  cudaStream_t stream = nullptr;
+  int* err = nullptr;  // device error word (ErrorBit)
+  int num_sms = 1;
+  size_t smem_optin = 48 * 1024;  // max dynamic shared memory per block
+  Workspace* ws = nullptr;
+  void* cublas = nullptr;  // cublasHandle_t when the backend uses cuBLAS for GEMMs
+};
+
+// GEMM implementation for linear()/gemm(): the project's tensor-core kernel, or cuBLAS (when compiled in).
+enum class GemmBackend { Hayate, Cublas };
+
+// ---- gemm.cu ----------------------------------------------------------------------------------------
+// out = alpha op(a) op(b) + beta out (+ bias[N]) (+ addend[M,N] f32); a/b/out/bias F32 or BF16 (a and b
+// are rounded to bf16 for the tensor cores; accumulation is fp32).
+struct GemmOperands {
+  Tensor out, a, b;
+  bool trans_a = false, trans_b = false;
+  float alpha = 1.0f, beta = 0.0f;
+  Tensor bias;                   // optional [N]
+  const float* addend = nullptr; // optional [M, N] fp32, row stride N
+};
+void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend impl);
+bool cublas_available();       // built with cuBLAS (HAYATE_WITH_CUBLAS)
+void* cublas_create();          // a cublasHandle_t for the current device; throws kBackend without cuBLAS
+void cublas_destroy(void* handle);
+
+// ---- elementwise / rows -----------------------------------------------------------------------------
+void embedding(const Ctx& c, Tensor out, Tensor table, Tensor ids);
+void rmsnorm(const Ctx& c, Tensor out, Tensor x, Tensor weight, float eps);
+void add(const Ctx& c, Tensor out, Tensor a, Tensor b);
+void swiglu(const Ctx& c, Tensor out, Tensor gate, Tensor up);
+// inverse = true applies the inverse rotation (rope_backward).
+void rope(const Ctx& c, Tensor x, Tensor positions, Tensor cos_sin, int head_dim, bool inverse);
+void kv_store(const Ctx& c, Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, Tensor slots);
+void convert(const Ctx& c, Tensor dst, Tensor src);  // elementwise dtype conversion (same numel)
+
+// ---- training ops (backward kernels beside their forward ones) ---------------------------------------
+void rmsnorm_backward(const Ctx& c, Tensor dx, Tensor dout, Tensor x, Tensor weight, float eps, bool accumulate);
+void swiglu_backward(const Ctx& c, Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up);
+void scatter_add_rows(const Ctx& c, Tensor out, Tensor src, Tensor ids);
+void adamw_step(const Ctx& c, Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p);
+// Deterministic fp64 sum of squares into *device_result (one double on the device).
+void sum_squares(const Ctx& c, Tensor x, double* device_result);
+// Per row of z [m, V] (fp32 logits already scaled by 1/T): lse, logprob of the target, entropy (optional).
+void logprob_rows(const Ctx& c, Tensor z, Tensor targets, Tensor logprobs, Tensor lse, Tensor entropy);
+// In place on z [m, V]: z <- dlogprobs[i] * ([j == t_i] - exp(z - lse_i)).
+void logprob_grad_rows(const Ctx& c, Tensor z, Tensor targets, Tensor dlogprobs, Tensor lse);
+
+// ---- attention / vocabulary ops -----------------------------------------------------------------------
+void paged_attention(const Ctx& c, Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const AttentionMeta& meta);
+void log_softmax_gather(const Ctx& c, Tensor out, Tensor logits, Tensor targets, float inv_temperature);
+
+// Device-side sampling parameters (SamplingRow, packed explicitly).
+struct DeviceSamplingRow {
+  float temperature;
+  int32_t top_k;
+  float top_p;
+  float min_p;
+  unsigned long long seed;
+  unsigned long long step;
+};
+// rows: device array [B]; ids/logprobs: device arrays [B].
+void sample(const Ctx& c, Tensor logits, const DeviceSamplingRow* rows, int32_t* ids, float* logprobs);
+
+}  // namespace hayate::gpu

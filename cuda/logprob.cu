@@ -1,0 +1,161 @@
+// Chunked lm head + log-softmax + gather for training (logprob_forward / logprob_backward): for one chunk
+// of m rows, z = hidden lm_head^T / T is computed by the batch-invariant GEMM into an fp32 [m, V] buffer
+// that lives for the chunk only (the caller chunks the rows; full-vocabulary logits never exist for all
+// tokens), then one block per row reduces it:
+//   forward:  lse = max + log sum exp(z - max), logprob = z[target] - lse,
+//             entropy = log sum - sum p (z - max) / sum           (one pass after the max)
+//   backward: dz = dlogprob * ([j == target] - exp(z - lse)) in place, then dhidden = dz lm_head / T
+// TODO(perf): fuse the row reduction into the GEMM epilogue (online softmax per tile) so z is never written.
+#include "cuda_backend.h"
+#include "cuda_check.h"
+#include "device_utils.cuh"
+#include "kernels.h"
+
+namespace hayate::gpu {
+
+namespace {
+
+constexpr int kRowThreads = 1024;
+
+__device__ __forceinline__ float exp_or_zero(float d) { return d >= -87.3f ? expf(d) : 0.0f; }
+
+__global__ void __launch_bounds__(kRowThreads) logprob_rows_kernel(const float* z, int64_t V, const int32_t* targets,
+                                                                    void* lp, DType tlp, void* lse, DType tlse, void* ent,
+                                                                    DType tent, int* err) {
+  __shared__ float fs[32];
+  __shared__ double ds[32];
+  const int64_t i = blockIdx.x;
+  const float* zi = z + i * V;
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < V; j += kRowThreads) mx = fmaxf(mx, zi[j]);
+  mx = block_max(mx, fs);
+  float s = 0.0f, ez = 0.0f;
+  for (int64_t j = threadIdx.x; j < V; j += kRowThreads) {
+    const float p = exp_or_zero(zi[j] - mx);
+    s += p;
+    ez += p * (zi[j] - mx);
+  }
+  const double sum = block_sum_d(s, ds);
+  const double ezs = block_sum_d(ez, ds);
+  if (threadIdx.x != 0) return;
+  const double l = static_cast<double>(mx) + log(sum);
+  store_from_float(lse, tlse, i, static_cast<float>(l));
+  const int32_t t = targets[i];
+  if (t < 0 || t >= V) {
+    raise_error(err, kErrTarget);
+    store_from_float(lp, tlp, i, NAN);
+  } else {
+    store_from_float(lp, tlp, i, static_cast<float>(zi[t] - l));
+  }
+  if (ent) store_from_float(ent, tent, i, static_cast<float>(log(sum) - ezs / sum));
+}
+
+__global__ void __launch_bounds__(kRowThreads) logprob_grad_kernel(float* z, int64_t V, const int32_t* targets,
+                                                                    const void* dlp, DType tdl, const void* lse, DType tl,
+                                                                    int* err) {
+  const int64_t i = blockIdx.x;
+  float* zi = z + i * V;
+  const float g = load_as_float(dlp, tdl, i), l = load_as_float(lse, tl, i);
+  for (int64_t j = threadIdx.x; j < V; j += kRowThreads) zi[j] = -g * exp_or_zero(zi[j] - l);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const int32_t t = targets[i];
+    if (t < 0 || t >= V) {
+      raise_error(err, kErrTarget);
+    } else {
+      zi[t] += g;
+    }
+  }
+}
+
+}  // namespace
+
+void logprob_rows(const Ctx& c, Tensor z, Tensor targets, Tensor logprobs, Tensor lse, Tensor entropy) {
+  const int64_t m = z.rows();
+  if (m == 0) return;
+  logprob_rows_kernel<<<static_cast<unsigned>(m), kRowThreads, 0, c.stream>>>(
+      z.as<const float>(), z.cols(), targets.as<const int32_t>(), logprobs.data, logprobs.dtype, lse.data, lse.dtype,
+      entropy.empty() ? nullptr : entropy.data, entropy.empty() ? DType::F32 : entropy.dtype, c.err);
+  HAYATE_CUDA_CHECK_LAUNCH("logprob_forward rows");
+}
+
+void logprob_grad_rows(const Ctx& c, Tensor z, Tensor targets, Tensor dlogprobs, Tensor lse) {
+  const int64_t m = z.rows();
+  if (m == 0) return;
+  logprob_grad_kernel<<<static_cast<unsigned>(m), kRowThreads, 0, c.stream>>>(
+      z.as<float>(), z.cols(), targets.as<const int32_t>(), dlogprobs.data, dlogprobs.dtype, lse.data, lse.dtype, c.err);
+  HAYATE_CUDA_CHECK_LAUNCH("logprob_backward rows");
+}
+
+}  // namespace hayate::gpu
+
+namespace hayate {
+
+namespace {
+void check_logprob_common(const char* op, Tensor hidden, Tensor lm_head, Tensor targets, std::initializer_list<Tensor> per_row) {
+  gpu::need_float(op, hidden, "hidden");
+  gpu::need_float(op, lm_head, "lm_head");
+  gpu::need_dtype(op, targets, DType::I32, "targets");
+  const int64_t m = hidden.rows();
+  bool ok = lm_head.ndim == 2 && lm_head.cols() == hidden.cols() && targets.numel() == m;
+  for (const Tensor& t : per_row) {
+    gpu::need_float(op, t, "per-row tensor");
+    ok = ok && t.numel() == m;
+  }
+  gpu::need(op, ok, "shapes do not match: hidden " + hidden.shape_str() + ", lm_head " + lm_head.shape_str() +
+                        ", targets " + targets.shape_str());
+  gpu::need_extent(op, m, "rows");
+}
+}  // namespace
+
+void CudaBackend::logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head,
+                                  Tensor targets, float inv_temperature) {
+  const char* op = "logprob_forward";
+  check_logprob_common(op, hidden, lm_head, targets, {logprobs, lse});
+  if (!entropy.empty()) {
+    gpu::need_float(op, entropy, "entropy");
+    gpu::need(op, entropy.numel() == hidden.rows(), "entropy " + entropy.shape_str() + " does not match the rows");
+  }
+  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
+  if (m == 0) return;
+  const gpu::Ctx c = op_ctx();
+  Buffer z(*this, DType::F32, {m, V});
+  gpu::GemmOperands g;
+  g.out = z;
+  g.a = hidden.view({m, D});
+  g.b = lm_head;
+  g.trans_b = true;
+  g.alpha = inv_temperature;
+  gpu::gemm(c, g, {m, V, D}, gpu::GemmBackend::Hayate);
+  gpu::logprob_rows(c, z, targets, logprobs, lse, entropy);
+  after_op(op);
+}
+
+void CudaBackend::logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head, Tensor targets,
+                                   Tensor lse, float inv_temperature) {
+  const char* op = "logprob_backward";
+  check_logprob_common(op, hidden, lm_head, targets, {dlogprobs, lse});
+  gpu::need_float(op, dhidden, "dhidden");
+  gpu::need(op, dhidden.numel() == hidden.numel(), "dhidden " + dhidden.shape_str() + " does not match " + hidden.shape_str());
+  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
+  if (m == 0) return;
+  const gpu::Ctx c = op_ctx();
+  Buffer z(*this, DType::F32, {m, V});
+  gpu::GemmOperands g;
+  g.out = z;
+  g.a = hidden.view({m, D});
+  g.b = lm_head;
+  g.trans_b = true;
+  g.alpha = inv_temperature;
+  gpu::gemm(c, g, {m, V, D}, gpu::GemmBackend::Hayate);
+  gpu::logprob_grad_rows(c, z, targets, dlogprobs, lse);
+  gpu::GemmOperands gb;  // dhidden = inv_t * dz lm_head
+  gb.out = dhidden.view({m, D});
+  gb.a = z;
+  gb.b = lm_head;
+  gb.alpha = inv_temperature;
+  gpu::gemm(c, gb, {m, D, V}, gpu::GemmBackend::Hayate);
+  after_op(op);
+}
+
+}  // namespace hayate

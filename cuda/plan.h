@@ -1,0 +1,222 @@
+// Host-side planning for the CUDA kernels: launch configurations, GEMM tiling and split decisions,
+// paged-attention partitioning, chunking of row reductions, allocator size classes. Plain C++ with no
+// CUDA types, so tests/native/test_cuda_ops.cpp checks this arithmetic on machines without a GPU.
+//
+// One rule shapes several plans here: the backend contract promises that batching never changes a
+// row's results (linear() is batch-invariant; sampling is reproducible per sequence). So every choice
+// that changes a summation order (GEMM K-chunking, attention partitions, log-softmax chunks) depends only
+// on the row's own extent (K, its position, V), never on how many rows are in the batch. What may depend
+// on the batch is *where* the work runs (tile sizes, split across blocks or not), never its arithmetic.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "errors.h"
+
+namespace hayate::gpu {
+
+// constexpr so that kernels can call them too (nvcc --expt-relaxed-constexpr).
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+constexpr int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// ---- elementwise / row launches --------------------------------------------------------------------
+
+struct Launch1D {
+  int64_t blocks = 1;
+  int threads = 256;
+};
+
+// Grid-stride launch over `units` independent work units (a unit = one 16-byte vector or one element).
+// Past a few waves of blocks, each thread loops instead: the grid stays small for huge tensors.
+inline Launch1D plan_elementwise(int64_t units, int num_sms, int threads = 256) {
+  const int64_t max_blocks = std::max<int64_t>(1, static_cast<int64_t>(std::max(num_sms, 1)) * 8);
+  return {std::max<int64_t>(1, std::min(ceil_div(std::max<int64_t>(units, 1), threads), max_blocks)), threads};
+}
+
+// Elements per 16-byte access for a contiguous run of `n` elements of `elem_size` bytes whose pointers
+// are all in `ptrs` (nullptrs ignored): the vector width when every pointer is 16-byte aligned, else 1.
+inline int vector_width(size_t elem_size, std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (p && reinterpret_cast<uintptr_t>(p) % 16 != 0) return 1;
+  return elem_size > 0 && 16 % elem_size == 0 ? static_cast<int>(16 / elem_size) : 1;
+}
+
+// RMSNorm: one warp per row (rows are at most a few thousand wide: the warp holds the row's sum of squares
+// in registers and needs no shared memory), 4 rows per 128-thread block.
+struct RowPlan {
+  int64_t blocks = 1;
+  int threads = 128;
+  int rows_per_block = 4;
+};
+inline RowPlan plan_rows_warp_each(int64_t rows) {
+  RowPlan p;
+  p.blocks = std::max<int64_t>(1, ceil_div(rows, p.rows_per_block));
+  return p;
+}
+
+// ---- GEMM ---------------------------------------------------------------------------------------------
+// bf16 tensor-core GEMM (mma.sync m16n8k16, fp32 accumulate). The K loop is cut into fixed chunks of
+// kGemmChunkK: each chunk is accumulated from zero, and chunk sums are added in order. That order is the
+// same whether one block walks every chunk (large M) or each chunk runs in its own block and a reduce
+// kernel adds the partials (skinny M: decode batches need the extra blocks to reach memory bandwidth).
+// Results are therefore bitwise identical for every M: linear() stays batch-invariant.
+constexpr int kGemmBK = 32;       // k-tile held in shared memory (two m16n8k16 steps)
+constexpr int kGemmChunkK = 256;  // fixed reduction chunk: part of the numerics, never tuned per call
+constexpr int kGemmStages = 3;    // cp.async pipeline depth of the fast path
+
+enum class GemmTile { S16x64, M64x64, L128x128 };
+
+struct GemmTileShape {
+  int bm, bn, wm, wn;  // block tile and warp tile
+  int threads() const { return (bm / wm) * (bn / wn) * 32; }
+};
+
+inline GemmTileShape gemm_tile_shape(GemmTile t) {
+  switch (t) {
+    case GemmTile::S16x64: return {16, 64, 16, 16};    // 4 warps side by side: decode (M <= 32)
+    case GemmTile::M64x64: return {64, 64, 32, 32};    // 2x2 warps
+    case GemmTile::L128x128: return {128, 128, 64, 32};  // 2x4 warps: prefill / training
+  }
+  return {64, 64, 32, 32};
+}
+
+inline const char* gemm_tile_name(GemmTile t) {
+  switch (t) {
+    case GemmTile::S16x64: return "16x64";
+    case GemmTile::M64x64: return "64x64";
+    case GemmTile::L128x128: return "128x128";
+  }
+  return "?";
+}
+
+struct GemmPlan {
+  GemmTile tile = GemmTile::M64x64;
+  GemmTileShape shape{64, 64, 32, 32};
+  int64_t tiles_m = 0, tiles_n = 0;
+  int64_t chunks = 0;          // ceil(K / kGemmChunkK)
+  bool split = false;          // one chunk per block (grid.z = chunks) + a reduce kernel
+  bool fast = false;           // cp.async 16-byte loads of bf16 K-contiguous operands
+  size_t smem_bytes = 0;
+  size_t workspace_bytes = 0;  // fp32 partials when split
+  int64_t blocks() const { return tiles_m * tiles_n * (split ? chunks : 1); }
+};
+
+// The fast path needs both operands bf16 and K-contiguous (A not transposed, B transposed, as in
+// linear()), K a multiple of 8 and 16-byte aligned bases, so every 16-byte copy is whole and aligned.
+inline bool gemm_fast_path_ok(bool a_bf16, bool b_bf16, bool trans_a, bool trans_b, int64_t K, const void* a,
+                              const void* b) {
+  return a_bf16 && b_bf16 && !trans_a && trans_b && K % 8 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(b) % 16 == 0;
+}
+
+inline size_t gemm_smem_bytes(const GemmTileShape& s, bool fast) {
+  const int stages = fast ? kGemmStages : 1;
+  return static_cast<size_t>(stages) * (s.bm + s.bn) * (kGemmBK + 8) * 2;  // +8 bf16 pad per row
+}
+
+inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int num_sms, bool fast) {
+  GemmPlan p;
+  p.tile = M <= 32 ? GemmTile::S16x64 : M <= 128 ? GemmTile::M64x64 : GemmTile::L128x128;
+  // A large tile that leaves most SMs idle is slower than the medium one.
+  if (p.tile == GemmTile::L128x128 && ceil_div(M, 128) * ceil_div(N, 128) < num_sms) p.tile = GemmTile::M64x64;
+  p.shape = gemm_tile_shape(p.tile);
+  p.tiles_m = ceil_div(M, p.shape.bm);
+  p.tiles_n = ceil_div(N, p.shape.bn);
+  p.chunks = K > 0 ? ceil_div(K, kGemmChunkK) : 0;
+  p.fast = fast;
+  // Split across blocks only when the tiles alone cannot fill the GPU and the fp32 partials stay small
+  // (skinny, memory-bound products: decode). Splitting never changes the arithmetic (see above).
+  const size_t partial_bytes = static_cast<size_t>(M) * N * p.chunks * 4;
+  p.split = p.chunks >= 2 && p.tiles_m * p.tiles_n < num_sms && M <= 256 && partial_bytes <= (size_t(256) << 20);
+  p.workspace_bytes = p.split ? partial_bytes : 0;
+  p.smem_bytes = gemm_smem_bytes(p.shape, fast);
+  return p;
+}
+
+// ---- paged attention ----------------------------------------------------------------------------------
+// A block owns up to kAttnMaxQ query vectors (query rows x the q heads of one GQA group) and walks the
+// KV positions in tiles of kAttnTileK, loading each K/V tile once for all of them. Positions are cut
+// into fixed partitions of kAttnPartition: a row's partitions are combined in order with one fold
+// function whether they ran in one block (prefill layout) or in separate blocks + a combine kernel
+// (decode layout: split-K across the sequence gives long contexts enough parallelism).
+constexpr int kAttnThreads = 128;
+constexpr int kAttnTileK = 64;
+constexpr int kAttnMaxQ = 16;
+constexpr int kAttnPartition = 512;  // part of the numerics (fold order), never tuned per call
+constexpr int kAttnMaxHeadDim = 256;
+
+constexpr int attention_partitions_for_pos(int64_t pos) { return static_cast<int>(pos / kAttnPartition) + 1; }
+
+inline int attention_hd_bucket(int head_dim) {
+  return head_dim <= 64 ? 64 : head_dim <= 128 ? 128 : 256;
+}
+
+struct AttentionPlan {
+  int hd_bucket = 128;       // HDMAX template instance (64, 128, 256)
+  int heads_per_chunk = 1;   // q heads of one kv head handled by a block
+  int head_chunks = 1;       // ceil(group / heads_per_chunk)
+  int rows_per_block = 1;    // query rows per block: 1 (decode) or kAttnMaxQ / heads_per_chunk (prefill)
+  bool split = true;         // decode layout: grid.z = partitions, partials + combine
+  int64_t row_blocks = 0;    // grid.x
+  int64_t grid_y = 0;        // kv heads x head chunks
+  int partitions = 1;        // grid.z in the split layout (upper bound from the block tables)
+  size_t smem_bytes = 0;
+  size_t workspace_floats = 0;  // split partials: n * hq * partitions * (hd + 2)
+};
+
+inline AttentionPlan plan_paged_attention(int64_t n, int64_t num_seqs, int64_t max_blocks, int block_size, int hq,
+                                          int hkv, int hd, size_t elem_size) {
+  AttentionPlan p;
+  HAYATE_CHECK(hd > 0 && hd <= kAttnMaxHeadDim && hd % 2 == 0, ErrorCode::kInvalidArgument,
+               "paged_attention: head_dim " + std::to_string(hd) + " is not supported on cuda (even, at most " +
+                   std::to_string(kAttnMaxHeadDim) + ")");
+  HAYATE_CHECK(hq > 0 && hkv > 0 && hq % hkv == 0, ErrorCode::kInvalidArgument, "paged_attention: bad head configuration");
+  const int group = hq / hkv;
+  p.hd_bucket = attention_hd_bucket(hd);
+  p.heads_per_chunk = std::min(group, kAttnMaxQ);
+  p.head_chunks = static_cast<int>(ceil_div(group, p.heads_per_chunk));
+  // A batch with about one query token per sequence is decoding: give each row its own blocks and split
+  // long contexts. With several tokens per sequence (prefill chunks), rows of one sequence share K/V tiles.
+  p.split = n <= 2 * std::max<int64_t>(num_seqs, 1);
+  p.rows_per_block = p.split ? 1 : std::max(1, kAttnMaxQ / p.heads_per_chunk);
+  p.row_blocks = std::max<int64_t>(1, ceil_div(n, p.rows_per_block));
+  p.grid_y = static_cast<int64_t>(hkv) * p.head_chunks;
+  const int64_t max_ctx = std::max<int64_t>(1, max_blocks * block_size);
+  p.partitions = p.split ? attention_partitions_for_pos(max_ctx - 1) : 1;
+  const int hdm = p.hd_bucket;
+  const int kstride = hdm + (elem_size == 2 ? 2 : 1);  // padded K rows: conflict-free column reads
+  p.smem_bytes = static_cast<size_t>(kAttnMaxQ) * (hdm + kAttnTileK) * 4 +
+                 static_cast<size_t>(kAttnTileK) * (kstride + hdm) * elem_size;
+  p.workspace_floats = p.split && p.partitions > 1 ? static_cast<size_t>(n) * hq * p.partitions * (hd + 2) : 0;
+  return p;
+}
+
+// ---- log_softmax_gather -------------------------------------------------------------------------------
+// Each row of V logits is cut into chunks of kLsgChunk handled by separate blocks (a decode batch has few
+// rows but a 150k vocabulary), partial (max, sum) pairs are combined in chunk order by a second kernel.
+constexpr int kLsgThreads = 256;
+constexpr int kLsgChunk = 8192;
+constexpr int64_t log_softmax_chunks(int64_t V) { return V > kLsgChunk ? ceil_div(V, kLsgChunk) : 1; }
+
+// ---- sampling -----------------------------------------------------------------------------------------
+constexpr int kSampleThreads = 1024;  // one block per row; 32 warps each own a contiguous id range
+constexpr int kSampleWarps = kSampleThreads / 32;
+// Contiguous ids per warp in the prefix searches (a multiple of 32 so every step reads whole warps).
+constexpr int64_t sample_warp_span(int64_t V) { return round_up(ceil_div(V > 1 ? V : 1, kSampleWarps), 32); }
+
+// ---- allocator ----------------------------------------------------------------------------------------
+// The backend caches freed device blocks by size class (cudaFree synchronises the device, and the model
+// allocates activations per layer per step). Classes: multiples of 256 B up to 4 KiB, then 4 classes per
+// power of two (at most 25% waste).
+inline size_t alloc_size_class(size_t bytes) {
+  if (bytes <= 4096) return static_cast<size_t>(std::max<int64_t>(256, round_up(static_cast<int64_t>(bytes), 256)));
+  size_t p = 1;
+  while (p * 2 <= bytes) p *= 2;
+  const size_t step = p / 4;
+  return (bytes + step - 1) / step * step;
+}
+
+}  // namespace hayate::gpu

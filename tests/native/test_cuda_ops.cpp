@@ -1,0 +1,995 @@
+// CUDA backend checks.
+//  - Host-side logic of cuda/ (launch plans, GEMM tiling and split decisions, attention partitioning,
+//    allocator size classes, argument checks, and the sampler's threshold algorithm against the CPU
+//    backend's sample_row) runs everywhere, GPU or not.
+//  - Every op on the CUDA backend vs the CPU backend on the same random inputs, over several shapes with
+//    odd sizes, runs only when a CUDA device is present; otherwise one test prints a visible SKIPPED line.
+//    Inputs are rounded to bf16 first (the CUDA backend stores bf16), so differences measure the kernels'
+//    arithmetic, not input quantisation. Tolerances are stated per op and dtype next to each check:
+//    max |cuda - cpu| / max |cpu| unless said otherwise.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "../../cuda/op_checks.h"
+#include "../../cuda/plan.h"
+#include "../../cuda/sampling_select.h"
+#include "backend.h"
+#include "check.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/vec_math.h"
+#include "generator.h"
+#include "model.h"
+#include "rng.h"
+#ifdef HAYATE_WITH_CUDA
+#include "cuda_backend.h"
+#endif
+
+using namespace hayate;
+namespace g = hayate::gpu;
+
+namespace {
+
+float bf16r(float x) { return bf16_to_f32(f32_to_bf16(x)); }
+
+// Normal values rounded to bf16 (exactly representable in every dtype the backends use).
+std::vector<float> rnd(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d;
+  std::vector<float> v(n);
+  for (auto& x : v) x = bf16r(d(rng) * scale);
+  return v;
+}
+
+double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0, scale = 1e-30;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(got[i]) - want[i]));
+    scale = std::max(scale, std::fabs(double(want[i])));
+  }
+  return diff / scale;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(double(a[i]) - b[i]));
+  return d;
+}
+
+bool cuda_present() { return cuda_device_count() > 0; }
+
+// ---- helpers for the device tests (only called with a device) ----------------------------------------
+
+Buffer put(Backend& be, DType dt, std::vector<int64_t> shape, const std::vector<float>& host) {
+  Buffer b = shape.size() == 1 ? Buffer(be, dt, {shape[0]})
+             : shape.size() == 2 ? Buffer(be, dt, {shape[0], shape[1]})
+                                 : Buffer(be, dt, {shape[0], shape[1], shape[2]});
+  if (!host.empty()) be.upload(b, host.data(), DType::F32);
+  return b;
+}
+Buffer put_i32(Backend& be, const std::vector<int32_t>& v) {
+  Buffer b(be, DType::I32, {static_cast<int64_t>(std::max<size_t>(v.size(), 1))});
+  if (!v.empty()) be.copy_from_host(b.t().data, v.data(), v.size() * 4);
+  return b;
+}
+Buffer put_i32_2d(Backend& be, const std::vector<int32_t>& v, int64_t r, int64_t c) {
+  Buffer b(be, DType::I32, {r, c});
+  be.copy_from_host(b.t().data, v.data(), v.size() * 4);
+  return b;
+}
+std::vector<float> get(Backend& be, Tensor t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  be.download_f32(v.data(), t);
+  return v;
+}
+std::vector<uint8_t> raw(Backend& be, Tensor t) {
+  std::vector<uint8_t> v(t.nbytes());
+  be.copy_to_host(v.data(), t.data, v.size());
+  return v;
+}
+
+struct Backends {
+  std::unique_ptr<Backend> cpu, gpu;
+};
+Backends make_pair_of_backends() {
+  BackendOptions c;
+  c.kind = "cpu";
+  c.threads = 2;
+  c.gemm = "builtin";
+  BackendOptions g;
+  g.kind = "cuda";
+  return {make_backend(c), make_backend(g)};
+}
+
+const char* dn(DType t) { return dtype_name(t); }
+
+}  // namespace
+
+// =====================================================================================================
+// Runs everywhere: the visible skip, and host-side logic.
+// =====================================================================================================
+
+TEST(cuda_backend_availability) {
+  if (cuda_present()) {
+    std::printf("CUDA device present: running the CUDA op checks\n");
+    return;
+  }
+  std::printf("SKIPPED: CUDA op checks (no CUDA device)\n");
+  BackendOptions o;
+  o.kind = "cuda";
+  CHECK_THROWS_CODE(make_backend(o), ErrorCode::kBackend);
+#ifdef HAYATE_WITH_CUDA
+  CHECK(cuda_backend_device_count() == 0);
+  CHECK_THROWS_CODE(make_cuda_backend(o), ErrorCode::kBackend);
+#endif
+}
+
+TEST(cuda_plan_elementwise_and_vectors) {
+  for (int64_t units : std::vector<int64_t>{0, 1, 255, 256, 257, 1 << 20, int64_t(1) << 33}) {
+    const g::Launch1D l = g::plan_elementwise(units, 132);
+    CHECK(l.blocks >= 1 && l.blocks <= 132 * 8 && l.threads == 256);
+    // grid-stride: every unit is covered by some thread
+    CHECK(l.blocks * l.threads >= std::min<int64_t>(std::max<int64_t>(units, 1), 132 * 8 * 256));
+  }
+  alignas(16) static char buf[64];
+  CHECK(g::vector_width(2, {buf, buf + 16}) == 8);
+  CHECK(g::vector_width(4, {buf, nullptr}) == 4);
+  CHECK(g::vector_width(2, {buf, buf + 2}) == 1);
+  const g::RowPlan r = g::plan_rows_warp_each(9);
+  CHECK(r.blocks * r.rows_per_block >= 9 && r.threads == 32 * r.rows_per_block);
+}
+
+TEST(cuda_plan_gemm_tiles_and_split) {
+  const int sms = 132;
+  for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {3, 17, 5}, {8, 1024, 1024}, {64, 1024, 3072},
+                                                             {64, 151936, 1024}, {512, 3072, 1024}, {2048, 1024, 3072},
+                                                             {300, 200, 520}, {1, 2048, 0}, {37, 65, 127}}) {
+    const g::GemmPlan p = g::plan_gemm(M, N, K, sms, true);
+    CHECK(p.tiles_m * p.shape.bm >= M && (p.tiles_m - 1) * p.shape.bm < std::max<int64_t>(M, 1));
+    CHECK(p.tiles_n * p.shape.bn >= N && (p.tiles_n - 1) * p.shape.bn < std::max<int64_t>(N, 1));
+    // the K chunking is a function of K alone: it defines the summation order of every output element
+    CHECK(p.chunks == (K + g::kGemmChunkK - 1) / g::kGemmChunkK);
+    CHECK(!p.split || (p.chunks >= 2 && M <= 256 && p.tiles_m * p.tiles_n < sms));
+    CHECK(p.workspace_bytes == (p.split ? size_t(M) * N * p.chunks * 4 : 0));
+    CHECK(p.shape.threads() % 32 == 0 && p.shape.threads() <= 256);
+    CHECK(p.shape.bm % p.shape.wm == 0 && p.shape.bn % p.shape.wn == 0 && p.shape.wn % 16 == 0 && p.shape.wm % 16 == 0);
+    CHECK(p.smem_bytes <= 227 * 1024 && p.smem_bytes == g::gemm_smem_bytes(p.shape, true));
+  }
+  // decode projections get split-K (enough blocks to stream the weights); prefill does not
+  CHECK(g::plan_gemm(8, 1024, 1024, sms, true).split);
+  CHECK(g::plan_gemm(64, 1024, 3072, sms, true).blocks() >= sms);
+  CHECK(!g::plan_gemm(2048, 3072, 1024, sms, true).split);
+  CHECK(g::plan_gemm(2048, 3072, 1024, sms, true).tile == g::GemmTile::L128x128);
+  CHECK(g::plan_gemm(4, 1024, 1024, sms, true).tile == g::GemmTile::S16x64);
+  CHECK(!g::plan_gemm(64, 151936, 1024, sms, true).split);  // the lm head has tiles enough
+  // fast path: bf16, K-contiguous operands (linear's layout), K % 8 == 0, aligned
+  alignas(16) static char buf[64];
+  CHECK(g::gemm_fast_path_ok(true, true, false, true, 1024, buf, buf));
+  CHECK(!g::gemm_fast_path_ok(true, true, false, true, 1023, buf, buf));
+  CHECK(!g::gemm_fast_path_ok(true, false, false, true, 1024, buf, buf));
+  CHECK(!g::gemm_fast_path_ok(true, true, true, true, 1024, buf, buf));
+  CHECK(!g::gemm_fast_path_ok(true, true, false, false, 1024, buf, buf));
+  CHECK(!g::gemm_fast_path_ok(true, true, false, true, 1024, buf + 2, buf));
+  CHECK(g::gemm_smem_bytes(g::gemm_tile_shape(g::GemmTile::L128x128), false) <= 48 * 1024);
+}
+
+TEST(cuda_plan_paged_attention) {
+  // decode: one token per sequence -> split layout, partitions from the block-table capacity
+  g::AttentionPlan p = g::plan_paged_attention(64, 64, 64, 16, 16, 8, 128, 2);
+  CHECK(p.split && p.rows_per_block == 1 && p.partitions == 2 && p.row_blocks == 64 && p.grid_y == 8);
+  CHECK(p.heads_per_chunk == 2 && p.head_chunks == 1 && p.hd_bucket == 128);
+  CHECK(p.workspace_floats == size_t(64) * 16 * 2 * (128 + 2));
+  CHECK(p.smem_bytes <= 48 * 1024);  // bf16, head_dim 128: no opt-in needed
+  // short contexts: a single partition, no workspace
+  p = g::plan_paged_attention(8, 8, 4, 16, 16, 8, 128, 2);
+  CHECK(p.split && p.partitions == 1 && p.workspace_floats == 0);
+  // prefill chunk: many tokens per sequence -> rows of a sequence share K/V tiles, no split
+  p = g::plan_paged_attention(512, 2, 64, 16, 16, 8, 128, 2);
+  CHECK(!p.split && p.rows_per_block == 8 && p.row_blocks == 64 && p.partitions == 1 && p.workspace_floats == 0);
+  // MQA with a group of 20: two head chunks (16 + 4)
+  p = g::plan_paged_attention(2, 2, 8, 16, 20, 1, 64, 2);
+  CHECK(p.heads_per_chunk == 16 && p.head_chunks == 2 && p.rows_per_block == 1 && p.grid_y == 2 && p.hd_bucket == 64);
+  // every supported head_dim fits the smallest opt-in limit (A100: 163 KiB), f32 included
+  for (int hd : {2, 34, 64, 80, 96, 128, 160, 256})
+    for (size_t es : {size_t(2), size_t(4)})
+      CHECK(g::plan_paged_attention(4, 4, 4, 16, 8, 8, hd, es).smem_bytes <= 163 * 1024);
+  CHECK_THROWS_CODE(g::plan_paged_attention(4, 4, 4, 16, 8, 8, 258, 2), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::plan_paged_attention(4, 4, 4, 16, 8, 8, 63, 2), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::plan_paged_attention(4, 4, 4, 16, 6, 4, 64, 2), ErrorCode::kInvalidArgument);
+  // partitions of a position: fixed (numerics), never from the batch
+  CHECK(g::attention_partitions_for_pos(0) == 1 && g::attention_partitions_for_pos(511) == 1 &&
+        g::attention_partitions_for_pos(512) == 2 && g::attention_partitions_for_pos(4095) == 8);
+}
+
+TEST(cuda_plan_reductions_and_allocator) {
+  for (int64_t V : {1, 7, 8192, 8193, 151936}) {
+    const int64_t c = g::log_softmax_chunks(V);
+    CHECK(c * g::kLsgChunk >= V && (c - 1) * g::kLsgChunk < V);
+    const int64_t span = g::sample_warp_span(V);
+    CHECK(span % 32 == 0 && span * g::kSampleWarps >= V);
+  }
+  size_t prev = 0;
+  for (size_t b : {size_t(1), size_t(255), size_t(256), size_t(257), size_t(4096), size_t(4097), size_t(1) << 20,
+                   (size_t(1) << 20) + 1, size_t(3) << 30}) {
+    const size_t c = g::alloc_size_class(b);
+    CHECK(c >= b && c % 256 == 0 && c >= prev);
+    CHECK(b <= 4096 ? c - b < 256 : c <= b + b / 4);
+    prev = c;
+  }
+  CHECK(g::alloc_size_class(5000) == g::alloc_size_class(5100));  // same class: cached blocks get reused
+}
+
+TEST(cuda_op_checks_reject_bad_arguments) {
+  static float d[1];
+  auto t = [](DType dt, std::initializer_list<int64_t> s) { return Tensor(d, dt, s); };
+  using g::check_embedding;
+  // gemm / linear shapes and dtypes
+  CHECK(g::check_gemm(t(DType::F32, {3, 5}), t(DType::BF16, {4, 3}), t(DType::BF16, {5, 4}), true, true).K == 4);
+  CHECK_THROWS_CODE(g::check_gemm(t(DType::F32, {3, 5}), t(DType::BF16, {3, 4}), t(DType::BF16, {5, 4}), false, false),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_gemm(t(DType::F64, {3, 5}), t(DType::BF16, {3, 4}), t(DType::BF16, {4, 5}), false, false),
+                    ErrorCode::kInvalidArgument);
+  const g::GemmDims ld = g::check_linear("linear", t(DType::F32, {2, 3, 7}), t(DType::BF16, {2, 3, 5}),
+                                         t(DType::BF16, {7, 5}), t(DType::BF16, {7}));
+  CHECK(ld.M == 6 && ld.N == 7 && ld.K == 5);
+  CHECK_THROWS_CODE(g::check_linear("linear", t(DType::F32, {6, 7}), t(DType::BF16, {6, 5}), t(DType::BF16, {7, 5}),
+                                    t(DType::BF16, {6})),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_linear("linear", t(DType::F32, {6, 7}), t(DType::F16, {6, 5}), t(DType::BF16, {7, 5}), {}),
+                    ErrorCode::kInvalidArgument);
+  // elementwise
+  check_embedding(t(DType::BF16, {4, 8}), t(DType::BF16, {100, 8}), t(DType::I32, {4}));
+  CHECK_THROWS_CODE(check_embedding(t(DType::BF16, {4, 8}), t(DType::BF16, {100, 8}), t(DType::F32, {4})),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(check_embedding(t(DType::BF16, {4, 9}), t(DType::BF16, {100, 8}), t(DType::I32, {4})),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_binary("add", t(DType::BF16, {4}), t(DType::F32, {4}), t(DType::F32, {4})),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_rmsnorm(t(DType::BF16, {4, 8}), t(DType::BF16, {4, 8}), t(DType::BF16, {7})),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_rope("rope", t(DType::BF16, {4, 24}), t(DType::I32, {4}), t(DType::BF16, {10, 8}), 8),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_rope("rope", t(DType::BF16, {4, 24}), t(DType::I32, {4}), t(DType::F32, {10, 6}), 6 + 1),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_kv_store(t(DType::BF16, {32, 8}), t(DType::BF16, {32, 8}), t(DType::F32, {2, 8}),
+                                      t(DType::F32, {2, 8}), t(DType::I32, {2})),
+                    ErrorCode::kInvalidArgument);
+  // attention metadata and shapes
+  AttentionMeta m;
+  m.block_tables = t(DType::I32, {2, 4});
+  m.token_seq = t(DType::I32, {3});
+  m.token_pos = t(DType::I32, {3});
+  m.num_q_heads = 4;
+  m.num_kv_heads = 2;
+  m.head_dim = 8;
+  g::check_paged_attention(t(DType::BF16, {3, 32}), t(DType::BF16, {3, 32}), t(DType::BF16, {64, 16}),
+                           t(DType::BF16, {64, 16}), m);
+  m.num_kv_heads = 3;
+  CHECK_THROWS_CODE(g::check_paged_attention(t(DType::BF16, {3, 32}), t(DType::BF16, {3, 32}), t(DType::BF16, {64, 24}),
+                                             t(DType::BF16, {64, 24}), m),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_log_softmax_gather(t(DType::BF16, {3}), t(DType::F32, {3, 10}), t(DType::I32, {3})),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_sample(t(DType::F64, {3, 10})), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_sample(t(DType::F32, {3, 0})), ErrorCode::kInvalidArgument);
+}
+
+TEST(cuda_sampler_selection_helpers) {
+  uint32_t cnt[256] = {};
+  uint64_t val[256] = {};
+  cnt[200] = 2, val[200] = 2;
+  cnt[100] = 5, val[100] = 5;
+  cnt[3] = 1, val[3] = 1;
+  g::BinChoice c = g::select_bin_seq(cnt, val, 1);
+  CHECK(c.bin == 200 && c.above_cnt == 0);
+  c = g::select_bin_seq(cnt, val, 3);
+  CHECK(c.bin == 100 && c.above_cnt == 2 && c.above_val == 2);
+  c = g::select_bin_seq(cnt, val, 8);
+  CHECK(c.bin == 3 && c.above_cnt == 7);
+  c = g::select_bin_seq(cnt, val, 100);  // more than there is: the lowest non-empty bin (keep all)
+  CHECK(c.bin == 3 && c.above_cnt == 7);
+  c = g::select_bin_seq(cnt, val, 0);  // top-p = 0: the first non-empty bin (keep the top token)
+  CHECK(c.bin == 200);
+  CHECK(g::ties_needed(10, 4, 3, 5) == 2 && g::ties_needed(10, 12, 3, 5) == 1 && g::ties_needed(10, 4, 0, 5) == 5);
+  CHECK(g::ties_needed(100, 4, 3, 5) == 5);
+  CHECK(g::top_p_target(0.0f, 1000) == 0 && g::top_p_target(0.5f, 1001) == 501);
+  CHECK(g::draw_target(0.5f, 1001) == 501 && g::draw_target(0.0f, 7) == 1);
+  CHECK(g::prob_mass_fx(1.0f) == (uint64_t(1) << g::kMassBits) && g::prob_mass_fx(0.0f) == 0);
+  // keys are monotone in p for p >= 0
+  CHECK(g::prob_key(0.25f) < g::prob_key(0.5f) && g::prob_key(0.0f) < g::prob_key(1e-30f));
+}
+
+// The GPU sampler's algorithm (radix selects over probability keys, fixed-point masses), run on the host
+// with p computed exactly as the CPU backend computes it, against the CPU backend's sample_row: the same
+// ids (the CPU sums masses in fp64, the GPU algorithm in fixed point: only a draw within ~1e-12 of a
+// boundary could differ, and none does in these rows) and the same log-probs.
+TEST(cuda_sampler_algorithm_matches_cpu_sample_row) {
+  std::mt19937 rng(5);
+  int rows = 0, same = 0, tie_swaps = 0;
+  double worst_lp = 0;
+  for (int64_t V : {1, 2, 37, 1000, 5000}) {
+    for (int dist = 0; dist < 3; ++dist) {
+      for (int trial = 0; trial < 12; ++trial) {
+        std::vector<float> z(static_cast<size_t>(V));
+        std::normal_distribution<float> nd(0.0f, dist == 0 ? 1.0f : 4.0f);
+        std::uniform_int_distribution<int> ud(0, 4);
+        for (auto& x : z) x = dist == 2 ? static_cast<float>(ud(rng)) : nd(rng);  // dist 2: many exact ties
+        SamplingRow r;
+        r.seed = rng();
+        r.step = trial;
+        const float temps[] = {0.0f, 0.7f, 1.0f, 1.5f};
+        r.temperature = temps[trial % 4];
+        const int ks[] = {0, 1, 5, 50, static_cast<int>(V) - 1, static_cast<int>(V) + 3};
+        r.top_k = ks[(trial / 2) % 6];
+        const float ps[] = {1.0f, 0.9f, 0.5f, 0.0f, 0.999f};
+        r.top_p = ps[trial % 5];
+        const float mps[] = {0.0f, 0.0f, 0.05f, 0.5f, 2.0f};
+        r.min_p = mps[(trial / 3) % 5];
+        for (int rep = 0; rep < 4; ++rep, r.step += 101) {
+          int32_t id_cpu = -1, id_ref = -1;
+          float lp_cpu = 0, lp_ref = 0;
+          sample_row(z.data(), V, r, &id_cpu, &lp_cpu);
+          if (r.temperature > 0.0f) {
+            const float inv_t = 1.0f / r.temperature;
+            const float mx = cpu::max_scaled(z.data(), V, inv_t);
+            std::vector<float> p(static_cast<size_t>(V));
+            const double total = cpu::exp_sum(z.data(), V, inv_t, mx, p.data());
+            g::reference_sample_probs(z.data(), p, total, mx, r, &id_ref, &lp_ref);
+          } else {
+            g::reference_greedy(z.data(), V, &id_ref, &lp_ref);
+          }
+          ++rows;
+          if (id_cpu == id_ref) {
+            ++same;
+            worst_lp = std::max(worst_lp, std::fabs(double(lp_cpu) - lp_ref));
+          } else if (z[id_cpu] == z[id_ref]) {
+            // Equal logits: the engine computes p with its SIMD exp (built with -march=native) where this
+            // file's inline copy may take the scalar path, so "ties" can differ by an ulp and swap order.
+            ++tie_swaps;
+          } else {
+            std::fprintf(stderr, "  sampler mismatch V=%lld T=%g k=%d p=%g minp=%g: cpu %d ref %d\n", (long long)V,
+                         r.temperature, r.top_k, r.top_p, r.min_p, id_cpu, id_ref);
+          }
+        }
+      }
+    }
+  }
+  std::printf("sampler algorithm vs CPU sample_row: %d/%d rows equal, %d swaps between equal logits, max |dlogprob| %.2e\n",
+              same, rows, tie_swaps, worst_lp);
+  CHECK(same + tie_swaps == rows);
+  CHECK(tie_swaps <= rows / 20);
+  CHECK(worst_lp < 1e-5);
+}
+
+// The sampler's tail cut (skip_key) never changes a mass select: same key, counts, masses and first id
+// with and without it, for any target that leaves the skipped slack unclaimed.
+TEST(cuda_sampler_tail_skip_is_exact) {
+  std::mt19937 rng(11);
+  size_t kept_candidates = 0, all_candidates = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int64_t V = trial % 3 == 0 ? 50000 : 3000;
+    std::normal_distribution<float> nd(0.0f, trial % 2 ? 2.0f : 5.0f);
+    std::vector<float> p(static_cast<size_t>(V));
+    float mx = -1e30f;
+    std::vector<float> z(p.size());
+    for (auto& x : z) mx = std::max(mx, x = nd(rng));
+    uint64_t total = 0;
+    for (int64_t j = 0; j < V; ++j) total += g::prob_mass_fx(p[j] = g::prob_from_scaled(z[j], mx, false));
+    g::ref::Selector sel{p};
+    for (int k = 0; k < 5; ++k) {
+      const uint64_t target = g::draw_target(std::uniform_real_distribution<float>(0.0f, 1.0f)(rng), total);
+      const uint32_t cut = g::skip_key(total - target, V);
+      const g::RadixResult a = sel.select(true, target, 0), b = sel.select(true, target, cut);
+      CHECK(a.key == b.key && a.cnt_gt == b.cnt_gt && a.mass_gt == b.mass_gt && a.ties == b.ties && a.first_id == b.first_id);
+      for (float x : p) kept_candidates += g::prob_key(x) >= cut;
+      all_candidates += p.size();
+    }
+  }
+  std::printf("sampler tail cut: %.1f%% of tokens enter the histograms of a draw\n", 100.0 * kept_candidates / all_candidates);
+}
+
+TEST(cuda_sampler_reference_respects_filters) {
+  // top-k keeps exactly the k most likely (ties by lower id), top-p the smallest nucleus, min-p the tail cut
+  const int64_t V = 50;
+  std::vector<float> z(V);
+  for (int64_t j = 0; j < V; ++j) z[j] = static_cast<float>((j * 37) % 11) * 0.5f;  // ties in groups
+  std::vector<float> p(V);
+  float mx = *std::max_element(z.begin(), z.end());
+  for (int64_t j = 0; j < V; ++j) p[j] = std::exp(z[j] - mx);
+  std::vector<int32_t> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
+  for (int k : {1, 3, 7, 20}) {
+    std::vector<bool> allowed(V, false);
+    for (int i = 0; i < k; ++i) allowed[order[i]] = true;
+    for (uint64_t s = 0; s < 200; ++s) {
+      SamplingRow r;
+      r.top_k = k;
+      r.seed = s;
+      int32_t id;
+      float lp;
+      g::reference_sample_row(z.data(), V, r, &id, &lp);
+      CHECK(allowed[id]);
+    }
+  }
+  for (uint64_t s = 0; s < 300; ++s) {
+    SamplingRow r;
+    r.min_p = 0.5f;
+    r.seed = s;
+    int32_t id;
+    float lp;
+    g::reference_sample_row(z.data(), V, r, &id, &lp);
+    CHECK(p[id] >= 0.5f);
+  }
+}
+
+TEST(cuda_rng_streams_are_counter_based) {
+  // the sampler's draws are a pure function of (seed, step): the GPU evaluates the same rng.h code
+  CHECK(rng_uniform(42, 7) == rng_uniform(42, 7));
+  CHECK(rng_uniform(42, 7) != rng_uniform(42, 8));
+  CHECK(rng_uniform(42, 7) != rng_uniform(43, 7));
+  double mean = 0;
+  for (uint64_t s = 0; s < 20000; ++s) {
+    const float u = rng_uniform(s, s * 3 + 1);
+    CHECK(u >= 0.0f && u < 1.0f);
+    mean += u;
+  }
+  CHECK_NEAR(mean / 20000, 0.5, 0.01);
+}
+
+// =====================================================================================================
+// Device checks: CUDA vs CPU. Every test returns at once without a device.
+// =====================================================================================================
+
+TEST(cuda_gemm_and_linear_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  // bf16 inputs are exact, products are exact in fp32, only the summation order differs from the CPU:
+  // F32 outputs within 2e-5 of the largest |value| (K <= 1024 here); BF16 outputs add one rounding (2^-8).
+  auto tol = [](DType out) { return out == DType::F32 ? 2e-5 : 8e-3; };
+  for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {3, 17, 5}, {37, 65, 127}, {8, 1024, 1024},
+                                                             {64, 1000, 1024}, {300, 200, 520}, {129, 96, 40}, {2, 33, 1000}}) {
+    for (DType dt : {DType::BF16, DType::F32}) {
+      for (DType od : {DType::BF16, DType::F32}) {
+        auto x = rnd(M * K, 1), w = rnd(N * K, 2, 0.05f), b = rnd(N, 3);
+        Buffer cx = put(*cpu, DType::F32, {M, K}, x), cw = put(*cpu, DType::F32, {N, K}, w), cb = put(*cpu, DType::F32, {N}, b);
+        Buffer co = put(*cpu, DType::F32, {M, N}, {});
+        cpu->linear(co, cx, cw, cb);
+        Buffer gx = put(*gpu, dt, {M, K}, x), gw = put(*gpu, dt, {N, K}, w), gb = put(*gpu, dt, {N}, b);
+        Buffer go = put(*gpu, od, {M, N}, {});
+        gpu->linear(go, gx, gw, gb);
+        const double e = rel_err(get(*gpu, go), get(*cpu, co));
+        if (!(e <= tol(od)))
+          std::fprintf(stderr, "  linear M=%lld N=%lld K=%lld in %s out %s: rel err %.3g\n", (long long)M, (long long)N,
+                       (long long)K, dn(dt), dn(od), e);
+        CHECK(e <= tol(od));
+      }
+    }
+    // gemm: every transpose, alpha/beta, generic path (transposed operands)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (DType od : {DType::BF16, DType::F32}) {
+          auto a = rnd(M * K, 4), b = rnd(K * N, 5, 0.05f), c0 = rnd(M * N, 6);
+          std::vector<int64_t> as = ta ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K};
+          std::vector<int64_t> bs = tb ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N};
+          Buffer ca = put(*cpu, DType::F32, as, a), cbb = put(*cpu, DType::F32, bs, b), cc = put(*cpu, DType::F32, {M, N}, c0);
+          cpu->gemm(cc, ca, cbb, ta, tb, 0.5f, 0.25f);
+          Buffer ga = put(*gpu, DType::BF16, as, a), gbb = put(*gpu, DType::BF16, bs, b), gc = put(*gpu, od, {M, N}, c0);
+          gpu->gemm(gc, ga, gbb, ta, tb, 0.5f, 0.25f);
+          const double e = rel_err(get(*gpu, gc), get(*cpu, cc));
+          if (!(e <= tol(od)))
+            std::fprintf(stderr, "  gemm M=%lld N=%lld K=%lld ta=%d tb=%d out %s: rel err %.3g\n", (long long)M,
+                         (long long)N, (long long)K, ta, tb, dn(od), e);
+          CHECK(e <= tol(od));
+        }
+  }
+#ifdef HAYATE_WITH_CUDA
+  if (CudaBackend::cublas_compiled()) {  // the comparison path gives the same answers
+    auto* cb = static_cast<CudaBackend*>(gpu.get());
+    const int64_t M = 37, N = 300, K = 256;
+    auto x = rnd(M * K, 7), w = rnd(N * K, 8, 0.05f);
+    Buffer gx = put(*gpu, DType::BF16, {M, K}, x), gw = put(*gpu, DType::BF16, {N, K}, w);
+    Buffer o1 = put(*gpu, DType::F32, {M, N}, {}), o2 = put(*gpu, DType::F32, {M, N}, {});
+    gpu->linear(o1, gx, gw, {});
+    cb->set_gemm_impl(CudaBackend::GemmImpl::Cublas);
+    gpu->linear(o2, gx, gw, {});
+    cb->set_gemm_impl(CudaBackend::GemmImpl::Hayate);
+    CHECK(rel_err(get(*gpu, o2), get(*gpu, o1)) < 2e-5);
+  }
+#endif
+}
+
+// The contract's batch invariance: row i of linear() is bit-identical whatever the batch (the K-chunked
+// summation order does not depend on M, nor on whether the chunks ran split across blocks).
+TEST(cuda_linear_is_batch_invariant) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  for (int64_t K : {1024, 999, 3072}) {
+    const int64_t M = 300, N = 1000;
+    auto x = rnd(M * K, 9), w = rnd(N * K, 10, 0.05f);
+    Buffer gx = put(*gpu, DType::BF16, {M, K}, x), gw = put(*gpu, DType::BF16, {N, K}, w);
+    Buffer all = put(*gpu, DType::F32, {M, N}, {});
+    gpu->linear(all, gx, gw, {});
+    const std::vector<uint8_t> ref = raw(*gpu, all);
+    for (int64_t m : {1, 5, 33, 64, 200}) {
+      for (int64_t r0 : {int64_t(0), M - m}) {
+        Buffer part = put(*gpu, DType::F32, {m, N}, {});
+        gpu->linear(part, gx.t().slice_rows(r0, m), gw, {});
+        const std::vector<uint8_t> got = raw(*gpu, part);
+        CHECK(std::memcmp(got.data(), ref.data() + r0 * N * 4, got.size()) == 0);
+      }
+    }
+  }
+}
+
+TEST(cuda_lora_linear_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  for (auto [M, N, K, r] : std::vector<std::array<int64_t, 4>>{{5, 64, 96, 8}, {64, 1024, 1024, 32}, {3, 17, 33, 3}}) {
+    auto x = rnd(M * K, 11), w = rnd(N * K, 12, 0.05f), b = rnd(N, 13), A = rnd(r * K, 14, 0.1f), B = rnd(N * r, 15, 0.1f);
+    const float scale = 2.0f;
+    Buffer co = put(*cpu, DType::F32, {M, N}, {}), cxa = put(*cpu, DType::F32, {M, r}, {});
+    cpu->lora_linear(co, cxa, put(*cpu, DType::F32, {M, K}, x), put(*cpu, DType::F32, {N, K}, w),
+                     put(*cpu, DType::F32, {N}, b), put(*cpu, DType::F32, {r, K}, A), put(*cpu, DType::F32, {N, r}, B), scale);
+    Buffer go = put(*gpu, DType::BF16, {M, N}, {}), gxa = put(*gpu, DType::BF16, {M, r}, {});
+    gpu->lora_linear(go, gxa, put(*gpu, DType::BF16, {M, K}, x), put(*gpu, DType::BF16, {N, K}, w),
+                     put(*gpu, DType::BF16, {N}, b), put(*gpu, DType::F32, {r, K}, A), put(*gpu, DType::F32, {N, r}, B), scale);
+    // bf16 outputs; x A^T is rounded to bf16 before the B product: 2e-2
+    CHECK(rel_err(get(*gpu, go), get(*cpu, co)) < 2e-2);
+    CHECK(rel_err(get(*gpu, gxa), get(*cpu, cxa)) < 1e-2);
+  }
+}
+
+TEST(cuda_rows_and_elementwise_ops_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  // tolerances: F32 1e-5 (same fp32 formula), BF16 outputs 8e-3 (one bf16 rounding)
+  auto tol = [](DType t) { return t == DType::F32 ? 1e-5 : 8e-3; };
+  for (DType dt : {DType::BF16, DType::F32}) {
+    for (int64_t rows : {1, 7, 300}) {
+      for (int64_t D : {1, 33, 128, 1023, 1024}) {
+        auto x = rnd(rows * D, 20), y = rnd(rows * D, 21), w = rnd(D, 22);
+        Buffer cx = put(*cpu, DType::F32, {rows, D}, x), cy = put(*cpu, DType::F32, {rows, D}, y),
+               cw = put(*cpu, DType::F32, {D}, w), co = put(*cpu, DType::F32, {rows, D}, {});
+        Buffer gx = put(*gpu, dt, {rows, D}, x), gy = put(*gpu, dt, {rows, D}, y), gw = put(*gpu, DType::BF16, {D}, w),
+               go = put(*gpu, dt, {rows, D}, {});
+        cpu->rmsnorm(co, cx, cw, 1e-6f);
+        gpu->rmsnorm(go, gx, gw, 1e-6f);
+        CHECK(rel_err(get(*gpu, go), get(*cpu, co)) < tol(dt));
+        gpu->rmsnorm(gx, gx, gw, 1e-6f);  // in place
+        CHECK(raw(*gpu, gx) == raw(*gpu, go));
+        gpu->upload(gx, x.data(), DType::F32);
+        cpu->add(co, cx, cy);
+        gpu->add(go, gx, gy);
+        CHECK(rel_err(get(*gpu, go), get(*cpu, co)) < tol(dt));
+        cpu->swiglu(co, cx, cy);
+        gpu->swiglu(go, gx, gy);
+        CHECK(rel_err(get(*gpu, go), get(*cpu, co)) < tol(dt));
+        gpu->swiglu(gx, gx, gy);  // out aliases gate
+        CHECK(raw(*gpu, gx) == raw(*gpu, go));
+      }
+    }
+    // embedding: exact copies (and conversion to another dtype)
+    const int64_t V = 50, D = 33, n = 9;
+    auto table = rnd(V * D, 23);
+    std::vector<int32_t> ids{3, 0, 49, 3, 7, 7, 12, 1, 48};
+    Buffer gt = put(*gpu, dt, {V, D}, table), gid = put_i32(*gpu, ids);
+    for (DType od : {dt, DType::F32}) {
+      Buffer go = put(*gpu, od, {n, D}, {});
+      gpu->embedding(go, gt, gid);
+      const std::vector<float> got = get(*gpu, go);
+      bool same = true;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < D; ++j) same = same && got[i * D + j] == table[ids[i] * D + j];
+      CHECK(same);
+    }
+    std::vector<int32_t> bad{3, 50};
+    Buffer gbad = put_i32(*gpu, bad), go2 = put(*gpu, dt, {2, D}, {});
+    CHECK_THROWS_CODE((gpu->embedding(go2, gt, gbad), gpu->synchronize()), ErrorCode::kInvalidArgument);
+    gpu->synchronize();  // the error word was cleared by the throw
+  }
+}
+
+TEST(cuda_rope_and_kv_store_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  for (DType dt : {DType::BF16, DType::F32}) {
+    for (int hd : {64, 128, 18}) {
+      const int64_t n = 13, H = 3, max_pos = 700;
+      std::vector<float> cs(max_pos * hd);
+      for (int64_t p = 0; p < max_pos; ++p)
+        for (int i = 0; i < hd / 2; ++i) {
+          const double ang = p * std::pow(10000.0, -2.0 * i / hd);
+          cs[p * hd + i] = static_cast<float>(std::cos(ang));
+          cs[p * hd + hd / 2 + i] = static_cast<float>(std::sin(ang));
+        }
+      std::vector<int32_t> pos(n);
+      for (int64_t i = 0; i < n; ++i) pos[i] = static_cast<int32_t>((i * 97 + 5) % max_pos);
+      auto x = rnd(n * H * hd, 30);
+      Buffer cx = put(*cpu, DType::F32, {n, H * hd}, x), gx = put(*gpu, dt, {n, H * hd}, x);
+      Buffer ccs = put(*cpu, DType::F32, {max_pos, hd}, cs), gcs = put(*gpu, DType::F32, {max_pos, hd}, cs);
+      Buffer cp = put_i32(*cpu, pos), gp = put_i32(*gpu, pos);
+      cpu->rope(cx, cp, ccs, hd);
+      gpu->rope(gx, gp, gcs, hd);
+      CHECK(rel_err(get(*gpu, gx), get(*cpu, cx)) < (dt == DType::F32 ? 1e-5 : 8e-3));
+      gpu->rope_backward(gx, gp, gcs, hd);  // the inverse rotation restores x
+      CHECK(max_abs_diff(get(*gpu, gx), x) < (dt == DType::F32 ? 1e-5 : 4e-2));
+    }
+    // kv_store: exact row copies into scattered slots
+    const int64_t rows = 64, W = 8 * 128, n = 5;
+    auto k = rnd(n * W, 31), v = rnd(n * W, 32);
+    std::vector<int32_t> slots{63, 0, 17, 18, 40};
+    Buffer kc = put(*gpu, dt, {rows, W}, std::vector<float>(rows * W, 0.0f)), vc = put(*gpu, dt, {rows, W}, std::vector<float>(rows * W, 0.0f));
+    Buffer gk = put(*gpu, dt, {n, W}, k), gv = put(*gpu, dt, {n, W}, v), gs = put_i32(*gpu, slots);
+    gpu->kv_store(kc, vc, gk, gv, gs);
+    const std::vector<float> hk = get(*gpu, kc), hv = get(*gpu, vc);
+    bool same = true;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < W; ++j)
+        same = same && hk[slots[i] * W + j] == k[i * W + j] && hv[slots[i] * W + j] == v[i * W + j];
+    CHECK(same && hk[W] == 0.0f);
+    std::vector<int32_t> bad{0, 64, 1, 2, 3};
+    Buffer gbad = put_i32(*gpu, bad);
+    CHECK_THROWS_CODE((gpu->kv_store(kc, vc, gk, gv, gbad), gpu->synchronize()), ErrorCode::kInvalidArgument);
+  }
+}
+
+namespace {
+
+// A paged-attention scenario: sequences with random scrambled block tables, a random cache, and query rows
+// (seq, pos). Runs the op on a backend in dtype dt and returns the output.
+struct AttnCase {
+  int hq, hkv, hd, bs;
+  std::vector<int> lens;                      // context length of each sequence
+  std::vector<std::pair<int, int>> queries;   // (sequence, position)
+};
+
+std::vector<float> run_attention(Backend& be, DType dt, const AttnCase& c, uint32_t seed) {
+  const int num_seqs = static_cast<int>(c.lens.size());
+  int max_blocks = 1;
+  for (int L : c.lens) max_blocks = std::max(max_blocks, (L + c.bs - 1) / c.bs);
+  const int num_blocks = num_seqs * max_blocks + 3;
+  std::vector<int32_t> perm(num_blocks);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), std::mt19937(seed));
+  std::vector<int32_t> tables(perm.begin(), perm.begin() + num_seqs * max_blocks);
+  const int64_t rows = int64_t(num_blocks) * c.bs, kvw = int64_t(c.hkv) * c.hd, qw = int64_t(c.hq) * c.hd;
+  auto kc = rnd(rows * kvw, seed + 1), vc = rnd(rows * kvw, seed + 2);
+  const int64_t n = static_cast<int64_t>(c.queries.size());
+  auto q = rnd(n * qw, seed + 3);
+  std::vector<int32_t> seq, pos;
+  for (auto [s, p] : c.queries) {
+    seq.push_back(s);
+    pos.push_back(p);
+  }
+  Buffer bq = put(be, dt, {n, qw}, q), bk = put(be, dt, {rows, kvw}, kc), bv = put(be, dt, {rows, kvw}, vc);
+  Buffer bo = put(be, dt, {n, qw}, {});
+  Buffer bt = put_i32_2d(be, tables, num_seqs, max_blocks), bs = put_i32(be, seq), bp = put_i32(be, pos);
+  AttentionMeta m;
+  m.block_tables = bt;
+  m.token_seq = bs.t().slice_rows(0, n);
+  m.token_pos = bp.t().slice_rows(0, n);
+  m.block_size = c.bs;
+  m.num_q_heads = c.hq;
+  m.num_kv_heads = c.hkv;
+  m.head_dim = c.hd;
+  m.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+  be.paged_attention(bo, bq, bk, bv, m);
+  return get(be, bo);
+}
+
+}  // namespace
+
+TEST(cuda_paged_attention_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  std::vector<AttnCase> cases;
+  // decode (one query per sequence) with contexts across partitions: split-K + combine
+  cases.push_back({16, 8, 128, 16, {1, 17, 600, 1100, 2048}, {{0, 0}, {1, 16}, {2, 599}, {3, 1099}, {4, 2047}}});
+  // prefill chunks (prefill layout: rows of a sequence share tiles) mixed with a decode row
+  {
+    AttnCase c{16, 8, 128, 16, {41, 700, 90}, {}};
+    for (int p = 0; p < 41; ++p) c.queries.push_back({0, p});
+    for (int p = 500; p < 700; p += 3) c.queries.push_back({1, p});
+    c.queries.push_back({2, 89});
+    cases.push_back(c);
+  }
+  cases.push_back({8, 1, 64, 16, {33, 520}, {{0, 32}, {1, 519}, {1, 100}}});        // MQA, head_dim 64
+  cases.push_back({20, 1, 64, 8, {70, 30}, {{0, 69}, {1, 29}}});                     // group of 20: two head chunks
+  cases.push_back({4, 4, 256, 16, {300, 5}, {{0, 299}, {1, 4}, {0, 150}}});          // head_dim 256
+  cases.push_back({6, 2, 80, 16, {45}, {{0, 44}, {0, 43}, {0, 10}, {0, 0}}});        // head_dim 80
+  cases.push_back({4, 2, 34, 5, {23, 11}, {{0, 22}, {1, 10}}});                      // head_dim 34: scalar loads
+  {
+    AttnCase c{16, 8, 128, 16, {1500}, {}};  // a long prefill: prefill layout with in-block partition folds
+    for (int p = 0; p < 1500; p += 7) c.queries.push_back({0, p});
+    cases.push_back(c);
+  }
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const std::vector<float> want = run_attention(*cpu, DType::F32, cases[ci], 100 + ci);
+    for (DType dt : {DType::BF16, DType::F32}) {
+      const std::vector<float> got = run_attention(*gpu, dt, cases[ci], 100 + ci);
+      // outputs are convex combinations of N(0,1) values: absolute tolerances, F32 2e-5, BF16 1.6e-2
+      const double e = max_abs_diff(got, want);
+      if (!(e < (dt == DType::F32 ? 2e-5 : 1.6e-2)))
+        std::fprintf(stderr, "  attention case %zu %s: max abs diff %.3g\n", ci, dn(dt), e);
+      CHECK(e < (dt == DType::F32 ? 2e-5 : 1.6e-2));
+    }
+  }
+}
+
+// A row's attention output is bit-identical in the decode layout (split across blocks + combine) and in
+// the prefill layout (one block folding partitions): batching never changes it.
+TEST(cuda_paged_attention_is_batch_invariant) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  AttnCase alone{16, 8, 128, 16, {1300}, {{0, 1299}}};
+  AttnCase batch = alone;
+  for (int p = 0; p < 40; ++p) batch.queries.push_back({0, 1000 + p});  // n >> num_seqs: prefill layout
+  const std::vector<float> a = run_attention(*gpu, DType::BF16, alone, 7);
+  const std::vector<float> b = run_attention(*gpu, DType::BF16, batch, 7);
+  CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
+}
+
+TEST(cuda_log_softmax_gather_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  for (int64_t V : {1, 7, 8192, 8193, 151936}) {
+    for (int64_t n : {1, 5, 64}) {
+      if (V * n > 151936 * 8 && n > 5) continue;
+      auto z = rnd(n * V, 40, 3.0f);
+      std::vector<int32_t> t(n);
+      for (int64_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>((i * 7919) % V);
+      for (float inv_t : {1.0f, 1.0f / 0.7f}) {
+        Buffer co = put(*cpu, DType::F32, {n}, {}), go = put(*gpu, DType::F32, {n}, {});
+        cpu->log_softmax_gather(co, put(*cpu, DType::F32, {n, V}, z), put_i32(*cpu, t).t().slice_rows(0, n), inv_t);
+        for (DType dt : {DType::F32, DType::BF16}) {
+          gpu->log_softmax_gather(go, put(*gpu, dt, {n, V}, z), put_i32(*gpu, t).t().slice_rows(0, n), inv_t);
+          // log-probs of magnitude up to ~20: absolute 2e-4 (fp32 sums of up to 150k terms)
+          CHECK(max_abs_diff(get(*gpu, go), get(*cpu, co)) < 2e-4);
+        }
+      }
+    }
+  }
+}
+
+TEST(cuda_sampling_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  std::mt19937 rng(3);
+  for (int64_t V : {1, 37, 1000, 151936}) {
+    const int64_t B = 48;
+    auto z = rnd(B * V, 50, 3.0f);
+    std::vector<SamplingRow> rows(B);
+    for (int64_t i = 0; i < B; ++i) {
+      SamplingRow& r = rows[i];
+      r.seed = rng();
+      r.step = i;
+      const float temps[] = {0.0f, 1.0f, 0.7f, 1.3f};
+      r.temperature = temps[i % 4];
+      const int ks[] = {0, 0, 1, 20, 100, 0};
+      r.top_k = ks[(i / 4) % 6];
+      const float ps[] = {1.0f, 0.9f, 0.95f, 0.5f, 1.0f, 0.3f, 1.0f};
+      r.top_p = ps[(i / 2) % 7];
+      r.min_p = (i % 5 == 0) ? 0.05f : 0.0f;
+    }
+    Buffer gz = put(*gpu, DType::F32, {B, V}, z);
+    std::vector<int32_t> ids(B), ids2(B), cids(B);
+    std::vector<float> lps(B), lps2(B), clps(B);
+    gpu->sample(gz, rows.data(), ids.data(), lps.data());
+    gpu->sample(gz, rows.data(), ids2.data(), lps2.data());
+    CHECK(ids == ids2);  // same seeds: same tokens, bit for bit
+    CHECK(std::memcmp(lps.data(), lps2.data(), B * 4) == 0);
+    for (int64_t i = 0; i < B; ++i) sample_row(z.data() + i * V, V, rows[i], &cids[i], &clps[i]);
+    int same = 0;
+    for (int64_t i = 0; i < B; ++i) {
+      if (ids[i] == cids[i]) {
+        ++same;
+        CHECK_NEAR(lps[i], clps[i], 2e-4);
+      }
+      if (rows[i].temperature <= 0.0f) CHECK(ids[i] == cids[i]);  // greedy = argmax
+    }
+    // expf differs from the host's by an ulp, so a draw within ~1e-7 of a CDF boundary may differ: rare
+    CHECK(same >= B - 1);
+    // top-k = 1 is greedy
+    std::vector<SamplingRow> k1 = rows;
+    for (auto& r : k1) {
+      r.temperature = 1.0f;
+      r.top_k = 1;
+      r.top_p = 1.0f;
+      r.min_p = 0.0f;
+    }
+    std::vector<SamplingRow> greedy = rows;
+    for (auto& r : greedy) r.temperature = 0.0f;
+    gpu->sample(gz, k1.data(), ids.data(), lps.data());
+    gpu->sample(gz, greedy.data(), ids2.data(), lps2.data());
+    CHECK(ids == ids2);
+  }
+  // distribution: one small row sampled with 4000 seeds matches softmax(z / T)
+  const int64_t V = 6, B = 4000;
+  const std::vector<float> base{1.0f, 0.0f, 2.0f, -1.0f, 0.5f, 1.5f};
+  std::vector<float> z;
+  for (int64_t i = 0; i < B; ++i) z.insert(z.end(), base.begin(), base.end());
+  std::vector<SamplingRow> rows(B);
+  for (int64_t i = 0; i < B; ++i) {
+    rows[i].seed = derive_seed(99, i);
+    rows[i].temperature = 0.8f;
+  }
+  std::vector<int32_t> ids(B);
+  std::vector<float> lps(B);
+  gpu->sample(put(*gpu, DType::F32, {B, V}, z), rows.data(), ids.data(), lps.data());
+  std::vector<double> p(V), freq(V, 0.0);
+  double s = 0;
+  for (int64_t j = 0; j < V; ++j) s += p[j] = std::exp(base[j] / 0.8);
+  for (int32_t id : ids) freq[id] += 1.0 / B;
+  for (int64_t j = 0; j < V; ++j) CHECK_NEAR(freq[j], p[j] / s, 0.03);
+}
+
+// A tiny random Qwen3 model on CUDA vs CPU: logits agree to bf16 accuracy, and greedy generation on CUDA
+// picks tokens the CPU model also ranks first (up to the logit tolerance). The CUDA tokens equal the argmax
+// of CUDA's own full-sequence logits exactly: prefill and decode compute identical rows (batch invariance).
+TEST(cuda_tiny_model_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  ModelConfig c;
+  c.arch = Arch::Qwen3;
+  c.architecture = "Qwen3ForCausalLM";
+  c.qk_norm = true;
+  c.tie_word_embeddings = true;
+  c.vocab_size = 512;
+  c.hidden_size = 128;
+  c.intermediate_size = 256;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.max_position_embeddings = 1024;
+  c.rope_theta = 10000;
+  auto mc = Model::random(*cpu, c, 21, 0.1f);
+  auto mg = Model::random(*gpu, c, 21, 0.1f);
+  std::vector<int32_t> prompt;
+  for (int t = 0; t < 12; ++t) prompt.push_back((t * 37 + 5) % c.vocab_size);
+  const std::vector<float> lc = mc->sequence_logits(prompt), lg = mg->sequence_logits(prompt);
+  const double e = rel_err(lg, lc);
+  std::printf("tiny model logits: cuda vs cpu rel err %.3g\n", e);
+  CHECK(e < 5e-2);  // bf16 weights and activations vs f32 everywhere
+
+  Generator gen(*mg, {});
+  GenerationRequest req;
+  req.prompt = prompt;
+  req.max_new_tokens = 24;
+  req.sampling.temperature = 0.0f;
+  const std::vector<GenerationOutput> out = gen.generate({req}, GenerationOptions{});
+  CHECK(out.size() == 1 && out[0].tokens.size() == 24);
+  std::vector<int32_t> full = prompt;
+  full.insert(full.end(), out[0].tokens.begin(), out[0].tokens.end());
+  const std::vector<float> fg = mg->sequence_logits(full), fc = mc->sequence_logits(full);
+  const int64_t V = c.vocab_size, P = static_cast<int64_t>(prompt.size());
+  double lmax = 0;
+  for (float v : fc) lmax = std::max(lmax, std::fabs(double(v)));
+  for (size_t t = 0; t < out[0].tokens.size(); ++t) {
+    const float* rg = &fg[(P - 1 + t) * V];
+    const float* rc = &fc[(P - 1 + t) * V];
+    const int32_t tok = out[0].tokens[t];
+    CHECK(std::max_element(rg, rg + V) - rg == tok);                   // CUDA: exact (batch invariance)
+    CHECK(*std::max_element(rc, rc + V) - rc[tok] <= 5e-2 * lmax + 1e-6);  // CPU: a near-argmax
+  }
+}
+
+// Training ops that exist on CUDA so far, vs the CPU backend. Activations bf16 where the model stores them
+// bf16 (tolerances: one bf16 rounding, ~1e-2 relative; GEMM-based gradients round their fp32 operands to
+// bf16 on the way into the tensor cores, 2e-2), parameters/moments fp32 (1e-5 relative or better).
+TEST(cuda_training_ops_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  // rmsnorm_backward (overwrite, accumulate, in place on dout)
+  for (DType dt : {DType::F32, DType::BF16}) {
+    for (int64_t D : {33, 1024}) {
+      const int64_t rows = 7;
+      auto x = rnd(rows * D, 60), g = rnd(rows * D, 61), w = rnd(D, 62), d0 = rnd(rows * D, 63);
+      for (bool acc : {false, true}) {
+        Buffer cdx = put(*cpu, DType::F32, {rows, D}, d0), gdx = put(*gpu, dt, {rows, D}, d0);
+        cpu->rmsnorm_backward(cdx, put(*cpu, DType::F32, {rows, D}, g), put(*cpu, DType::F32, {rows, D}, x),
+                              put(*cpu, DType::F32, {D}, w), 1e-6f, acc);
+        gpu->rmsnorm_backward(gdx, put(*gpu, dt, {rows, D}, g), put(*gpu, dt, {rows, D}, x), put(*gpu, DType::BF16, {D}, w),
+                              1e-6f, acc);
+        CHECK(rel_err(get(*gpu, gdx), get(*cpu, cdx)) < (dt == DType::F32 ? 1e-5 : 1e-2));
+      }
+      Buffer gg = put(*gpu, dt, {rows, D}, g), cg = put(*cpu, DType::F32, {rows, D}, g);
+      cpu->rmsnorm_backward(cg, cg, put(*cpu, DType::F32, {rows, D}, x), put(*cpu, DType::F32, {D}, w), 1e-6f, false);
+      gpu->rmsnorm_backward(gg, gg, put(*gpu, dt, {rows, D}, x), put(*gpu, DType::BF16, {D}, w), 1e-6f, false);
+      CHECK(rel_err(get(*gpu, gg), get(*cpu, cg)) < (dt == DType::F32 ? 1e-5 : 1e-2));
+    }
+    // swiglu_backward with outputs aliasing the inputs, as the training graph calls it
+    const int64_t n = 1001;
+    auto ga = rnd(n, 64), up = rnd(n, 65), dout = rnd(n, 66);
+    Buffer cga = put(*cpu, DType::F32, {n}, ga), cup = put(*cpu, DType::F32, {n}, up);
+    Buffer gga = put(*gpu, dt, {n}, ga), gup = put(*gpu, dt, {n}, up);
+    cpu->swiglu_backward(cga, cup, put(*cpu, DType::F32, {n}, dout), cga, cup);
+    gpu->swiglu_backward(gga, gup, put(*gpu, dt, {n}, dout), gga, gup);
+    CHECK(rel_err(get(*gpu, gga), get(*cpu, cga)) < (dt == DType::F32 ? 1e-5 : 1e-2));
+    CHECK(rel_err(get(*gpu, gup), get(*cpu, cup)) < (dt == DType::F32 ? 1e-5 : 1e-2));
+    // scatter_add_rows
+    const int64_t R = 10, D = 33;
+    auto base = rnd(R * D, 67), src = rnd(3 * D, 68);
+    std::vector<int32_t> ids{7, 0, 9};
+    Buffer co = put(*cpu, DType::F32, {R, D}, base), go = put(*gpu, dt, {R, D}, base);
+    cpu->scatter_add_rows(co, put(*cpu, DType::F32, {3, D}, src), put_i32(*cpu, ids));
+    gpu->scatter_add_rows(go, put(*gpu, dt, {3, D}, src), put_i32(*gpu, ids));
+    CHECK(rel_err(get(*gpu, go), get(*cpu, co)) < (dt == DType::F32 ? 1e-6 : 1e-2));
+  }
+  // adamw_step and sum_squares (fp32 parameters and moments)
+  {
+    const int64_t n = 1000;
+    auto p = rnd(n, 70), g = rnd(n, 71), m = rnd(n, 72, 0.1f), v = rnd(n, 73, 0.1f);
+    for (auto& x : v) x = std::fabs(x);
+    AdamWParams ap;
+    ap.lr = 1e-3;
+    ap.weight_decay = 0.01;
+    ap.grad_scale = 0.5;
+    ap.step = 3;
+    Buffer cp = put(*cpu, DType::F32, {n}, p), cm = put(*cpu, DType::F32, {n}, m), cv = put(*cpu, DType::F32, {n}, v);
+    Buffer gp = put(*gpu, DType::F32, {n}, p), gm = put(*gpu, DType::F32, {n}, m), gv = put(*gpu, DType::F32, {n}, v);
+    cpu->adamw_step(cp, put(*cpu, DType::F32, {n}, g), cm, cv, ap);
+    gpu->adamw_step(gp, put(*gpu, DType::F32, {n}, g), gm, gv, ap);
+    CHECK(rel_err(get(*gpu, gp), get(*cpu, cp)) < 1e-6);
+    CHECK(rel_err(get(*gpu, gm), get(*cpu, cm)) < 1e-6);
+    CHECK(rel_err(get(*gpu, gv), get(*cpu, cv)) < 1e-6);
+    auto big = rnd(100003, 74);
+    const double want = cpu->sum_squares(put(*cpu, DType::F32, {100003}, big));
+    CHECK_NEAR(gpu->sum_squares(put(*gpu, DType::F32, {100003}, big)), want, 1e-9 * want);
+    std::vector<float> bad{1.0f, std::numeric_limits<float>::infinity()};
+    CHECK(!std::isfinite(gpu->sum_squares(put(*gpu, DType::F32, {2}, bad))));
+  }
+  // lora_linear_backward: dx (overwrite and accumulate), dA, dB accumulate
+  for (auto [M, N, K, r] : std::vector<std::array<int64_t, 4>>{{37, 65, 96, 8}, {64, 1024, 1024, 32}}) {
+    auto dout = rnd(M * N, 80), x = rnd(M * K, 81), w = rnd(N * K, 82, 0.05f), A = rnd(r * K, 83, 0.1f),
+         B = rnd(N * r, 84, 0.1f), dA0 = rnd(r * K, 85, 0.1f), dB0 = rnd(N * r, 86, 0.1f), dx0 = rnd(M * K, 87);
+    std::vector<float> xa(M * r);  // x A^T of the forward (bf16-rounded, as the CUDA forward stores it)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < r; ++j) {
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k) s += double(x[i * K + k]) * A[j * K + k];
+        xa[i * r + j] = bf16r(static_cast<float>(s));
+      }
+    for (bool acc : {false, true}) {
+      Buffer cdx = put(*cpu, DType::F32, {M, K}, dx0), cda = put(*cpu, DType::F32, {r, K}, dA0), cdb = put(*cpu, DType::F32, {N, r}, dB0);
+      Buffer gdx = put(*gpu, DType::BF16, {M, K}, dx0), gda = put(*gpu, DType::F32, {r, K}, dA0), gdb = put(*gpu, DType::F32, {N, r}, dB0);
+      cpu->lora_linear_backward(cdx, cda, cdb, put(*cpu, DType::F32, {M, N}, dout), put(*cpu, DType::F32, {M, K}, x),
+                                put(*cpu, DType::F32, {M, r}, xa), put(*cpu, DType::F32, {N, K}, w),
+                                put(*cpu, DType::F32, {r, K}, A), put(*cpu, DType::F32, {N, r}, B), 2.0f, acc);
+      gpu->lora_linear_backward(gdx, gda, gdb, put(*gpu, DType::BF16, {M, N}, dout), put(*gpu, DType::BF16, {M, K}, x),
+                                put(*gpu, DType::BF16, {M, r}, xa), put(*gpu, DType::BF16, {N, K}, w),
+                                put(*gpu, DType::F32, {r, K}, A), put(*gpu, DType::F32, {N, r}, B), 2.0f, acc);
+      CHECK(rel_err(get(*gpu, gdx), get(*cpu, cdx)) < 2e-2);
+      CHECK(rel_err(get(*gpu, gda), get(*cpu, cda)) < 2e-2);
+      CHECK(rel_err(get(*gpu, gdb), get(*cpu, cdb)) < 2e-2);
+    }
+  }
+  // logprob_forward / logprob_backward over one chunk
+  {
+    const int64_t m = 5, D = 64, V = 1000;
+    auto h = rnd(m * D, 90), lm = rnd(V * D, 91, 0.3f), dlp = rnd(m, 92);
+    std::vector<int32_t> t{3, 999, 0, 512, 77};
+    const float inv_t = 1.0f / 0.7f;
+    Buffer clp = put(*cpu, DType::F32, {m}, {}), clse = put(*cpu, DType::F32, {m}, {}), cent = put(*cpu, DType::F32, {m}, {});
+    Buffer glp = put(*gpu, DType::F32, {m}, {}), glse = put(*gpu, DType::F32, {m}, {}), gent = put(*gpu, DType::F32, {m}, {});
+    Buffer ch = put(*cpu, DType::F32, {m, D}, h), clm = put(*cpu, DType::F32, {V, D}, lm), ct = put_i32(*cpu, t);
+    Buffer gh = put(*gpu, DType::BF16, {m, D}, h), glm = put(*gpu, DType::BF16, {V, D}, lm), gt = put_i32(*gpu, t);
+    cpu->logprob_forward(clp, clse, cent, ch, clm, ct, inv_t);
+    gpu->logprob_forward(glp, glse, gent, gh, glm, gt, inv_t);
+    CHECK(max_abs_diff(get(*gpu, glp), get(*cpu, clp)) < 1e-4);
+    CHECK(max_abs_diff(get(*gpu, glse), get(*cpu, clse)) < 1e-4);
+    CHECK(max_abs_diff(get(*gpu, gent), get(*cpu, cent)) < 1e-4);
+    Buffer cdh = put(*cpu, DType::F32, {m, D}, {}), gdh = put(*gpu, DType::BF16, {m, D}, {});
+    cpu->logprob_backward(cdh, put(*cpu, DType::F32, {m}, dlp), ch, clm, ct, clse, inv_t);
+    gpu->logprob_backward(gdh, put(*gpu, DType::F32, {m}, dlp), gh, glm, gt, glse, inv_t);
+    CHECK(rel_err(get(*gpu, gdh), get(*cpu, cdh)) < 2e-2);
+  }
+}

@@ -1,0 +1,288 @@
+// TrainerCore: the library's handle on native LoRA training of a Model. It packs sequences (prompt +
+// completion) into the engine's batch format and drives forwardBackward / step / zeroGrad, all off the JS
+// thread and in call order with the model's other work; the optimizer state (AdamW moments, step count)
+// saves to and loads from a safetensors file. The GRPO rollout loop builds on it.
+import { existsSync } from 'node:fs';
+import { HayateError, ModelFormatError } from './errors.js';
+import { learningRate, validateSchedule, type LrScheduleOptions } from './lr-schedule.js';
+import type { LoraOptions, Model } from './model.js';
+import { peftTensorName } from './adapter.js';
+import {
+  native,
+  type NativeCancelToken,
+  type NativeForwardBackwardStats,
+  type NativeMoments,
+  type NativeOptimizerOptions,
+  type NativePackedBatch,
+  type NativeStepResult,
+  type NativeTrainBatch,
+  type NativeTrainerHandle,
+} from './native.js';
+import { floatData, readSafetensors, readSafetensorsHeader, writeSafetensors, type WriteTensor } from './safetensors.js';
+
+export type LossType = 'grpo' | 'bnpo' | 'dapo' | 'dr_grpo' | 'sft';
+export const LOSS_TYPES: readonly LossType[] = ['grpo', 'bnpo', 'dapo', 'dr_grpo', 'sft'];
+
+export interface OptimizerOptions {
+  /** Default 1e-5 (overridden per step by a schedule). */
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Global gradient-norm clipping (default 1.0; 0 disables it). */
+  maxGradNorm?: number;
+}
+
+export interface TrainerCoreOptions {
+  /** Attach fresh adapters with these options; omit to train the adapters already on the model (e.g. loaded). */
+  lora?: LoraOptions;
+  optimizer?: OptimizerOptions;
+  /** Learning rate per step; when set, step() uses it unless given an explicit lr. */
+  schedule?: LrScheduleOptions;
+  /** Recompute each layer's activations in the backward pass (less memory, ~1/3 more compute). */
+  recompute?: boolean;
+  /** Completion tokens whose full-vocabulary logits are held at once (default 128). */
+  logitsChunk?: number;
+}
+
+/** One training sequence: a prompt and its completion; the loss covers the completion tokens. */
+export interface TrainSequence {
+  prompt: ArrayLike<number>;
+  completion: ArrayLike<number>;
+  /** GRPO advantage of this completion (required by the GRPO losses). */
+  advantage?: number;
+  /** Log-probs of the completion tokens under the rollout policy (default: the current policy, ratio 1). */
+  oldLogprobs?: ArrayLike<number>;
+  /** Log-probs under the reference policy (default: computed with LoRA off when beta != 0). */
+  refLogprobs?: ArrayLike<number>;
+}
+
+export interface LossOptions {
+  /** 'grpo' (per-sequence mean), 'bnpo'/'dapo' (token mean), 'dr_grpo' (constant normaliser), 'sft'. Default 'grpo'. */
+  type?: LossType;
+  /** Clip range of the importance ratio: [1 - epsilonLow, 1 + epsilonHigh] (defaults 0.2 and epsilonLow). */
+  epsilonLow?: number;
+  epsilonHigh?: number;
+  /** KL weight (k3 estimator against the LoRA-off reference); 0 (default) skips the reference pass. */
+  beta?: number;
+  /** Log-probs under softmax(logits / temperature): use the sampling temperature (default 1). */
+  temperature?: number;
+  /** Gradient accumulation: the whole step's sequences / completion tokens, so micro-batches add up. */
+  sequencesInStep?: number;
+  tokensInStep?: number;
+  /** dr_grpo's constant normaliser (default: the longest completion in the micro-batch). */
+  maxCompletionLength?: number;
+}
+
+export type ForwardBackwardStats = NativeForwardBackwardStats;
+export type StepStats = NativeStepResult;
+
+function invalid(message: string): HayateError {
+  return new HayateError('ERR_INVALID_ARGUMENT', message);
+}
+
+/** Packs sequences into the engine's flat batch (validating lengths and per-token arrays). */
+export function packBatch(sequences: readonly TrainSequence[], withLoss = true): NativeTrainBatch {
+  if (sequences.length === 0) throw invalid('a training batch needs at least one sequence');
+  let total = 0;
+  for (const s of sequences) total += s.prompt.length + s.completion.length;
+  const tokens = new Int32Array(total);
+  const seqLens = new Int32Array(sequences.length);
+  const promptLens = new Int32Array(sequences.length);
+  let off = 0;
+  sequences.forEach((s, i) => {
+    if (s.prompt.length < 1) throw invalid(`sequence ${i}: the prompt must have at least one token`);
+    tokens.set(s.prompt as ArrayLike<number>, off);
+    tokens.set(s.completion as ArrayLike<number>, off + s.prompt.length);
+    seqLens[i] = s.prompt.length + s.completion.length;
+    promptLens[i] = s.prompt.length;
+    off += seqLens[i];
+  });
+  const batch: NativeTrainBatch = { tokens, seqLens, promptLens };
+  if (!withLoss) return batch;
+  const perToken = (key: 'oldLogprobs' | 'refLogprobs'): Float64Array | undefined => {
+    const have = sequences.filter((s) => s[key] !== undefined).length;
+    if (have === 0) return undefined;
+    if (have !== sequences.length) throw invalid(`${key} must be given for every sequence of the batch or for none`);
+    const out = new Float64Array(sequences.reduce((n, s) => n + s.completion.length, 0));
+    let o = 0;
+    sequences.forEach((s, i) => {
+      const v = s[key] as ArrayLike<number>;
+      if (v.length !== s.completion.length) throw invalid(`sequence ${i}: ${key} has ${v.length} values for ${s.completion.length} completion tokens`);
+      out.set(v, o);
+      o += v.length;
+    });
+    return out;
+  };
+  const haveAdv = sequences.filter((s) => s.advantage !== undefined).length;
+  if (haveAdv > 0) {
+    if (haveAdv !== sequences.length) throw invalid('advantage must be given for every sequence of the batch or for none');
+    batch.advantages = Float64Array.from(sequences, (s) => s.advantage as number);
+  }
+  batch.oldLogprobs = perToken('oldLogprobs');
+  batch.refLogprobs = perToken('refLogprobs');
+  return batch;
+}
+
+/** Splits per-completion-token values (batch order) back into one array per sequence. */
+function splitPerSequence(values: Float64Array, sequences: readonly { completion: ArrayLike<number> }[]): Float64Array[] {
+  const out: Float64Array[] = [];
+  let o = 0;
+  for (const s of sequences) {
+    out.push(values.slice(o, o + s.completion.length));
+    o += s.completion.length;
+  }
+  return out;
+}
+
+export class TrainerCore {
+  readonly model: Model;
+  private handle: NativeTrainerHandle | undefined;
+  private schedule: LrScheduleOptions | undefined;
+  private steps = 0;
+  private skipped = 0;
+
+  private constructor(model: Model, handle: NativeTrainerHandle, schedule: LrScheduleOptions | undefined) {
+    this.model = model;
+    this.handle = handle;
+    this.schedule = schedule;
+  }
+
+  /** Creates a trainer for the model's LoRA adapters (attaching fresh ones when options.lora is given). */
+  static async create(model: Model, options: TrainerCoreOptions = {}): Promise<TrainerCore> {
+    if (options.schedule) validateSchedule(options.schedule);
+    if (options.lora) await model.attachLora(options.lora);
+    else if (!model.lora) throw invalid('the model has no LoRA adapters: pass options.lora or load an adapter first');
+    const handle = await model.runNative(undefined, (m) =>
+      native().createTrainer(m, { optimizer: options.optimizer as NativeOptimizerOptions, recompute: options.recompute ?? false, logitsChunk: options.logitsChunk ?? 128 }),
+    );
+    return new TrainerCore(model, handle, options.schedule);
+  }
+
+  /** Optimizer updates applied so far. */
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /** Updates skipped because of non-finite losses or gradients. */
+  get skippedSteps(): number {
+    return this.skipped;
+  }
+
+  /**
+   * Forward and backward of one micro-batch: accumulates the LoRA gradients of its loss. A non-finite loss
+   * is reported (finite: false) and makes the next step() skip instead of applying anything.
+   */
+  async forwardBackward(sequences: readonly TrainSequence[], loss: LossOptions = {}, options: { entropy?: boolean; signal?: AbortSignal } = {}): Promise<ForwardBackwardStats> {
+    const type = loss.type ?? 'grpo';
+    if (!LOSS_TYPES.includes(type)) throw invalid(`unknown loss type '${String(type)}' (${LOSS_TYPES.join(', ')})`);
+    const batch = packBatch(sequences);
+    if (type !== 'sft' && !batch.advantages) throw invalid(`the ${type} loss needs an advantage for every sequence`);
+    return this.run(options.signal, (h, cancel) => h.forwardBackward(batch, { ...loss, type }, { entropy: options.entropy ?? false }, cancel));
+  }
+
+  /** Per-token log-probs (and entropies) of each sequence's completion, LoRA on (default) or off; no gradients. */
+  async logprobs(
+    sequences: readonly Pick<TrainSequence, 'prompt' | 'completion'>[],
+    options: { lora?: boolean; temperature?: number; entropy?: boolean; signal?: AbortSignal } = {},
+  ): Promise<{ logprobs: Float64Array[]; entropy?: Float64Array[] }> {
+    const batch: NativePackedBatch = packBatch(sequences.map((s) => ({ prompt: s.prompt, completion: s.completion })), false);
+    const out = await this.run(options.signal, (h, cancel) =>
+      h.logprobs(batch, { lora: options.lora ?? true, temperature: options.temperature ?? 1, entropy: options.entropy ?? false }, cancel),
+    );
+    const result: { logprobs: Float64Array[]; entropy?: Float64Array[] } = { logprobs: splitPerSequence(out.logprobs, sequences) };
+    if (out.entropy) result.entropy = splitPerSequence(out.entropy, sequences);
+    return result;
+  }
+
+  /** The learning rate the next step() uses without an explicit lr (the schedule's, else the optimizer's). */
+  nextLearningRate(): number | undefined {
+    return this.schedule ? learningRate(this.steps, this.schedule) : undefined;
+  }
+
+  /**
+   * One AdamW update from the accumulated gradients (global-norm clipped). Skipped, with the reason and the
+   * step number reported, when they are not finite; a skipped step discards them.
+   */
+  async step(options: { lr?: number } = {}): Promise<StepStats> {
+    const lr = options.lr ?? this.nextLearningRate();
+    if (lr !== undefined && !(Number.isFinite(lr) && lr >= 0)) throw invalid(`learning rate must be a number >= 0, got ${lr}`);
+    const r = await this.run(undefined, (h) => h.step(lr === undefined ? {} : { lr }));
+    if (r.applied) this.steps = r.step;
+    else this.skipped += 1;
+    return r;
+  }
+
+  async zeroGrad(): Promise<void> {
+    await this.run(undefined, (h) => h.zeroGrad());
+  }
+
+  /** Global L2 norm of the accumulated gradients. */
+  async gradNorm(): Promise<number> {
+    return this.run(undefined, (h) => h.gradNorm());
+  }
+
+  async setOptimizer(options: OptimizerOptions): Promise<void> {
+    await this.run(undefined, (h) => h.setOptimizer(options));
+  }
+
+  /**
+   * Writes the optimizer state (AdamW moments named after the PEFT tensors they belong to, plus the step
+   * counters in the metadata) to a safetensors file, atomically.
+   */
+  async saveState(path: string): Promise<void> {
+    const state = await this.run(undefined, (h) => h.getState());
+    const info = this.model.lora;
+    if (!info) throw invalid('the model has no LoRA adapters');
+    const tensors: WriteTensor[] = [];
+    for (const m of state.moments) {
+      const mod = info.modules.find((x) => x.layer === m.layer && x.target === m.target)!;
+      const a = peftTensorName(m.layer, m.target, 'A'), b = peftTensorName(m.layer, m.target, 'B');
+      tensors.push({ name: `${a}.exp_avg`, dtype: 'F32', shape: [info.rank, mod.in], data: Float32Array.from(m.expAvgA) });
+      tensors.push({ name: `${a}.exp_avg_sq`, dtype: 'F32', shape: [info.rank, mod.in], data: Float32Array.from(m.expAvgSqA) });
+      tensors.push({ name: `${b}.exp_avg`, dtype: 'F32', shape: [mod.out, info.rank], data: Float32Array.from(m.expAvgB) });
+      tensors.push({ name: `${b}.exp_avg_sq`, dtype: 'F32', shape: [mod.out, info.rank], data: Float32Array.from(m.expAvgSqB) });
+    }
+    writeSafetensors(path, tensors, { format: 'hayate-adamw', step: String(state.step), skipped_steps: String(state.skippedSteps) });
+  }
+
+  /** Restores the optimizer state written by saveState() (the adapters must have the same modules and shapes). */
+  async loadState(path: string): Promise<void> {
+    if (!existsSync(path)) throw new HayateError('ERR_NOT_FOUND', `optimizer state not found: ${path}`);
+    const file = readSafetensors(path);
+    const meta = readSafetensorsHeader(path).metadata;
+    const step = Number(meta.step), skipped = Number(meta.skipped_steps ?? 0);
+    if (meta.format !== 'hayate-adamw' || !Number.isInteger(step) || step < 0) throw new ModelFormatError('ERR_BAD_SAFETENSORS', `${path} is not a hayate optimizer state (metadata format/step missing)`);
+    const info = this.model.lora;
+    if (!info) throw invalid('the model has no LoRA adapters');
+    const get = (name: string): Float64Array => {
+      const t = file.get(name);
+      if (!t) throw new ModelFormatError('ERR_BAD_TENSOR', `${path} lacks ${name} (was it saved for other adapters?)`);
+      return floatData(t, name);
+    };
+    const moments: NativeMoments[] = info.modules.map((m) => {
+      const a = peftTensorName(m.layer, m.target, 'A'), b = peftTensorName(m.layer, m.target, 'B');
+      return { layer: m.layer, target: m.target, expAvgA: get(`${a}.exp_avg`), expAvgSqA: get(`${a}.exp_avg_sq`), expAvgB: get(`${b}.exp_avg`), expAvgSqB: get(`${b}.exp_avg_sq`) };
+    });
+    if (file.size !== moments.length * 4) throw new ModelFormatError('ERR_BAD_TENSOR', `${path} holds moments for other adapters than the model's`);
+    await this.run(undefined, (h) => h.setState({ step, skippedSteps: skipped, moments }));
+    this.steps = step;
+    this.skipped = skipped;
+  }
+
+  /** Frees the optimizer state and gradients (the model and its adapters stay). */
+  async dispose(): Promise<void> {
+    const h = this.handle;
+    this.handle = undefined;
+    if (h) await this.model.runNative(undefined, () => h.dispose()).catch(() => undefined);
+  }
+
+  private run<T>(signal: AbortSignal | undefined, work: (h: NativeTrainerHandle, cancel: NativeCancelToken) => Promise<T>): Promise<T> {
+    return this.model.runNative(signal, (_m, cancel) => {
+      const h = this.handle;
+      if (!h) throw new HayateError('ERR_DISPOSED', 'trainer has been disposed');
+      return work(h, cancel);
+    });
+  }
+}
