@@ -31,6 +31,10 @@ export { readSafetensors, writeSafetensors } from './safetensors.js';
 export { AbortError, ContextOverflowError, HayateError, ModelFormatError } from './errors.js';
 export type { HayateErrorCode } from './errors.js';
 export { native } from './native.js';
+export * from './data/index.js';
+export * from './rewards/index.js';
+export * from './eval/index.js';
+export * from './metrics/index.js';
 export type { NativeBuildInfo, NativeGenerationStats, NativeProgress } from './native.js';
 
 /** Facts about this build: CUDA compiled in, CUDA devices, BLAS, hardware threads. */

@@ -2,6 +2,8 @@
 //   hayate_bench gemm  [--threads N] [--repeats R]
 //   hayate_bench model --shape tiny|qwen3-0.6b [--backend cpu] [--batches 1,8,64] [--prompt-len P]
 //                      [--gen-len G] [--threads N] [--gemm auto|builtin|blas]
+//   hayate_bench train --shape tiny|qwen3-0.6b [--seq-lens 128,512] [--threads N]
+//   hayate_bench kernels [--backend cuda|cpu] [--ops linear,rmsnorm,...] [--repeats R]
 // Prints one JSON document on stdout; bench/run.ts adds machine/date/commit and stores it.
 #include <sys/resource.h>
 
@@ -14,10 +16,12 @@
 
 #include "backend.h"
 #include "gemm_bench.h"
+#include "kernel_bench.h"
 #include "generator.h"
 #include "model.h"
 #include "model_config.h"
 #include "shapes.h"
+#include "train_bench.h"
 
 using namespace hayate;
 using namespace hayate::bench;
@@ -30,11 +34,18 @@ std::string arg(int argc, char** argv, const char* name, const std::string& fall
   return fallback;
 }
 
-std::vector<int> int_list(const std::string& s) {
-  std::vector<int> out;
+std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<int> int_list(const std::string& s) {
+  std::vector<int> out;
+  for (const std::string& item : split_csv(s)) out.push_back(std::stoi(item));
   return out;
 }
 
@@ -105,7 +116,7 @@ int bench_model(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: hayate_bench gemm|model [options]\n");
+    std::fprintf(stderr, "usage: hayate_bench gemm|model|train|kernels [options]\n");
     return 2;
   }
   try {
@@ -117,6 +128,21 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "model") return bench_model(argc, argv);
+    if (cmd == "train") {
+      std::string shape = arg(argc, argv, "--shape", "tiny");
+      std::vector<int> lens = int_list(arg(argc, argv, "--seq-lens", shape == "tiny" ? "64,256" : "128,512"));
+      int threads = std::stoi(arg(argc, argv, "--threads", "0"));
+      std::printf("%s\n", run_train_bench_json(shape, lens, threads).c_str());
+      return 0;
+    }
+    if (cmd == "kernels") {
+      std::string backend = arg(argc, argv, "--backend", "cuda");
+      std::vector<std::string> ops = split_csv(arg(argc, argv, "--ops", ""));
+      int repeats = std::stoi(arg(argc, argv, "--repeats", "20"));
+      std::printf("{\"bench\": \"kernels\", \"backend\": \"%s\", \"results\": %s}\n", backend.c_str(),
+                  run_kernel_bench_json(backend, ops, repeats).c_str());
+      return 0;
+    }
     std::fprintf(stderr, "unknown benchmark '%s'\n", cmd.c_str());
     return 2;
   } catch (const std::exception& e) {

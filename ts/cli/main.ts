@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The `hayate` command line.
 import { Command } from 'commander';
+import { benchCommand } from './bench.js';
+import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { initModelCommand } from './init-model.js';
 
@@ -10,9 +12,12 @@ const program = new Command('hayate')
 
 program.addCommand(initModelCommand());
 program.addCommand(generateCommand());
+program.addCommand(evalCommand());
+program.addCommand(benchCommand());
 
 // Usage errors (unknown flags, invalid values) print one line and exit 2, for every subcommand.
-for (const cmd of [program, ...program.commands]) {
+const allCommands = (c: Command): Command[] => [c, ...c.commands.flatMap(allCommands)];
+for (const cmd of allCommands(program)) {
   cmd
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (str, write) => write(`hayate: ${str}`) })

@@ -1,0 +1,37 @@
+// The named benchmark jobs and the hayate_bench arguments each one runs with.
+import { HayateError } from '../errors.js';
+
+export const BENCH_JOBS = 'gemm, model:<tiny|qwen3-0.6b>, train:<tiny|qwen3-0.6b>, kernels:<cpu|cuda>';
+
+export interface BenchJobFlags {
+  threads?: string;
+  repeats?: string;
+  batches?: string;
+  'prompt-len'?: string;
+  'gen-len'?: string;
+  'seq-lens'?: string;
+  ops?: string;
+  backend?: string;
+}
+
+/** Maps a job name ("train:qwen3-0.6b") and flags to the record name and hayate_bench arguments. */
+export function benchJobArgs(job: string, f: BenchJobFlags): { name: string; args: string[] } {
+  const threads = f.threads ?? '0';
+  const [kind, sub] = job.split(':', 2) as [string, string | undefined];
+  if (kind === 'gemm' && sub === undefined) return { name: 'gemm', args: ['gemm', '--threads', threads, '--repeats', f.repeats ?? '5'] };
+  if (kind === 'model' && sub) {
+    const tiny = sub === 'tiny';
+    return {
+      name: `model-${sub}`,
+      args: ['model', '--shape', sub, '--batches', f.batches ?? '1,8,64', '--threads', threads, '--backend', f.backend ?? 'cpu',
+        '--prompt-len', f['prompt-len'] ?? (tiny ? '64' : '32'), '--gen-len', f['gen-len'] ?? (tiny ? '64' : '16')],
+    };
+  }
+  if (kind === 'train' && sub) {
+    return { name: `train-${sub}`, args: ['train', '--shape', sub, '--seq-lens', f['seq-lens'] ?? (sub === 'tiny' ? '64,256' : '128,512'), '--threads', threads] };
+  }
+  if (kind === 'kernels' && (sub === 'cpu' || sub === 'cuda')) {
+    return { name: `kernels-${sub}`, args: ['kernels', '--backend', sub, '--repeats', f.repeats ?? '20', ...(f.ops ? ['--ops', f.ops] : [])] };
+  }
+  throw new HayateError('ERR_INVALID_ARGUMENT', `unknown benchmark job '${job}' (${BENCH_JOBS})`);
+}
