@@ -34,6 +34,17 @@ function record(name: string, job: string, o: BenchCliOptions, extra: Record<str
   process.stderr.write(`hayate: ${name} -> ${file}\n`);
 }
 
+/** Wraps an action so any failure prints one line and exits with the CLI's code. */
+function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (e) {
+      reportAndExit(e);
+    }
+  };
+}
+
 function withCommon(cmd: Command): Command {
   return cmd
     .option('--out <dir>', 'directory for the JSON result', resolve(packageRoot, 'bench', 'results'))
@@ -49,26 +60,18 @@ export function benchCommand(): Command {
       .option('--backend <name>', 'cuda or cpu', 'cuda')
       .option('--ops <list>', 'comma-separated ops (default: all)')
       .option('--repeats <n>', 'timed repeats after warm-up', intOption('--repeats', 1, 100000))
-      .action((o: BenchCliOptions) => {
-        try {
-          if (o.backend !== 'cuda' && o.backend !== 'cpu') throw new HayateError('ERR_INVALID_ARGUMENT', `--backend must be cuda or cpu, not '${o.backend}'`);
-          record(`kernels-${o.backend}`, `kernels:${o.backend}`, o, {});
-        } catch (e) {
-          reportAndExit(e);
-        }
-      }),
+      .action(guarded((o: BenchCliOptions) => {
+        if (o.backend !== 'cuda' && o.backend !== 'cpu') throw new HayateError('ERR_INVALID_ARGUMENT', `--backend must be cuda or cpu, not '${o.backend}'`);
+        record(`kernels-${o.backend}`, `kernels:${o.backend}`, o, {});
+      })),
   );
   bench.addCommand(
     withCommon(new Command('gemm'))
       .description('GEMM GFLOP/s: the engine vs the BLAS called directly, on the model shapes')
       .option('--repeats <n>', 'timed repeats', intOption('--repeats', 1, 100000))
-      .action((o: BenchCliOptions) => {
-        try {
-          record('gemm', 'gemm', o, {});
-        } catch (e) {
-          reportAndExit(e);
-        }
-      }),
+      .action(guarded((o: BenchCliOptions) => {
+        record('gemm', 'gemm', o, {});
+      })),
   );
   bench.addCommand(
     withCommon(new Command('model'))
@@ -76,26 +79,18 @@ export function benchCommand(): Command {
       .argument('<shape>', 'tiny or qwen3-0.6b')
       .option('--backend <name>', 'cpu or cuda', 'cpu')
       .option('--batches <list>', 'batch sizes', '1,8,64')
-      .action((shape: string, o: BenchCliOptions) => {
-        try {
-          record(`model-${shape}${o.backend === 'cuda' ? '-cuda' : ''}`, `model:${shape}`, o, { backend: o.backend });
-        } catch (e) {
-          reportAndExit(e);
-        }
-      }),
+      .action(guarded((shape: string, o: BenchCliOptions) => {
+        record(`model-${shape}${o.backend === 'cuda' ? '-cuda' : ''}`, `model:${shape}`, o, { backend: o.backend });
+      })),
   );
   bench.addCommand(
     withCommon(new Command('train'))
       .description('LoRA forward+backward (GRPO loss) tokens/s and peak memory, with and without recomputation')
       .argument('<shape>', 'tiny or qwen3-0.6b')
       .option('--seq-lens <list>', 'sequence lengths (default tiny 64,256; qwen3-0.6b 128,512)')
-      .action((shape: string, o: BenchCliOptions) => {
-        try {
-          record(`train-${shape}`, `train:${shape}`, o, {});
-        } catch (e) {
-          reportAndExit(e);
-        }
-      }),
+      .action(guarded((shape: string, o: BenchCliOptions) => {
+        record(`train-${shape}`, `train:${shape}`, o, {});
+      })),
   );
   return bench;
 }
