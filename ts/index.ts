@@ -35,6 +35,7 @@ export * from './data/index.js';
 export * from './rewards/index.js';
 export * from './eval/index.js';
 export * from './metrics/index.js';
+export * from './train/index.js';
 export type { NativeBuildInfo, NativeGenerationStats, NativeProgress } from './native.js';
 
 /** Facts about this build: CUDA compiled in, CUDA devices, BLAS, hardware threads. */

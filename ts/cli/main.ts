@@ -5,6 +5,7 @@ import { benchCommand } from './bench.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { initModelCommand } from './init-model.js';
+import { trainCommand } from './train.js';
 
 const program = new Command('hayate')
   .description('GRPO + LoRA trainer for LLaMA-family models (LLaMA, Qwen2, Qwen3) on a native C++/CUDA engine')
@@ -13,6 +14,7 @@ const program = new Command('hayate')
 program.addCommand(initModelCommand());
 program.addCommand(generateCommand());
 program.addCommand(evalCommand());
+program.addCommand(trainCommand());
 program.addCommand(benchCommand());
 
 // Usage errors (unknown flags, invalid values) print one line and exit 2, for every subcommand.

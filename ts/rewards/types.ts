@@ -13,6 +13,8 @@ export interface RewardExtra {
   answers?: string[];
   /** Completion lengths in tokens (the length rewards fall back to characters without them). */
   completionLengths?: number[];
+  /** Completion token ids (the trainer passes them, as TRL's completion_ids). */
+  completionIds?: number[][];
   [key: string]: unknown;
 }
 

@@ -1,0 +1,337 @@
+// `hayate train`: GRPO (default) or SFT training of LoRA adapters from the command line. Every setting is a
+// flag and a config-file key (see train-config.ts); the run writes checkpoints, metrics.jsonl, samples.jsonl,
+// reward_curve.svg and the final adapter to --output-dir. Ctrl-C stops the current step, writes a checkpoint
+// of the last completed one and exits with 130 (a second Ctrl-C exits at once).
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { loadAdapter } from '../adapter.js';
+import type { Example } from '../data/dataset.js';
+import { loadDataset } from '../data/dataset.js';
+import { formatIssue } from '../data/errors.js';
+import { syntheticExamples } from '../data/synthetic.js';
+import { AbortError, HayateError } from '../errors.js';
+import { plotMetricsFile } from '../metrics/plot.js';
+import { ProgressLine } from '../metrics/progress.js';
+import { MetricsWriter } from '../metrics/writer.js';
+import { LORA_TARGETS, Model, type LoraOptions, type LoraTarget } from '../model.js';
+import { listCheckpoints } from '../train/checkpoint.js';
+import { GrpoTrainer } from '../train/grpo-trainer.js';
+import type { GrpoTrainerOptions } from '../train/grpo-options.js';
+import { SftTrainer } from '../train/sft-trainer.js';
+import { EXIT_INTERRUPTED, reportAndExit } from './errors.js';
+import { addSettingOptions, mergeSettings, readConfigFile, TRAIN_SETTINGS, type SettingValues } from './train-config.js';
+
+function warn(message: string): void {
+  process.stderr.write(`hayate: warning: ${message}\n`);
+}
+
+function info(message: string): void {
+  process.stderr.write(`hayate: ${message}\n`);
+}
+
+function invalid(message: string): HayateError {
+  return new HayateError('ERR_INVALID_ARGUMENT', message);
+}
+
+/** Ctrl-C: the first aborts the run gracefully (checkpoint, exit 130), the second exits at once. */
+function interruptController(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  let count = 0;
+  const onSigint = () => {
+    count++;
+    if (count === 1) {
+      process.stderr.write('\nhayate: interrupted: stopping the current step and writing a checkpoint (Ctrl-C again to quit at once)\n');
+      controller.abort();
+    } else {
+      process.stderr.write('\nhayate: interrupted again: exiting without a checkpoint\n');
+      process.exit(EXIT_INTERRUPTED);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+}
+
+async function loadExamples(v: SettingValues): Promise<Example[]> {
+  const data = v.dataset as string | undefined;
+  if (data === undefined) throw invalid('no training data: pass --data <file> (or synthetic[:level]), or set dataset in the config file');
+  const instruction = (v.instruction as string) === '' ? null : (v.instruction as string);
+  const prompt = { instruction, chat: v.chat_template as boolean, systemPrompt: v.system_prompt as string | undefined };
+  if (prompt.systemPrompt !== undefined && !prompt.chat) throw invalid('--system needs --chat');
+  const synthetic = /^synthetic(?::(\d+))?$/.exec(data);
+  if (synthetic) {
+    const level = synthetic[1] !== undefined ? Number(synthetic[1]) : 1;
+    return syntheticExamples({ count: v.synthetic_count as number, seed: v.seed as number, level, split: 'train', ...prompt });
+  }
+  const loaded = await loadDataset(data, {
+    format: v.dataset_format as 'gsm8k' | 'jsonl',
+    promptField: v.prompt_field as string,
+    answerField: v.answer_field as string,
+    onInvalid: v.skip_invalid ? 'skip' : 'error',
+    ...prompt,
+  });
+  if (loaded.skipped.length > 0) warn(`skipped ${loaded.skipped.length} invalid line${loaded.skipped.length > 1 ? 's' : ''} of ${data} (first: ${formatIssue(loaded.skipped[0])})`);
+  return loaded.examples;
+}
+
+function loraOptions(v: SettingValues): LoraOptions {
+  const lora: LoraOptions = { rank: v.lora_r as number, alpha: v.lora_alpha as number, rslora: v.use_rslora as boolean };
+  const targets = v.lora_target_modules as string[] | undefined;
+  if (targets && !(targets.length === 1 && targets[0] === 'all-linear')) {
+    for (const t of targets) if (!(LORA_TARGETS as readonly string[]).includes(t)) throw invalid(`unknown LoRA target module '${t}' (${LORA_TARGETS.join(', ')}, or all-linear)`);
+    lora.targets = targets as LoraTarget[];
+  }
+  return lora;
+}
+
+function oneLine(text: string, max = 240): string {
+  const t = text.replace(/\s*\n\s*/g, ' ⏎ ').trim();
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}
+
+function fmt(v: unknown): string {
+  return typeof v === 'number' ? (Math.abs(v) >= 100 || Number.isInteger(v) ? String(Math.round(v * 10) / 10) : v.toPrecision(3)) : String(v);
+}
+
+async function runGrpo(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues, signal: AbortSignal): Promise<number> {
+  const G = v.num_generations as number;
+  let promptsPerStep = v.prompts_per_step as number | undefined;
+  if (promptsPerStep === undefined && v.per_device_train_batch_size !== undefined) {
+    const completions = (v.per_device_train_batch_size as number) * (v.gradient_accumulation_steps as number);
+    if (completions % G !== 0) throw invalid(`per_device_train_batch_size x gradient_accumulation_steps (${completions}) must be a multiple of num_generations (${G}); or set prompts_per_step`);
+    promptsPerStep = completions / G;
+  }
+  const outputDir = v.output_dir as string;
+  const resume = v.resume_from_checkpoint as string | boolean | undefined;
+  if ((resume === undefined || resume === false) && listCheckpoints(outputDir).length > 0 && !v.overwrite_output_dir) {
+    throw invalid(`${outputDir} already holds checkpoints of an earlier run: continue it with --resume, or start over with --overwrite-output-dir (or another --output-dir)`);
+  }
+  const options: GrpoTrainerOptions = {
+    model,
+    generator,
+    dataset: examples,
+    rewards: v.reward_funcs as string[] | undefined,
+    rewardWeights: v.reward_weights as number[] | undefined,
+    rewardTimeoutMs: Math.round((v.reward_timeout as number) * 1000),
+    lora: v.adapter !== undefined ? undefined : loraOptions(v),
+    learningRate: (v.learning_rate as number | undefined) ?? 5e-6,
+    optimizer: {
+      weightDecay: v.weight_decay as number,
+      maxGradNorm: v.max_grad_norm as number,
+      beta1: v.adam_beta1 as number,
+      beta2: v.adam_beta2 as number,
+      eps: v.adam_epsilon as number,
+    },
+    schedule: { type: v.lr_scheduler_type as 'constant' | 'linear' | 'cosine', warmupRatio: v.warmup_ratio as number, warmupSteps: v.warmup_steps as number | undefined },
+    promptsPerStep,
+    numGenerations: G,
+    gradientAccumulationSteps: v.gradient_accumulation_steps as number,
+    maxCompletionLength: v.max_completion_length as number,
+    temperature: v.temperature as number,
+    topP: v.top_p as number,
+    topK: v.top_k as number,
+    minP: v.min_p as number,
+    stop: v.stop as string[] | undefined,
+    numIterations: v.num_iterations as number,
+    scaleRewards: v.scale_rewards as 'group' | 'batch' | 'none',
+    filterZeroStdGroups: v.filter_zero_std_groups as boolean,
+    maskTruncatedCompletions: v.mask_truncated_completions as boolean,
+    beta: v.beta as number,
+    epsilon: v.epsilon as number,
+    epsilonHigh: v.epsilon_high as number | undefined,
+    lossType: v.loss_type as 'grpo' | 'bnpo' | 'dapo' | 'dr_grpo',
+    maxSteps: v.max_steps as number | undefined,
+    numTrainEpochs: v.num_train_epochs as number,
+    seed: v.seed as number,
+    sync: v.sync as boolean,
+    outputDir,
+    saveSteps: v.save_steps as number,
+    saveTotalLimit: v.save_total_limit as number | undefined,
+    sampleSteps: v.sample_steps as number,
+    samplesPerLog: v.num_completions_to_print as number,
+    resumeFrom: resume === false ? undefined : resume,
+    checkpointOnAbort: true,
+    plot: v.plot as boolean,
+    maxBatch: v.max_batch as number | undefined,
+    log: (m) => info(m),
+  };
+  const trainer = new GrpoTrainer(options);
+  const total = trainer.totalSteps;
+  const c = trainer.config;
+  info(
+    `GRPO: ${total} steps x ${c.promptsPerStep} prompts x ${G} completions (up to ${c.maxCompletionLength} tokens), lr ${c.learningRate}, ` +
+      `${c.sync ? 'on-policy (sync)' : `one step off-policy${generator ? ', separate generator engine' : ''}`}, ${examples.length} prompts in the dataset; writing to ${outputDir}`,
+  );
+  const tty = process.stderr.isTTY === true;
+  const logEvery = v.logging_steps as number;
+  const progress = new ProgressLine({ label: 'train', total, intervalMs: 0 });
+  trainer.on('step', (e) => {
+    if (!tty && e.step % logEvery !== 0 && e.step !== total) return;
+    const m = e.metrics;
+    const values: Record<string, number | string> = { reward: m.reward as number, len: m['completions/mean_length'] as number };
+    if (typeof m.kl === 'number') values.kl = m.kl;
+    values['gen s'] = m['timing/generation_s'] as number;
+    values['train s'] = m['timing/training_s'] as number;
+    values['tok/s'] = m.tokens_per_second as number;
+    progress.update(e.step, values);
+  });
+  trainer.on('sample', (e) => {
+    progress.finish();
+    for (const s of e.samples) {
+      process.stderr.write(`  sample @ step ${e.step} (reward ${fmt(s.reward)}, answer ${s.answer}, ${s.tokens} tokens${s.finishReason === 'length' ? ', cut' : ''}): ${oneLine(s.completion)}\n`);
+    }
+  });
+  trainer.on('checkpoint', (e) => {
+    progress.finish();
+    info(`saved ${e.dir}`);
+  });
+  try {
+    const result = await trainer.train({ signal });
+    progress.finish();
+    const last = result.metrics[result.metrics.length - 1];
+    const first = result.metrics[0];
+    if (first && last) info(`done: steps ${result.startStep + 1}-${result.steps} in ${result.seconds.toFixed(1)} s; reward ${fmt(first.reward)} -> ${fmt(last.reward)}`);
+    info(`adapter: ${outputDir} (PEFT format); metrics: ${join(outputDir, 'metrics.jsonl')}${v.plot ? `; plot: ${join(outputDir, 'reward_curve.svg')}` : ''}`);
+    return 0;
+  } catch (err) {
+    progress.finish();
+    if (err instanceof AbortError) {
+      const ckpts = listCheckpoints(outputDir);
+      const last = ckpts[ckpts.length - 1];
+      info(last ? `stopped; newest checkpoint: ${last.dir} (continue with --resume)` : 'stopped before the first step completed; no checkpoint written');
+      return EXIT_INTERRUPTED;
+    }
+    throw err;
+  }
+}
+
+async function runSft(model: Model, examples: Example[], v: SettingValues, signal: AbortSignal): Promise<number> {
+  if (v.resume_from_checkpoint !== undefined && v.resume_from_checkpoint !== false) throw invalid('--resume is for GRPO runs; an SFT run restarts (it is short)');
+  const outputDir = v.output_dir as string;
+  const trainer = new SftTrainer({
+    model,
+    data: examples,
+    lora: v.adapter !== undefined ? undefined : loraOptions(v),
+    learningRate: (v.learning_rate as number | undefined) ?? 1e-4,
+    optimizer: { weightDecay: v.weight_decay as number, maxGradNorm: v.max_grad_norm as number, beta1: v.adam_beta1 as number, beta2: v.adam_beta2 as number, eps: v.adam_epsilon as number },
+    schedule: { type: v.lr_scheduler_type as 'constant' | 'linear' | 'cosine', warmupRatio: v.warmup_ratio as number, warmupSteps: v.warmup_steps as number | undefined },
+    batchSize: (v.per_device_train_batch_size as number | undefined) ?? 8,
+    gradientAccumulationSteps: v.gradient_accumulation_steps as number,
+    epochs: v.num_train_epochs as number,
+    maxSteps: v.max_steps as number | undefined,
+    seed: v.seed as number,
+    maxLength: v.max_length as number | undefined,
+    outputDir,
+  });
+  const total = trainer.totalSteps;
+  info(`SFT: ${total} updates on ${examples.length} examples; writing to ${outputDir}`);
+  const metricsPath = join(outputDir, 'metrics.jsonl');
+  const metrics = new MetricsWriter(metricsPath);
+  const progress = new ProgressLine({ label: 'sft', total, intervalMs: 0 });
+  const tty = process.stderr.isTTY === true;
+  let numTokens = 0;
+  trainer.on('step', (e) => {
+    numTokens += e.tokens;
+    metrics.write({ step: e.step, epoch: e.epoch, loss: e.loss, learning_rate: e.learningRate, grad_norm: e.gradNorm, num_tokens: numTokens, 'timing/step_s': e.seconds });
+    if (tty || e.step % (v.logging_steps as number) === 0 || e.step === total) progress.update(e.step, { loss: e.loss, lr: e.learningRate });
+  });
+  try {
+    const r = await trainer.train({ signal });
+    progress.finish();
+    metrics.close();
+    if (v.plot) plotMetricsFile(metricsPath, join(outputDir, 'loss_curve.svg'), { metric: 'loss', title: 'SFT loss per update' });
+    info(`done: ${r.steps} updates in ${r.seconds.toFixed(1)} s; loss ${fmt(r.losses[0])} -> ${fmt(r.losses[r.losses.length - 1])}; adapter: ${outputDir}`);
+    if (r.truncated > 0) warn(`${r.truncated} completions were cut to --max-length`);
+    return 0;
+  } catch (err) {
+    progress.finish();
+    metrics.close();
+    if (err instanceof AbortError) {
+      info('stopped; SFT writes its adapter only at the end');
+      return EXIT_INTERRUPTED;
+    }
+    throw err;
+  }
+}
+
+const HELP_AFTER = `
+Every flag has a config-file key (shown in brackets); put them in a JSON or YAML file and pass --config.
+Keys follow TRL's GRPOConfig / TrainingArguments names. Flags given on the command line override the file.
+
+Examples:
+  hayate train ./Qwen3-0.6B --data gsm8k/train.jsonl -G 8 -P 4 -m 512 --lr 5e-6 --max-steps 200 -o runs/gsm8k
+  hayate train ./tiny --data synthetic:2 --mode sft --lr 1e-3 --epochs 3 -o runs/sft
+  hayate train ./tiny --config grpo.yaml --adapter runs/sft --sync
+  hayate train ./tiny --config grpo.yaml --resume            # continue from the newest checkpoint
+
+Config file (YAML):
+  dataset: gsm8k/train.jsonl
+  output_dir: runs/gsm8k
+  learning_rate: 5.0e-6
+  num_generations: 8
+  prompts_per_step: 4
+  max_completion_length: 512
+  max_steps: 200
+  lora_r: 32
+  lora_alpha: 64
+  reward_funcs: [correctness, format]
+  save_steps: 50
+`;
+
+export function trainCommand(): Command {
+  const cmd = new Command('train')
+    .description('train LoRA adapters with GRPO (or SFT with --mode sft) on a dataset of problems with verifiable answers')
+    .argument('[model]', 'model directory (Hugging Face layout)')
+    .option('-c, --config <file>', 'JSON or YAML file of settings (keys as in brackets below); flags override it');
+  addSettingOptions(cmd);
+  cmd.addHelpText('after', HELP_AFTER);
+  cmd.action(async (modelArg: string | undefined, _opts: unknown, command: Command) => {
+    const interrupt = interruptController();
+    let code = 0;
+    try {
+      const configPath = (command.opts() as { config?: string }).config;
+      const config = configPath !== undefined ? readConfigFile(configPath, warn) : {};
+      const v = mergeSettings(command, config);
+      const modelDir = modelArg ?? (v.model_name_or_path as string | undefined);
+      if (modelDir === undefined) throw invalid('no model: pass the model directory as the first argument (or model_name_or_path in the config file)');
+      if (v.sync && v.separate_generator) warn('--generator-copy has no effect with --sync (nothing overlaps)');
+      const examples = await loadExamples(v);
+      const backend = v.backend as 'cpu' | 'cuda';
+      const separate = (v.separate_generator as boolean) && !v.sync && v.mode !== 'sft';
+      let threads = v.threads as number;
+      let generatorThreads = v.generator_threads as number;
+      if (separate && backend === 'cpu' && threads === 0 && generatorThreads === 0) {
+        // two engines share the cores instead of both taking all of them
+        const cores = availableParallelism();
+        threads = Math.max(1, Math.ceil(cores / 2));
+        generatorThreads = Math.max(1, Math.floor(cores / 2));
+      }
+      const model = await Model.load(modelDir, { backend, threads, signal: interrupt.signal });
+      let generator: Model | undefined;
+      try {
+        if (v.adapter !== undefined) await loadAdapter(model, v.adapter as string);
+        if (v.mode === 'sft') code = await runSft(model, examples, v, interrupt.signal);
+        else {
+          if (separate) generator = await Model.load(modelDir, { backend, threads: generatorThreads, signal: interrupt.signal });
+          code = await runGrpo(model, generator, examples, v, interrupt.signal);
+        }
+      } finally {
+        await generator?.dispose();
+        await model.dispose();
+      }
+    } catch (err) {
+      interrupt.dispose();
+      if (err instanceof AbortError) {
+        info('interrupted');
+        process.exit(EXIT_INTERRUPTED);
+      }
+      reportAndExit(err);
+    }
+    interrupt.dispose();
+    process.exit(code);
+  });
+  return cmd;
+}
+
+/** The settings table (for documentation and tests). */
+export { TRAIN_SETTINGS };

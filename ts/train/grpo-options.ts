@@ -1,0 +1,202 @@
+// GrpoTrainer's options: the typed surface (names follow TRL's GRPOConfig in camelCase where one exists),
+// defaults, and validation into one resolved configuration. Validation happens in the constructor, so bad
+// values (G < 2, an empty dataset, a bad loss type) fail before any model work starts.
+import type { Example } from '../data/dataset.js';
+import { LOSS_TYPES, type LossType, type OptimizerOptions } from '../trainer-core.js';
+import type { LoraOptions, Model } from '../model.js';
+import type { RewardFunction, RewardSpec } from '../rewards/index.js';
+import { normalizeScaleRewards, type ScaleRewards } from './advantages.js';
+import type { ScheduleOptions } from './schedule.js';
+import { checkInt, checkNumber, invalid } from './validate.js';
+
+/** A reward: a built-in name or module spec string ("correctness", "format=0.5", "./r.js:fn"), a spec object, or a plain function. */
+export type GrpoReward = string | RewardSpec | RewardFunction;
+
+export type GrpoLossType = Exclude<LossType, 'sft'>;
+
+export interface GrpoTrainerOptions {
+  /** The policy: a loaded model whose LoRA adapters are trained in place. */
+  model: Model;
+  /**
+   * Optional second engine holding the same base weights, used only for rollouts. With it, generation of the
+   * next batch truly runs in parallel with the gradient step (the LoRA weights are copied to it after every
+   * update: a few MB). Without it, rollouts run on `model` and the engine serialises the two (see README).
+   */
+  generator?: Model;
+  /** Prompts with ground-truth answers (loadDataset, syntheticExamples, examplesFromRecords). */
+  dataset: readonly Example[];
+  /** Rewards (default: correctness + format, the recipe's). */
+  rewards?: readonly GrpoReward[];
+  /** Weights per reward, in order (TRL reward_weights); overrides weights given in the specs. */
+  rewardWeights?: readonly number[];
+  /** Time limit of one reward call on one batch, ms (default 30000). */
+  rewardTimeoutMs?: number;
+  /** Fresh adapters to attach (seeded with `seed` unless lora.seed is set); omit to train the attached ones (default when none: rank 16, alpha 32). */
+  lora?: LoraOptions;
+  /** Peak learning rate (default 5e-6, the recipe's). */
+  learningRate?: number;
+  /** AdamW settings (lr comes from learningRate and the schedule). Defaults: weightDecay 0, maxGradNorm 1. */
+  optimizer?: Omit<OptimizerOptions, 'lr'>;
+  schedule?: ScheduleOptions;
+  /** Prompts per step (default 4). */
+  promptsPerStep?: number;
+  /** Completions per prompt G (TRL num_generations; default 8, at least 2). */
+  numGenerations?: number;
+  /** Micro-batches the step's completions are split into (one forward/backward each; default 1). */
+  gradientAccumulationSteps?: number;
+  /** Max new tokens per completion (TRL max_completion_length; default 256). */
+  maxCompletionLength?: number;
+  temperature?: number;
+  topP?: number;
+  /** 0 = off. */
+  topK?: number;
+  /** 0 = off. */
+  minP?: number;
+  /** Stop strings (end a completion; cut from its text). */
+  stop?: string[];
+  /** Optimizer updates per batch of rollouts (TRL num_iterations, μ; default 1). */
+  numIterations?: number;
+  /** Advantage scaling: 'group' (default), 'batch' or 'none' (true/false as in TRL). */
+  scaleRewards?: ScaleRewards | boolean;
+  /** Drop groups whose rewards are all equal from the gradient step (default false). */
+  filterZeroStdGroups?: boolean;
+  /** Leave completions cut at maxCompletionLength out of the loss (TRL mask_truncated_completions; default false). */
+  maskTruncatedCompletions?: boolean;
+  /** KL weight against the adapter-free base model (default 0: no reference pass). */
+  beta?: number;
+  /** Clip range: ratio in [1 - epsilon, 1 + epsilonHigh] (defaults 0.2 and epsilon). */
+  epsilon?: number;
+  epsilonHigh?: number;
+  /** 'grpo' (default: per-sequence mean), 'bnpo', 'dapo' (token mean) or 'dr_grpo' (constant normaliser). */
+  lossType?: GrpoLossType;
+  /** Steps (batches of rollouts) to run; default: enough for numTrainEpochs over the dataset. */
+  maxSteps?: number;
+  /** Passes over the dataset's prompts (default 1); ignored when maxSteps is set. */
+  numTrainEpochs?: number;
+  /** Seed of the data order, the sampling and fresh adapters (default 0). */
+  seed?: number;
+  /** Strict on-policy: generate each batch after the previous update (default false: one step off-policy, overlapped). */
+  sync?: boolean;
+  /** Where checkpoints, metrics.jsonl, samples.jsonl and reward_curve.svg go (none written when omitted). */
+  outputDir?: string;
+  /** Checkpoint every N steps (default 0: only at the end). */
+  saveSteps?: number;
+  /** Keep only the newest N checkpoints (default: all). */
+  saveTotalLimit?: number;
+  /** Emit 'sample' (and append to samples.jsonl) every N steps (default 10; 0 = never). */
+  sampleSteps?: number;
+  /** Completions per 'sample' event (default 4). */
+  samplesPerLog?: number;
+  /** Resume from this checkpoint directory, or `true` for the newest one in outputDir. */
+  resumeFrom?: string | boolean;
+  /** When training is aborted, first write a checkpoint of the last completed step (default false; the CLI sets it). */
+  checkpointOnAbort?: boolean;
+  /** Write reward_curve.svg at the end (default true when outputDir is set). */
+  plot?: boolean;
+  /** Sequences decoded at once by the generator (default: all of a step's completions, promptsPerStep x G). */
+  maxBatch?: number;
+  /** KV cache capacity of the generator in tokens (default: the engine's). */
+  kvCacheTokens?: number;
+  /** Where warnings go (default stderr). */
+  log?: (message: string) => void;
+}
+
+export interface ResolvedGrpoOptions {
+  promptsPerStep: number;
+  numGenerations: number;
+  gradientAccumulationSteps: number;
+  maxCompletionLength: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  stop: string[];
+  numIterations: number;
+  scaleRewards: ScaleRewards;
+  filterZeroStdGroups: boolean;
+  maskTruncatedCompletions: boolean;
+  beta: number;
+  epsilon: number;
+  epsilonHigh: number;
+  lossType: GrpoLossType;
+  learningRate: number;
+  totalSteps: number;
+  seed: number;
+  sync: boolean;
+  saveSteps: number;
+  sampleSteps: number;
+  samplesPerLog: number;
+}
+
+export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
+  if (!o || typeof o !== 'object') throw invalid('GrpoTrainer needs an options object');
+  if (!o.model) throw invalid('GrpoTrainer: options.model is required (a loaded Model)');
+  if (!Array.isArray(o.dataset) || o.dataset.length === 0) throw invalid('GrpoTrainer: the dataset is empty (options.dataset has no examples)');
+  const G = o.numGenerations ?? 8;
+  if (!Number.isInteger(G) || G < 2) throw invalid(`numGenerations (G) must be an integer >= 2: GRPO compares completions within a group, got ${G}`);
+  checkInt('promptsPerStep', o.promptsPerStep, 1);
+  checkInt('gradientAccumulationSteps', o.gradientAccumulationSteps, 1);
+  checkInt('maxCompletionLength', o.maxCompletionLength, 1);
+  checkNumber('temperature', o.temperature, 0, Infinity, { minOpen: true });
+  checkNumber('topP', o.topP, 0, 1, { minOpen: true });
+  checkInt('topK', o.topK, 0);
+  checkNumber('minP', o.minP, 0, 1);
+  checkInt('numIterations', o.numIterations, 1);
+  checkNumber('beta', o.beta, 0);
+  checkNumber('epsilon', o.epsilon, 0, 1 - 1e-9);
+  checkNumber('epsilonHigh', o.epsilonHigh, 0);
+  checkNumber('learningRate', o.learningRate, 0);
+  checkInt('maxSteps', o.maxSteps, 1);
+  checkNumber('numTrainEpochs', o.numTrainEpochs, 0, Infinity, { minOpen: true });
+  checkInt('seed', o.seed, 0);
+  checkInt('saveSteps', o.saveSteps, 0);
+  checkInt('saveTotalLimit', o.saveTotalLimit, 1);
+  checkInt('sampleSteps', o.sampleSteps, 0);
+  checkInt('samplesPerLog', o.samplesPerLog, 1);
+  checkInt('rewardTimeoutMs', o.rewardTimeoutMs, 1);
+  checkInt('maxBatch', o.maxBatch, 1);
+  checkInt('kvCacheTokens', o.kvCacheTokens, 1);
+  const lossType = o.lossType ?? 'grpo';
+  if (!(LOSS_TYPES as readonly string[]).includes(lossType) || lossType === ('sft' as string)) {
+    throw invalid(`lossType must be one of grpo, bnpo, dapo, dr_grpo, got '${String(lossType)}'`);
+  }
+  if (o.rewards !== undefined && (!Array.isArray(o.rewards) || o.rewards.length === 0)) throw invalid('rewards must be a non-empty list (omit it for the default correctness + format)');
+  if (o.rewardWeights !== undefined) {
+    const n = o.rewards?.length ?? 2;
+    if (!Array.isArray(o.rewardWeights) || o.rewardWeights.length !== n) throw invalid(`rewardWeights must have one weight per reward (${n})`);
+    o.rewardWeights.forEach((w, i) => checkNumber(`rewardWeights[${i}]`, w, -Infinity));
+  }
+  if ((o.saveSteps ?? 0) > 0 && o.outputDir === undefined) throw invalid('saveSteps needs outputDir');
+  if (o.resumeFrom !== undefined && o.resumeFrom !== false && o.outputDir === undefined && typeof o.resumeFrom !== 'string') throw invalid('resumeFrom: true needs outputDir');
+  if (o.generator !== undefined && o.generator === o.model) throw invalid('generator must be a second Model instance (or omitted to generate with model)');
+  const P = o.promptsPerStep ?? 4;
+  const epochs = o.numTrainEpochs ?? 1;
+  const totalSteps = o.maxSteps ?? Math.max(1, Math.ceil((o.dataset.length * epochs) / P));
+  const epsilon = o.epsilon ?? 0.2;
+  return {
+    promptsPerStep: P,
+    numGenerations: G,
+    gradientAccumulationSteps: o.gradientAccumulationSteps ?? 1,
+    maxCompletionLength: o.maxCompletionLength ?? 256,
+    temperature: o.temperature ?? 1.0,
+    topP: o.topP ?? 1.0,
+    topK: o.topK ?? 0,
+    minP: o.minP ?? 0,
+    stop: o.stop ?? [],
+    numIterations: o.numIterations ?? 1,
+    scaleRewards: normalizeScaleRewards(o.scaleRewards),
+    filterZeroStdGroups: o.filterZeroStdGroups ?? false,
+    maskTruncatedCompletions: o.maskTruncatedCompletions ?? false,
+    beta: o.beta ?? 0,
+    epsilon,
+    epsilonHigh: o.epsilonHigh ?? epsilon,
+    lossType,
+    learningRate: o.learningRate ?? 5e-6,
+    totalSteps,
+    seed: o.seed ?? 0,
+    sync: o.sync ?? false,
+    saveSteps: o.saveSteps ?? 0,
+    sampleSteps: o.sampleSteps ?? 10,
+    samplesPerLog: o.samplesPerLog ?? 4,
+  };
+}

@@ -1,0 +1,180 @@
+// SftTrainer: supervised fine-tuning of a model's LoRA adapters (next-token cross-entropy on the
+// completion tokens), on the same native machinery as GRPO. Sequences are drawn in a seeded order, one
+// optimizer update per batchSize x gradientAccumulationSteps sequences, for a number of epochs or updates.
+//
+//   const sft = new SftTrainer({ model, data: examples, lora: { rank: 16, alpha: 32 }, learningRate: 1e-3, epochs: 2 });
+//   sft.on('step', (e) => console.log(e.step, e.loss));
+//   const { losses } = await sft.train({ signal });
+import { saveAdapter } from '../adapter.js';
+import { BatchSampler } from '../data/order.js';
+import { AbortError, HayateError } from '../errors.js';
+import type { LoraOptions, Model } from '../model.js';
+import { TrainerCore, type OptimizerOptions } from '../trainer-core.js';
+import { TypedEmitter } from './events.js';
+import { resolveSchedule, type ScheduleOptions } from './schedule.js';
+import { encodeSftExamples, type EncodedSftExample, type SftExample } from './sft-examples.js';
+import { checkInt, checkNumber, invalid } from './validate.js';
+
+export interface SftTrainerOptions {
+  /** A loaded model; training changes its LoRA adapters in place. */
+  model: Model;
+  /** Dataset examples (target: worked solution + \boxed{answer}), {prompt, completion} texts or token ids. */
+  data: readonly SftExample[];
+  /** Attach fresh adapters with these options; omit to train the adapters already attached (default when none: rank 16, alpha 32). */
+  lora?: LoraOptions;
+  /** Peak learning rate (default 1e-4). */
+  learningRate?: number;
+  /** AdamW settings (its lr is replaced by learningRate and the schedule). Defaults: weight decay 0, max grad norm 1. */
+  optimizer?: Omit<OptimizerOptions, 'lr'>;
+  schedule?: ScheduleOptions;
+  /** Sequences per micro-batch (one forward/backward) (default 8). */
+  batchSize?: number;
+  /** Micro-batches per optimizer update (default 1). */
+  gradientAccumulationSteps?: number;
+  /** Passes over the data (default 1); ignored when maxSteps is set. */
+  epochs?: number;
+  /** Optimizer updates to run (default: enough for `epochs`). */
+  maxSteps?: number;
+  /** Seed of the data order and of fresh adapters' initialisation (default 0). */
+  seed?: number;
+  /** Shuffle the data each epoch (default true). */
+  shuffle?: boolean;
+  /** Append EOS to text completions (default true). */
+  appendEos?: boolean;
+  /** Longest prompt + completion in tokens (default: the model's context); longer completions are cut. */
+  maxLength?: number;
+  /** Write the trained adapter (PEFT format) here at the end. */
+  outputDir?: string;
+}
+
+export interface SftStepEvent {
+  /** Updates done (1-based). */
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  learningRate: number;
+  gradNorm: number;
+  /** Completion tokens of this update. */
+  tokens: number;
+  /** False when the update was skipped (non-finite loss or gradient). */
+  applied: boolean;
+  seconds: number;
+}
+
+export interface SftResult {
+  steps: number;
+  /** Loss of each update, in order. */
+  losses: number[];
+  /** Completion tokens trained on. */
+  tokens: number;
+  /** Updates skipped because of non-finite values. */
+  skippedSteps: number;
+  /** Completions cut to fit maxLength. */
+  truncated: number;
+  seconds: number;
+  /** Where the adapter was written (outputDir), if anywhere. */
+  adapterDir?: string;
+}
+
+export type SftTrainerEvents = { step: [SftStepEvent] };
+
+export class SftTrainer extends TypedEmitter<SftTrainerEvents> {
+  readonly options: Readonly<SftTrainerOptions>;
+  private running = false;
+
+  constructor(options: SftTrainerOptions) {
+    super();
+    if (!options || typeof options !== 'object') throw invalid('SftTrainer needs an options object');
+    if (!options.model) throw invalid('SftTrainer: options.model is required (a loaded Model)');
+    if (!Array.isArray(options.data) || options.data.length === 0) throw new HayateError('ERR_INVALID_ARGUMENT', 'SftTrainer: the dataset is empty (options.data has no examples)');
+    checkNumber('learningRate', options.learningRate, 0);
+    checkInt('batchSize', options.batchSize, 1);
+    checkInt('gradientAccumulationSteps', options.gradientAccumulationSteps, 1);
+    checkNumber('epochs', options.epochs, 0, Infinity, { minOpen: true });
+    checkInt('maxSteps', options.maxSteps, 1);
+    checkInt('seed', options.seed, 0);
+    this.options = { ...options };
+  }
+
+  /** Updates the run makes. */
+  get totalSteps(): number {
+    const o = this.options;
+    if (o.maxSteps !== undefined) return o.maxSteps;
+    const perStep = (o.batchSize ?? 8) * (o.gradientAccumulationSteps ?? 1);
+    return Math.max(1, Math.ceil((o.data.length * (o.epochs ?? 1)) / perStep));
+  }
+
+  /** Runs the training; rejects with AbortError when `signal` aborts (updates done so far stay applied). */
+  async train(options: { signal?: AbortSignal } = {}): Promise<SftResult> {
+    if (this.running) throw new HayateError('ERR_INVALID_ARGUMENT', 'SftTrainer.train is already running');
+    this.running = true;
+    try {
+      return await this.run(options.signal);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async run(signal: AbortSignal | undefined): Promise<SftResult> {
+    const o = this.options;
+    const started = performance.now();
+    if (signal?.aborted) throw new AbortError('SFT training was aborted before it started');
+    const { model } = o;
+    const seed = o.seed ?? 0;
+    const { sequences, truncated } = encodeSftExamples(model, o.data, { appendEos: o.appendEos, maxLength: o.maxLength });
+    const microBatch = o.batchSize ?? 8;
+    const accumulation = o.gradientAccumulationSteps ?? 1;
+    const totalSteps = this.totalSteps;
+    const lr = o.learningRate ?? 1e-4;
+    const lora = o.lora ?? (model.lora ? undefined : { rank: 16, alpha: 32 });
+    const trainer = await TrainerCore.create(model, {
+      lora: lora ? { seed, ...lora } : undefined,
+      optimizer: { weightDecay: 0, maxGradNorm: 1, ...o.optimizer, lr },
+      schedule: resolveSchedule(lr, totalSteps, o.schedule),
+    });
+    const sampler = new BatchSampler(sequences.length, { batchSize: microBatch * accumulation, seed, shuffle: o.shuffle ?? true });
+    const losses: number[] = [];
+    let tokens = 0;
+    try {
+      for (let step = 0; step < totalSteps; step++) {
+        if (signal?.aborted) throw new AbortError('SFT training was aborted');
+        const stepStarted = performance.now();
+        const epoch = sampler.state().epoch;
+        const batch: EncodedSftExample[] = sampler.next().map((i) => sequences[i]);
+        const stepTokens = batch.reduce((n, s) => n + s.completion.length, 0);
+        await trainer.zeroGrad();
+        let loss = 0;
+        for (let m = 0; m < accumulation; m++) {
+          const micro = batch.slice(m * microBatch, (m + 1) * microBatch);
+          if (micro.length === 0) continue;
+          const s = await trainer.forwardBackward(micro, { type: 'sft', tokensInStep: stepTokens, sequencesInStep: batch.length }, { signal });
+          loss += s.loss;
+        }
+        const r = await trainer.step();
+        losses.push(loss);
+        tokens += stepTokens;
+        this.safeEmit('step', {
+          step: step + 1,
+          totalSteps,
+          epoch,
+          loss,
+          learningRate: r.lr,
+          gradNorm: r.gradNorm,
+          tokens: stepTokens,
+          applied: r.applied,
+          seconds: (performance.now() - stepStarted) / 1000,
+        });
+      }
+      const result: SftResult = { steps: totalSteps, losses, tokens, skippedSteps: trainer.skippedSteps, truncated, seconds: 0 };
+      if (o.outputDir !== undefined) {
+        await saveAdapter(model, o.outputDir);
+        result.adapterDir = o.outputDir;
+      }
+      result.seconds = (performance.now() - started) / 1000;
+      return result;
+    } finally {
+      await trainer.dispose();
+    }
+  }
+}
