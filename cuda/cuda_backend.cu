@@ -31,6 +31,9 @@ std::string error_bits_message(int bits) {
     m += " paged_attention: a token's sequence, position or block id is outside the block tables or cache;";
   if (bits & gpu::kErrTarget) m += " log_softmax_gather/logprob: a target is outside the vocabulary;";
   if (bits & gpu::kErrScatterId) m += " scatter_add_rows: a row id is outside the output;";
+  if (bits & gpu::kErrVarlenMeta)
+    m += " attention_forward/attention_backward: cu_seqlens must start at 0, be non-decreasing and end at the "
+         "number of rows, and no sequence may be longer than max_seqlen;";
   m.pop_back();
   return m + " (the affected rows were zeroed or skipped)";
 }
@@ -390,6 +393,17 @@ void CudaBackend::swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor 
 void CudaBackend::scatter_add_rows(Tensor out, Tensor src, Tensor ids) {
   gpu::scatter_add_rows(op_ctx(), out, src, ids);
   after_op("scatter_add_rows");
+}
+
+void CudaBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, const VarlenMeta& meta) {
+  gpu::attention_forward(op_ctx(), out, lse, q, k, v, meta);
+  after_op("attention_forward");
+}
+
+void CudaBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
+                                     Tensor out, Tensor lse, const VarlenMeta& meta) {
+  gpu::attention_backward(op_ctx(), dq, dk, dv, dout, q, k, v, out, lse, meta);
+  after_op("attention_backward");
 }
 
 void CudaBackend::adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) {

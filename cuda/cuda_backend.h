@@ -61,8 +61,11 @@ class CudaBackend : public Backend {
   void log_softmax_gather(Tensor out, Tensor logits, Tensor targets, float inv_temperature) override;
   void sample(Tensor logits, const SamplingRow* rows, int32_t* out_ids, float* out_logprobs) override;
 
-  // Training ops. attention_forward / attention_backward keep Backend's "not implemented" default (kBackend)
-  // until the fused attention kernels land (cuda/attention*.cu); the rest are here.
+  // Training ops. attention_forward / attention_backward: fused FlashAttention-2-style kernels
+  // (cuda/attention_forward.cu, cuda/attention_backward.cu), head_dim <= 128, lse in F32.
+  void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, const VarlenMeta& meta) override;
+  void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
+                          Tensor lse, const VarlenMeta& meta) override;
   void lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, float scale) override;
   void lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w, Tensor a,
                             Tensor b, float scale, bool accumulate_dx) override;

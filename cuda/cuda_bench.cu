@@ -153,6 +153,115 @@ __global__ void naive_lsg_kernel(const float* z, const int32_t* t, float* out, i
   out[i] = z[i * V + t[i]] - mx - logf(s);
 }
 
+// ---- unfused training attention (baseline of attention_forward / attention_backward) ----------------------
+// Sequences of one length L packed back to back (S x L rows); the scores of every (sequence, q head) are
+// materialised as fp32 [S][hq][L][L] (P, and dS in the backward): the textbook three-kernel forward and a
+// kernel per gradient, one thread per output element.
+
+__device__ __forceinline__ float dot_bf16(const bf16* a, const bf16* b, int hd) {
+  float s = 0.0f;
+  for (int d = 0; d < hd; ++d) s += __bfloat162float(a[d]) * __bfloat162float(b[d]);
+  return s;
+}
+
+struct NaiveAttn {
+  int S, L, hq, hkv, hd;
+  float scale;
+  __device__ int group() const { return hq / hkv; }
+  // element idx of the [S][hq][L][L] score tensor -> (s, h, i, j)
+  __device__ void split(int64_t idx, int& s, int& h, int& i, int& j) const {
+    j = static_cast<int>(idx % L);
+    i = static_cast<int>((idx / L) % L);
+    h = static_cast<int>((idx / (int64_t(L) * L)) % hq);
+    s = static_cast<int>(idx / (int64_t(L) * L * hq));
+  }
+  __device__ int64_t qoff(int s, int i, int h) const { return ((int64_t(s) * L + i) * hq + h) * hd; }
+  __device__ int64_t kvoff(int s, int j, int kvh) const { return ((int64_t(s) * L + j) * hkv + kvh) * hd; }
+  __device__ int64_t sc(int s, int h, int i, int j) const { return ((int64_t(s) * hq + h) * L + i) * L + j; }
+};
+
+__global__ void naive_attn_scores_kernel(NaiveAttn a, const bf16* q, const bf16* k, float* sc) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= int64_t(a.S) * a.hq * a.L * a.L) return;
+  int s, h, i, j;
+  a.split(idx, s, h, i, j);
+  sc[idx] = j > i ? -INFINITY : dot_bf16(q + a.qoff(s, i, h), k + a.kvoff(s, j, h / a.group()), a.hd) * a.scale;
+}
+
+__global__ void naive_attn_softmax_kernel(NaiveAttn a, float* sc, float* lse) {
+  const int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;  // (s, h, i)
+  if (r >= int64_t(a.S) * a.hq * a.L) return;
+  const int i = static_cast<int>(r % a.L), h = static_cast<int>((r / a.L) % a.hq), s = static_cast<int>(r / (int64_t(a.L) * a.hq));
+  float* row = sc + r * a.L;
+  float m = -INFINITY;
+  for (int j = 0; j <= i; ++j) m = fmaxf(m, row[j]);
+  float sum = 0.0f;
+  for (int j = 0; j <= i; ++j) sum += expf(row[j] - m);
+  for (int j = 0; j < a.L; ++j) row[j] = j <= i ? expf(row[j] - m) / sum : 0.0f;
+  lse[(int64_t(s) * a.L + i) * a.hq + h] = m + logf(sum);
+}
+
+__global__ void naive_attn_pv_kernel(NaiveAttn a, const float* P, const bf16* v, bf16* out) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;  // (s, i, h, d)
+  if (idx >= int64_t(a.S) * a.L * a.hq * a.hd) return;
+  const int d = static_cast<int>(idx % a.hd), h = static_cast<int>((idx / a.hd) % a.hq);
+  const int64_t row = idx / (int64_t(a.hd) * a.hq);
+  const int s = static_cast<int>(row / a.L), i = static_cast<int>(row % a.L);
+  float acc = 0.0f;
+  for (int j = 0; j <= i; ++j) acc += P[a.sc(s, h, i, j)] * __bfloat162float(v[a.kvoff(s, j, h / a.group()) + d]);
+  out[idx] = __float2bfloat16_rn(acc);
+}
+
+__global__ void naive_attn_probs_kernel(NaiveAttn a, const bf16* q, const bf16* k, const float* lse, float* P) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= int64_t(a.S) * a.hq * a.L * a.L) return;
+  int s, h, i, j;
+  a.split(idx, s, h, i, j);
+  P[idx] = j > i ? 0.0f
+                 : expf(dot_bf16(q + a.qoff(s, i, h), k + a.kvoff(s, j, h / a.group()), a.hd) * a.scale -
+                        lse[(int64_t(s) * a.L + i) * a.hq + h]);
+}
+
+__global__ void naive_attn_delta_kernel(NaiveAttn a, const bf16* dout, const bf16* out, float* D) {
+  const int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;  // (row, h)
+  if (r >= int64_t(a.S) * a.L * a.hq) return;
+  D[r] = dot_bf16(dout + r * a.hd, out + r * a.hd, a.hd);
+}
+
+__global__ void naive_attn_ds_kernel(NaiveAttn a, const float* P, const bf16* dout, const bf16* v, const float* D, float* dS) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= int64_t(a.S) * a.hq * a.L * a.L) return;
+  int s, h, i, j;
+  a.split(idx, s, h, i, j);
+  dS[idx] = j > i ? 0.0f
+                  : P[idx] * (dot_bf16(dout + a.qoff(s, i, h), v + a.kvoff(s, j, h / a.group()), a.hd) -
+                              D[(int64_t(s) * a.L + i) * a.hq + h]);
+}
+
+// dv (use_q = false: sum_i P_ij dout_i) or dk (scale sum_i dS_ij q_i), summed over the group's q heads.
+__global__ void naive_attn_dkv_kernel(NaiveAttn a, const float* M, const bf16* x, bf16* out, float mul) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;  // (s, j, kvh, d)
+  if (idx >= int64_t(a.S) * a.L * a.hkv * a.hd) return;
+  const int d = static_cast<int>(idx % a.hd), kvh = static_cast<int>((idx / a.hd) % a.hkv);
+  const int64_t row = idx / (int64_t(a.hd) * a.hkv);
+  const int s = static_cast<int>(row / a.L), j = static_cast<int>(row % a.L);
+  float acc = 0.0f;
+  for (int h = kvh * a.group(); h < (kvh + 1) * a.group(); ++h)
+    for (int i = j; i < a.L; ++i) acc += M[a.sc(s, h, i, j)] * __bfloat162float(x[a.qoff(s, i, h) + d]);
+  out[idx] = __float2bfloat16_rn(acc * mul);
+}
+
+__global__ void naive_attn_dq_kernel(NaiveAttn a, const float* dS, const bf16* k, bf16* dq) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;  // (s, i, h, d)
+  if (idx >= int64_t(a.S) * a.L * a.hq * a.hd) return;
+  const int d = static_cast<int>(idx % a.hd), h = static_cast<int>((idx / a.hd) % a.hq);
+  const int64_t row = idx / (int64_t(a.hd) * a.hq);
+  const int s = static_cast<int>(row / a.L), i = static_cast<int>(row % a.L);
+  float acc = 0.0f;
+  for (int j = 0; j <= i; ++j) acc += dS[a.sc(s, h, i, j)] * __bfloat162float(k[a.kvoff(s, j, h / a.group()) + d]);
+  dq[idx] = __float2bfloat16_rn(acc * a.scale);
+}
+
 // ---- sort-based top-p sampler (baseline) ---------------------------------------------------------------
 
 constexpr int kSortThreads = 1024;
@@ -306,9 +415,10 @@ std::string dims(std::initializer_list<int64_t> d) {
 }  // namespace
 
 std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>& ops, int repeats,
-                                                 KernelBenchDevice* device) {
+                                                 KernelBenchDevice* device, const std::vector<std::string>& shapes) {
   const std::vector<std::string> all = {"linear", "embedding", "rmsnorm", "add", "swiglu", "rope", "kv_store",
-                                        "paged_attention", "log_softmax_gather", "sample"};
+                                        "paged_attention", "attention_forward", "attention_backward",
+                                        "log_softmax_gather", "sample"};
   for (const std::string& o : ops)
     HAYATE_CHECK(std::find(all.begin(), all.end(), o) != all.end(), ErrorCode::kInvalidArgument,
                  "unknown kernel benchmark op '" + o + "'");
@@ -528,6 +638,68 @@ std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>&
             hkv, hd, m.scale);
       });
       res.push_back(r);
+    }
+  }
+
+  if (wanted("attention_forward") || wanted("attention_backward")) {
+    const std::vector<std::string> list = shapes.empty() ? default_attention_bench_shapes() : shapes;
+    Timer slow{c.stream, std::min(repeats, 3)};  // the unfused baselines take up to seconds per call at L = 2048
+    for (const std::string& sh : list) {
+      const AttentionBenchShape a = parse_attention_bench_shape(sh);
+      const int64_t n = int64_t(a.seqs) * a.seqlen, qw = int64_t(a.hq) * a.hd, kw = int64_t(a.hkv) * a.hd;
+      Buffer q = rand_buf(B16, {n, qw}, 20, 1.0f), k = rand_buf(B16, {n, kw}, 21, 1.0f), v = rand_buf(B16, {n, kw}, 22, 1.0f);
+      Buffer dout = rand_buf(B16, {n, qw}, 23, 1.0f), out(be, B16, {n, qw}), lse(be, DType::F32, {n, a.hq});
+      Buffer dq(be, B16, {n, qw}), dk(be, B16, {n, kw}), dv(be, B16, {n, kw});
+      std::vector<int32_t> cu;
+      for (int s = 0; s <= a.seqs; ++s) cu.push_back(s * a.seqlen);
+      Buffer gcu(be, DType::I32, {a.seqs + 1});
+      be.copy_from_host(gcu.t().data, cu.data(), cu.size() * 4);
+      VarlenMeta m;
+      m.cu_seqlens = gcu;
+      m.max_seqlen = a.seqlen;
+      m.num_q_heads = a.hq;
+      m.num_kv_heads = a.hkv;
+      m.head_dim = a.hd;
+      m.scale = 1.0f / std::sqrt(static_cast<float>(a.hd));
+      NaiveAttn na{a.seqs, a.seqlen, a.hq, a.hkv, a.hd, m.scale};
+      const int64_t scores = int64_t(a.seqs) * a.hq * a.seqlen * a.seqlen;
+      // causal FLOPs: 2 products of 2 FLOPs per (i, j <= i) pair and head dim; the backward has 5 products
+      const double fwd_flops = 4.0 * a.hd * a.hq * a.seqs * (double(a.seqlen) * (a.seqlen + 1) / 2);
+      const std::string shape = "q " + dims({n, qw}) + ", " + std::to_string(a.seqs) + " seqs x " +
+                                std::to_string(a.seqlen) + ", kv heads " + std::to_string(a.hkv) + ", head_dim " +
+                                std::to_string(a.hd);
+      Buffer P(be, DType::F32, {scores}), dS, D;
+      be.attention_forward(out, lse, q, k, v, m);
+      if (wanted("attention_forward")) {
+        KernelBenchResult r = mk("attention_forward", sh, shape, "TFLOP/s", fwd_flops);
+        r.ms = timer.median_ms([&] { be.attention_forward(out, lse, q, k, v, m); });
+        r.baseline = "unfused: scores kernel + softmax kernel + PV kernel, fp32 [S,hq,L,L] scores in memory";
+        r.baseline_ms = slow.median_ms([&] {
+          naive_attn_scores_kernel<<<blocks_for(scores), 256, 0, c.stream>>>(na, q.t().as<const bf16>(), k.t().as<const bf16>(), P.t().as<float>());
+          naive_attn_softmax_kernel<<<blocks_for(int64_t(a.seqs) * a.hq * a.seqlen, 128), 128, 0, c.stream>>>(na, P.t().as<float>(), lse.t().as<float>());
+          naive_attn_pv_kernel<<<blocks_for(n * qw), 256, 0, c.stream>>>(na, P.t().as<const float>(), v.t().as<const bf16>(), out.t().as<bf16>());
+        });
+        res.push_back(r);
+        be.attention_forward(out, lse, q, k, v, m);  // the fused op's lse/out for the backward below
+      }
+      if (wanted("attention_backward")) {
+        dS = Buffer(be, DType::F32, {scores});
+        D = Buffer(be, DType::F32, {n * a.hq});
+        KernelBenchResult r = mk("attention_backward", sh, shape, "TFLOP/s", 2.5 * fwd_flops);
+        r.ms = timer.median_ms([&] { be.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, m); });
+        r.baseline = "unfused: P and dS kernels (fp32 [S,hq,L,L] in memory) + one kernel per gradient";
+        r.baseline_ms = slow.median_ms([&] {
+          naive_attn_probs_kernel<<<blocks_for(scores), 256, 0, c.stream>>>(na, q.t().as<const bf16>(), k.t().as<const bf16>(),
+                                                                          lse.t().as<const float>(), P.t().as<float>());
+          naive_attn_delta_kernel<<<blocks_for(n * a.hq), 256, 0, c.stream>>>(na, dout.t().as<const bf16>(), out.t().as<const bf16>(), D.t().as<float>());
+          naive_attn_ds_kernel<<<blocks_for(scores), 256, 0, c.stream>>>(na, P.t().as<const float>(), dout.t().as<const bf16>(),
+                                                                       v.t().as<const bf16>(), D.t().as<const float>(), dS.t().as<float>());
+          naive_attn_dkv_kernel<<<blocks_for(n * kw), 256, 0, c.stream>>>(na, P.t().as<const float>(), dout.t().as<const bf16>(), dv.t().as<bf16>(), 1.0f);
+          naive_attn_dkv_kernel<<<blocks_for(n * kw), 256, 0, c.stream>>>(na, dS.t().as<const float>(), q.t().as<const bf16>(), dk.t().as<bf16>(), m.scale);
+          naive_attn_dq_kernel<<<blocks_for(n * qw), 256, 0, c.stream>>>(na, dS.t().as<const float>(), k.t().as<const bf16>(), dq.t().as<bf16>());
+        });
+        res.push_back(r);
+      }
     }
   }
 

@@ -30,8 +30,10 @@ struct KernelBenchDevice {
 };
 
 // ops: empty = all of linear, embedding, rmsnorm, add, swiglu, rope, kv_store, paged_attention,
-// log_softmax_gather, sample. Throws kBackend without a usable device, kInvalidArgument for an unknown op.
+// attention_forward, attention_backward, log_softmax_gather, sample. shapes: the attention cases' shapes
+// ("SxL" or "SxL:hq/hkv/hd", plan.h parse_attention_bench_shape; empty = default_attention_bench_shapes()).
+// Throws kBackend without a usable device, kInvalidArgument for an unknown op or a bad shape.
 std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>& ops, int repeats,
-                                                 KernelBenchDevice* device);
+                                                 KernelBenchDevice* device, const std::vector<std::string>& shapes = {});
 
 }  // namespace hayate::gpu

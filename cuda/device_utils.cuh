@@ -21,6 +21,7 @@ enum ErrorBit : int {
   kErrAttentionMeta = 1 << 3,
   kErrTarget = 1 << 4,
   kErrScatterId = 1 << 5,
+  kErrVarlenMeta = 1 << 6,
 };
 
 __device__ __forceinline__ void raise_error(int* flag, int bit) { atomicOr(flag, bit); }

@@ -72,6 +72,17 @@ void logprob_rows(const Ctx& c, Tensor z, Tensor targets, Tensor logprobs, Tenso
 // In place on z [m, V]: z <- dlogprobs[i] * ([j == t_i] - exp(z - lse_i)).
 void logprob_grad_rows(const Ctx& c, Tensor z, Tensor targets, Tensor dlogprobs, Tensor lse);
 
+// ---- fused varlen attention (attention_forward.cu, attention_backward.cu) ------------------------------
+// Causal attention over a packed batch (VarlenMeta), GQA, head_dim <= 128 (64 and 128 without padding);
+// q/k/v/out and their gradients F32 or BF16 (bf16 on the tensor cores, fp32 accumulation), lse F32.
+void attention_forward(const Ctx& c, Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, const VarlenMeta& meta);
+// Uses Workspace for D = rowsum(dout * out) (fp32 [n, hq]).
+void attention_backward(const Ctx& c, Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
+                        Tensor out, Tensor lse, const VarlenMeta& meta);
+// Enqueues the check of cu_seqlens' values (kErrVarlenMeta): starts at 0, non-decreasing, ends at n, every
+// length <= max_seqlen. The attention kernels themselves never read rows outside [0, n).
+void check_cu_seqlens(const Ctx& c, Tensor cu_seqlens, int64_t n, int max_seqlen);
+
 // ---- attention / vocabulary ops -----------------------------------------------------------------------
 void paged_attention(const Ctx& c, Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const AttentionMeta& meta);
 void log_softmax_gather(const Ctx& c, Tensor out, Tensor logits, Tensor targets, float inv_temperature);

@@ -3,8 +3,11 @@
 // backend. Index *values* (ids, slots, positions, block tables, targets) live on the device: the kernels
 // check them and raise an error flag that the backend turns into kInvalidArgument at its next sync point.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "backend.h"
 
@@ -162,6 +165,43 @@ inline void check_paged_attention(const Tensor& out, const Tensor& q, const Tens
   need(op, hd <= 256 && hd % 2 == 0, "head_dim " + std::to_string(hd) + " is not supported on cuda (even, at most 256)");
   need_extent(op, n, "number of query rows");
   need_extent(op, kc.rows(), "cache rows");
+}
+
+// attention_forward / attention_backward (VarlenMeta): q, out, dq, dout [n, hq*hd], k, v, dk, dv [n, hkv*hd],
+// all of one float dtype (F32 or BF16); lse F32 [n, hq] (param dtype); cu_seqlens I32 [num_seqs + 1] on the
+// device (its values are checked by a kernel: see attention_forward.cu). Returns the number of sequences.
+inline int64_t check_varlen_attention(const char* op, std::initializer_list<std::pair<const Tensor*, const char*>> qlike,
+                                      std::initializer_list<std::pair<const Tensor*, const char*>> kvlike,
+                                      const Tensor& lse, const VarlenMeta& m) {
+  const Tensor& q = *qlike.begin()->first;
+  need_dtype(op, m.cu_seqlens, DType::I32, "cu_seqlens");
+  need(op, m.cu_seqlens.numel() >= 1, "cu_seqlens is empty (it holds num_seqs + 1 offsets)");
+  need(op, m.num_q_heads > 0 && m.num_kv_heads > 0 && m.head_dim > 0 && m.num_q_heads % m.num_kv_heads == 0,
+       "bad head configuration (" + std::to_string(m.num_q_heads) + " q heads, " + std::to_string(m.num_kv_heads) +
+           " kv heads, head_dim " + std::to_string(m.head_dim) + ")");
+  const int64_t n = q.rows(), qw = int64_t(m.num_q_heads) * m.head_dim, kw = int64_t(m.num_kv_heads) * m.head_dim;
+  for (auto [t, name] : qlike) {
+    need_float(op, *t, name);
+    need_same_dtype(op, *t, q, name, qlike.begin()->second);
+    need(op, t->rows() == n && t->cols() == qw,
+         std::string(name) + " " + t->shape_str() + " does not match [" + std::to_string(n) + ", " + std::to_string(qw) +
+             "] (rows x num_q_heads * head_dim)");
+  }
+  for (auto [t, name] : kvlike) {
+    need_float(op, *t, name);
+    need_same_dtype(op, *t, q, name, qlike.begin()->second);
+    need(op, t->rows() == n && t->cols() == kw,
+         std::string(name) + " " + t->shape_str() + " does not match [" + std::to_string(n) + ", " + std::to_string(kw) +
+             "] (rows x num_kv_heads * head_dim)");
+  }
+  need_dtype(op, lse, DType::F32, "lse");
+  need(op, lse.numel() == n * m.num_q_heads,
+       "lse " + lse.shape_str() + " does not hold one value per row and q head (" + std::to_string(n * m.num_q_heads) + ")");
+  need(op, m.max_seqlen >= 0, "max_seqlen must not be negative");
+  need_extent(op, n * std::max<int64_t>(qw, kw), "q elements");
+  need_extent(op, m.cu_seqlens.numel(), "number of sequences");
+  need(op, m.num_q_heads < 65536, "too many heads");
+  return m.cu_seqlens.numel() - 1;
 }
 
 inline void check_log_softmax_gather(const Tensor& out, const Tensor& logits, const Tensor& targets) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 
@@ -193,6 +194,140 @@ inline AttentionPlan plan_paged_attention(int64_t n, int64_t num_seqs, int64_t m
   p.workspace_floats = p.split && p.partitions > 1 ? static_cast<size_t>(n) * hq * p.partitions * (hd + 2) : 0;
   return p;
 }
+
+// ---- fused varlen attention (training / prefill: attention_forward, attention_backward) -----------------
+// FlashAttention-2 style over a packed batch (VarlenMeta): a block owns a tile of 64 query rows (forward,
+// dQ pass) or 64 keys (dK/dV pass) of one head of one sequence; 4 warps own 16 rows each, so every MMA
+// operand a warp needs is a 16-row slice of a shared tile. Head dims are padded to a bucket of 64 or 128
+// (zero columns add nothing to dot products), so every head_dim up to 128 runs the tensor-core kernels;
+// 64 and 128 waste nothing. The grid's x index enumerates (sequence, tile) pairs for tiles up to
+// max_seqlen, heaviest (last, longest causal row range) tiles of each sequence first; tiles past a
+// sequence's end exit at once.
+constexpr int kFlashThreads = 128;
+constexpr int kFlashBM = 64;   // query rows per block (forward, dQ pass)
+constexpr int kFlashBN = 64;   // keys per tile (forward, dQ pass) and per block (dK/dV pass)
+constexpr int kFlashMaxHeadDim = 128;
+
+constexpr int flash_hd_bucket(int head_dim) { return head_dim <= 64 ? 64 : 128; }
+// Query rows per inner step of the dK/dV pass: 32 at head_dim 128 keeps the dK and dV accumulators plus
+// the score tiles within the register file (255 per thread) without spills.
+constexpr int flash_bwd_bq(int hd_bucket) { return hd_bucket <= 64 ? 64 : 32; }
+constexpr int64_t flash_lds(int hd_bucket) { return hd_bucket + 8; }  // +16 B per row: conflict-free ldmatrix
+
+struct FlashTile {
+  int64_t seq = 0, tile = 0;
+};
+// Block x index -> (sequence, tile): consecutive x walk one sequence's tiles from the last to the first.
+constexpr FlashTile flash_tile(int64_t bx, int64_t tiles_per_seq) {
+  return FlashTile{bx / tiles_per_seq, tiles_per_seq - 1 - bx % tiles_per_seq};
+}
+// Keys a causal query tile [m0, m0 + bm) needs: [0, flash_kv_end).
+constexpr int64_t flash_kv_end(int64_t m0, int64_t bm, int64_t L) { return m0 + bm < L ? m0 + bm : L; }
+// First query tile (of bq rows, aligned) that sees any key of a key tile starting at n0.
+constexpr int64_t flash_q_begin(int64_t n0, int64_t bq) { return n0 / bq * bq; }
+// Whether the (query tile, key tile) pair has any (i, j) to mask: j > i (causal), or i / j past the
+// sequence's end. Tiles without one skip the per-element mask.
+constexpr bool flash_tile_needs_mask(int64_t q0, int64_t qn, int64_t k0, int64_t kn, int64_t L) {
+  return k0 + kn - 1 > q0 || k0 + kn > L || q0 + qn > L;
+}
+
+// Lane patterns of the warp-level tensor-core products (cuda/flash_common.cuh), shared with the host test
+// that replays them against the PTX fragment layouts of ldmatrix and mma.m16n8k16 (test_cuda_ops.cpp).
+// ldmatrix.x4: lane t supplies the address of row t % 8 of 8x8 matrix t / 8.
+//   A operand (16 rows x k16 of a [rows][k] tile): matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7),
+//   (rows 0-7, k 8-15), (rows 8-15, k 8-15) = registers a0..a3.
+constexpr int frag_a_row(int lane) { return lane % 16; }
+constexpr int frag_a_col(int lane) { return (lane / 16) * 8; }
+//   B operand stored [n][k] (K, Q, V, dO rows), two n8 tiles: (n 0-7, k 0-7), (n 0-7, k 8-15),
+//   (n 8-15, k 0-7), (n 8-15, k 8-15) = b0, b1 of tile 2p, b0, b1 of tile 2p + 1.
+constexpr int frag_bt_row(int lane) { return (lane % 8) + (lane / 16) * 8; }
+constexpr int frag_bt_col(int lane) { return ((lane / 8) % 2) * 8; }
+//   B operand stored [k][n], read with .trans: (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15),
+//   (k 8-15, n 8-15) = b0, b1 of tile 2p, b0, b1 of tile 2p + 1.
+constexpr int frag_b_trans_row(int lane) { return (lane % 8) + ((lane / 8) % 2) * 8; }
+constexpr int frag_b_trans_col(int lane) { return (lane / 16) * 8; }
+// Accumulator element e (0..3) of n8 tile nt held by a lane: its row in the warp's 16 and its column.
+constexpr int frag_c_row(int lane, int e) { return lane / 4 + (e >= 2 ? 8 : 0); }
+constexpr int frag_c_col(int lane, int nt, int e) { return nt * 8 + (lane % 4) * 2 + (e & 1); }
+
+struct FlashPlan {
+  int hd_bucket = 128;
+  int bq = 32;                  // query rows per step of the dK/dV pass
+  int max_seqlen = 0;           // the launch extent actually used (meta.max_seqlen, or n when unset)
+  int64_t q_tiles = 0;          // per sequence: ceil(max_seqlen / kFlashBM)
+  int64_t kv_tiles = 0;         // per sequence: ceil(max_seqlen / kFlashBN)
+  int64_t grid_q = 0;           // grid.x of the forward and dQ pass (grid.y = q heads)
+  int64_t grid_kv = 0;          // grid.x of the dK/dV pass (grid.y = kv heads)
+  size_t smem_fwd = 0, smem_dkv = 0, smem_dq = 0;
+  size_t workspace_bytes = 0;   // backward: D = rowsum(dout * out), fp32 [n, hq]
+};
+
+inline FlashPlan plan_flash_attention(const char* op, int64_t n, int64_t num_seqs, int max_seqlen, int hq, int hkv,
+                                      int hd) {
+  HAYATE_CHECK(hq > 0 && hkv > 0 && hq % hkv == 0, ErrorCode::kInvalidArgument,
+               std::string(op) + ": bad head configuration (" + std::to_string(hq) + " q heads, " +
+                   std::to_string(hkv) + " kv heads)");
+  HAYATE_CHECK(hd > 0 && hd <= kFlashMaxHeadDim, ErrorCode::kInvalidArgument,
+               std::string(op) + ": head_dim " + std::to_string(hd) +
+                   " is not supported by the cuda attention kernels (at most 128; 64 and 128 are the fast paths)");
+  FlashPlan p;
+  p.hd_bucket = flash_hd_bucket(hd);
+  p.bq = flash_bwd_bq(p.hd_bucket);
+  // An unset (0) or too large max_seqlen falls back to n: always a valid bound, only a larger grid.
+  p.max_seqlen = static_cast<int>(max_seqlen > 0 && max_seqlen < n ? max_seqlen : n);
+  p.q_tiles = std::max<int64_t>(1, ceil_div(p.max_seqlen, kFlashBM));
+  p.kv_tiles = std::max<int64_t>(1, ceil_div(p.max_seqlen, kFlashBN));
+  p.grid_q = p.q_tiles * std::max<int64_t>(num_seqs, 1);
+  p.grid_kv = p.kv_tiles * std::max<int64_t>(num_seqs, 1);
+  HAYATE_CHECK(p.grid_q < (int64_t(1) << 31), ErrorCode::kInvalidArgument,
+               std::string(op) + ": " + std::to_string(num_seqs) + " sequences x " + std::to_string(p.q_tiles) +
+                   " tiles exceed the launch grid; set VarlenMeta::max_seqlen to the longest sequence");
+  const size_t row_bytes = static_cast<size_t>(flash_lds(p.hd_bucket)) * 2;  // bf16 rows in shared memory
+  // Tiles streamed in a loop (K/V of the forward and dQ pass, Q/dO/lse/D of the dK/dV pass) have two
+  // stages: the next one loads (cp.async) while the current one is multiplied.
+  p.smem_fwd = (kFlashBM + 4 * kFlashBN) * row_bytes;
+  p.smem_dkv = (2 * kFlashBN + 4 * p.bq) * row_bytes + 4 * p.bq * sizeof(float);
+  p.smem_dq = (2 * kFlashBM + 4 * kFlashBN) * row_bytes;
+  p.workspace_bytes = static_cast<size_t>(n) * hq * sizeof(float);
+  return p;
+}
+
+// ---- kernel benchmark shapes ----------------------------------------------------------------------------
+// `--shapes` entries of the attention cases: "SxL" (S sequences of L tokens, qwen3-0.6b heads: 16 q / 8 kv
+// of 128) or "SxL:hq/hkv/hd". bench/gpu/torch_baselines.py parses the same syntax.
+struct AttentionBenchShape {
+  int seqs = 0, seqlen = 0, hq = 16, hkv = 8, hd = 128;
+};
+inline AttentionBenchShape parse_attention_bench_shape(const std::string& s) {
+  AttentionBenchShape a;
+  auto bad = [&]() {
+    fail(ErrorCode::kInvalidArgument,
+         "bad attention shape '" + s + "': expected SxL or SxL:hq/hkv/hd (e.g. 8x512 or 4x1024:32/8/64)");
+  };
+  auto parse_int = [&](const std::string& t) {
+    if (t.empty() || t.size() > 7 || t.find_first_not_of("0123456789") != std::string::npos) bad();
+    const int v = std::stoi(t);
+    if (v <= 0) bad();
+    return v;
+  };
+  const size_t colon = s.find(':');
+  const std::string dims = s.substr(0, colon);
+  const size_t x = dims.find('x');
+  if (x == std::string::npos) bad();
+  a.seqs = parse_int(dims.substr(0, x));
+  a.seqlen = parse_int(dims.substr(x + 1));
+  if (colon != std::string::npos) {
+    const std::string heads = s.substr(colon + 1);
+    const size_t c1 = heads.find('/'), c2 = c1 == std::string::npos ? c1 : heads.find('/', c1 + 1);
+    if (c2 == std::string::npos) bad();
+    a.hq = parse_int(heads.substr(0, c1));
+    a.hkv = parse_int(heads.substr(c1 + 1, c2 - c1 - 1));
+    a.hd = parse_int(heads.substr(c2 + 1));
+    if (a.hq % a.hkv != 0) bad();
+  }
+  return a;
+}
+inline std::vector<std::string> default_attention_bench_shapes() { return {"8x512", "2x2048", "16x256:16/8/64"}; }
 
 // ---- log_softmax_gather -------------------------------------------------------------------------------
 // Each row of V logits is cut into chunks of kLsgChunk handled by separate blocks (a decode batch has few

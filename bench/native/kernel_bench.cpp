@@ -15,6 +15,7 @@
 #include <sstream>
 #include <vector>
 
+#include "../../cuda/plan.h"  // parse_attention_bench_shape: plain C++, no CUDA
 #include "backend.h"
 #include "rng.h"
 #ifdef HAYATE_WITH_CUDA
@@ -25,8 +26,9 @@ using namespace hayate;
 
 namespace {
 
-const std::vector<std::string> kAllOps = {"linear", "embedding", "rmsnorm", "add", "swiglu", "rope", "kv_store",
-                                          "paged_attention", "log_softmax_gather", "sample"};
+const std::vector<std::string> kAllOps = {"linear",          "embedding",         "rmsnorm",           "add",
+                                          "swiglu",          "rope",              "kv_store",          "paged_attention",
+                                          "attention_forward", "attention_backward", "log_softmax_gather", "sample"};
 
 struct Result {
   std::string op, label, shape, metric;
@@ -156,7 +158,8 @@ int32_t scalar_sample(const float* z, int64_t V, const SamplingRow& r) {
   return p[kept - 1].second;
 }
 
-std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, std::string* device) {
+std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, const std::vector<std::string>& shapes,
+                              std::string* device) {
   BackendOptions bo;
   bo.kind = "cpu";
   std::unique_ptr<Backend> be = make_backend(bo);
@@ -353,6 +356,97 @@ std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, 
       res.push_back(r);
     }
   }
+  if (wanted("attention_forward") || wanted("attention_backward")) {
+    const std::vector<std::string> list = shapes.empty() ? std::vector<std::string>{"2x256"} : shapes;
+    for (const std::string& sh : list) {
+      const gpu::AttentionBenchShape a = gpu::parse_attention_bench_shape(sh);
+      const int64_t S = a.seqs, L = a.seqlen, n = S * L, hq = a.hq, hkv = a.hkv, hd = a.hd, group = hq / hkv;
+      const int64_t qw = hq * hd, kw = hkv * hd;
+      auto q = randv(n * qw, 20), k = randv(n * kw, 21), v = randv(n * kw, 22), dout = randv(n * qw, 23);
+      std::vector<float> out(n * qw), lse(n * hq), dq(n * qw), dk(n * kw), dv(n * kw);
+      std::vector<int32_t> cu;
+      for (int64_t s = 0; s <= S; ++s) cu.push_back(static_cast<int32_t>(s * L));
+      VarlenMeta m;
+      m.cu_seqlens = I1(cu);
+      m.max_seqlen = static_cast<int>(L);
+      m.num_q_heads = static_cast<int>(hq);
+      m.num_kv_heads = static_cast<int>(hkv);
+      m.head_dim = static_cast<int>(hd);
+      m.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      const double fwd_flops = 4.0 * hd * hq * S * (double(L) * (L + 1) / 2);
+      const std::string shape = "q " + dims({n, qw}) + ", " + std::to_string(S) + " seqs x " + std::to_string(L) +
+                                ", kv heads " + std::to_string(hkv) + ", head_dim " + std::to_string(hd);
+      auto qp = [&](int64_t row, int64_t h) { return row * qw + h * hd; };
+      auto kp = [&](int64_t row, int64_t h) { return row * kw + (h / group) * hd; };
+      // scalar reference: per (row, head) scores over the row's causal prefix, softmax, P V
+      auto scalar_forward = [&] {
+        std::vector<float> sc(L);
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t h = 0; h < hq; ++h)
+            for (int64_t i = 0; i < L; ++i) {
+              const int64_t r = s * L + i;
+              float mx = -std::numeric_limits<float>::infinity();
+              for (int64_t j = 0; j <= i; ++j) {
+                float d = 0;
+                for (int64_t e = 0; e < hd; ++e) d += q[qp(r, h) + e] * k[kp(s * L + j, h) + e];
+                mx = std::max(mx, sc[j] = d * m.scale);
+              }
+              double sum = 0;
+              for (int64_t j = 0; j <= i; ++j) sum += sc[j] = std::exp(sc[j] - mx);
+              for (int64_t e = 0; e < hd; ++e) out[qp(r, h) + e] = 0;
+              for (int64_t j = 0; j <= i; ++j)
+                for (int64_t e = 0; e < hd; ++e) out[qp(r, h) + e] += static_cast<float>(sc[j] / sum) * v[kp(s * L + j, h) + e];
+              lse[r * hq + h] = static_cast<float>(mx + std::log(sum));
+            }
+      };
+      be->attention_forward(T2(out, n, qw), T2(lse, n, hq), T2(q, n, qw), T2(k, n, kw), T2(v, n, kw), m);
+      if (wanted("attention_forward")) {
+        Result r = mk("attention_forward", sh, shape, "TFLOP/s", fwd_flops);
+        r.ms = median_ms(repeats, [&] {
+          be->attention_forward(T2(out, n, qw), T2(lse, n, hq), T2(q, n, qw), T2(k, n, kw), T2(v, n, kw), m);
+        });
+        r.baseline = scalar;
+        r.baseline_ms = median_ms(1, scalar_forward);
+        res.push_back(r);
+        be->attention_forward(T2(out, n, qw), T2(lse, n, hq), T2(q, n, qw), T2(k, n, kw), T2(v, n, kw), m);
+      }
+      if (wanted("attention_backward")) {
+        Result r = mk("attention_backward", sh, shape, "TFLOP/s", 2.5 * fwd_flops);
+        r.ms = median_ms(repeats, [&] {
+          be->attention_backward(T2(dq, n, qw), T2(dk, n, kw), T2(dv, n, kw), T2(dout, n, qw), T2(q, n, qw), T2(k, n, kw),
+                                 T2(v, n, kw), T2(out, n, qw), T2(lse, n, hq), m);
+        });
+        r.baseline = scalar;
+        r.baseline_ms = median_ms(1, [&] {  // per (row, head): P from lse, D, then every gradient term
+          std::fill(dq.begin(), dq.end(), 0.0f);
+          std::fill(dk.begin(), dk.end(), 0.0f);
+          std::fill(dv.begin(), dv.end(), 0.0f);
+          for (int64_t s = 0; s < S; ++s)
+            for (int64_t h = 0; h < hq; ++h)
+              for (int64_t i = 0; i < L; ++i) {
+                const int64_t r = s * L + i;
+                float D = 0;
+                for (int64_t e = 0; e < hd; ++e) D += dout[qp(r, h) + e] * out[qp(r, h) + e];
+                for (int64_t j = 0; j <= i; ++j) {
+                  const int64_t c = s * L + j;
+                  float sdot = 0, pdot = 0;
+                  for (int64_t e = 0; e < hd; ++e) {
+                    sdot += q[qp(r, h) + e] * k[kp(c, h) + e];
+                    pdot += dout[qp(r, h) + e] * v[kp(c, h) + e];
+                  }
+                  const float p = std::exp(sdot * m.scale - lse[r * hq + h]), ds = p * (pdot - D) * m.scale;
+                  for (int64_t e = 0; e < hd; ++e) {
+                    dv[kp(c, h) + e] += p * dout[qp(r, h) + e];
+                    dq[qp(r, h) + e] += ds * k[kp(c, h) + e];
+                    dk[kp(c, h) + e] += ds * q[qp(r, h) + e];
+                  }
+                }
+              }
+        });
+        res.push_back(r);
+      }
+    }
+  }
   if (wanted("log_softmax_gather")) {
     const int64_t n = 8, V = 151936;
     auto z = randv(n * V, 15, 3.0f);
@@ -399,20 +493,22 @@ std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, 
 
 }  // namespace
 
-std::string run_kernel_bench_json(const std::string& backend, const std::vector<std::string>& ops, int repeats) {
+std::string run_kernel_bench_json(const std::string& backend, const std::vector<std::string>& ops, int repeats,
+                                  const std::vector<std::string>& shapes) {
   for (const std::string& o : ops)
     HAYATE_CHECK(std::find(kAllOps.begin(), kAllOps.end(), o) != kAllOps.end(), ErrorCode::kInvalidArgument,
                  "unknown kernel benchmark op '" + o + "' (linear, embedding, rmsnorm, add, swiglu, rope, kv_store, "
-                 "paged_attention, log_softmax_gather, sample)");
+                 "paged_attention, attention_forward, attention_backward, log_softmax_gather, sample)");
+  for (const std::string& s : shapes) gpu::parse_attention_bench_shape(s);  // malformed: kInvalidArgument up front
   if (backend == "cpu") {
     std::string device;
-    const std::vector<Result> rs = cpu_bench(ops, repeats, &device);
+    const std::vector<Result> rs = cpu_bench(ops, repeats, shapes, &device);
     return to_json(rs, "cpu", device, 0.0);
   }
   if (backend == "cuda") {
 #ifdef HAYATE_WITH_CUDA
     gpu::KernelBenchDevice dev;
-    const std::vector<gpu::KernelBenchResult> g = gpu::cuda_kernel_bench(ops, repeats, &dev);
+    const std::vector<gpu::KernelBenchResult> g = gpu::cuda_kernel_bench(ops, repeats, &dev, shapes);
     std::vector<Result> rs;
     for (const auto& x : g) {
       Result r = mk(x.op, x.label, x.shape, x.metric, x.work);

@@ -5,11 +5,15 @@
 //                   timed with CUDA events; GB/s cases also report the fraction of the HBM peak.
 //   backend "cpu":  the CPU backend's ops vs scalar reference loops.
 // ops: empty = all of linear, embedding, rmsnorm, add, swiglu, rope, kv_store, paged_attention,
-// log_softmax_gather, sample. Returns a JSON array (one object per case). Throws hayate::Error: kBackend
+// attention_forward, attention_backward, log_softmax_gather, sample. shapes (`--shapes`): the shapes of the
+// attention_forward / attention_backward cases, each "SxL" (S sequences of L tokens, qwen3-0.6b heads:
+// 16 q / 8 kv of head_dim 128) or "SxL:hq/hkv/hd"; empty = the defaults (CUDA: 8x512, 2x2048,
+// 16x256:16/8/64; CPU: 2x256). Returns a JSON array (one object per case). Throws hayate::Error: kBackend
 // when the backend is unavailable (cuda without a device or without CUDA in the build), kInvalidArgument
-// for an unknown backend or op.
+// for an unknown backend, op or malformed shape.
 #pragma once
 #include <string>
 #include <vector>
 
-std::string run_kernel_bench_json(const std::string& backend, const std::vector<std::string>& ops, int repeats);
+std::string run_kernel_bench_json(const std::string& backend, const std::vector<std::string>& ops, int repeats,
+                                  const std::vector<std::string>& shapes = {});

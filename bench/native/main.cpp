@@ -4,6 +4,7 @@
 //                      [--gen-len G] [--threads N] [--gemm auto|builtin|blas]
 //   hayate_bench train --shape tiny|qwen3-0.6b [--seq-lens 128,512] [--threads N]
 //   hayate_bench kernels [--backend cuda|cpu] [--ops linear,rmsnorm,...] [--repeats R]
+//                        [--shapes 8x512,16x256:16/8/64]   (attention: sequences x length[:hq/hkv/hd])
 // Prints one JSON document on stdout; bench/run.ts adds machine/date/commit and stores it.
 #include <sys/resource.h>
 
@@ -139,8 +140,9 @@ int main(int argc, char** argv) {
       std::string backend = arg(argc, argv, "--backend", "cuda");
       std::vector<std::string> ops = split_csv(arg(argc, argv, "--ops", ""));
       int repeats = std::stoi(arg(argc, argv, "--repeats", "20"));
+      std::vector<std::string> shapes = split_csv(arg(argc, argv, "--shapes", ""));
       std::printf("{\"bench\": \"kernels\", \"backend\": \"%s\", \"results\": %s}\n", backend.c_str(),
-                  run_kernel_bench_json(backend, ops, repeats).c_str());
+                  run_kernel_bench_json(backend, ops, repeats, shapes).c_str());
       return 0;
     }
     std::fprintf(stderr, "unknown benchmark '%s'\n", cmd.c_str());

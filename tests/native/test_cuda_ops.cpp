@@ -1,9 +1,11 @@
 // CUDA backend checks.
 //  - Host-side logic of cuda/ (launch plans, GEMM tiling and split decisions, attention partitioning,
-//    allocator size classes, argument checks, and the sampler's threshold algorithm against the CPU
-//    backend's sample_row) runs everywhere, GPU or not.
+//    the fused varlen attention's tile decomposition and tensor-core fragment layouts (replayed against
+//    the PTX ldmatrix / mma semantics), allocator size classes, argument checks, benchmark shapes, and the
+//    sampler's threshold algorithm against the CPU backend's sample_row) runs everywhere, GPU or not.
 //  - Every op on the CUDA backend vs the CPU backend on the same random inputs, over several shapes with
-//    odd sizes, runs only when a CUDA device is present; otherwise one test prints a visible SKIPPED line.
+//    odd sizes, plus generation on a tiny model and one GRPO step (LoRA gradients), runs only when a CUDA
+//    device is present; otherwise one test prints a visible SKIPPED line.
 //    Inputs are rounded to bf16 first (the CUDA backend stores bf16), so differences measure the kernels'
 //    arithmetic, not input quantisation. Tolerances are stated per op and dtype next to each check:
 //    max |cuda - cpu| / max |cpu| unless said otherwise.
@@ -26,8 +28,11 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/vec_math.h"
 #include "generator.h"
+#include "lora.h"
+#include "loss.h"
 #include "model.h"
 #include "rng.h"
+#include "trainer.h"
 #ifdef HAYATE_WITH_CUDA
 #include "cuda_backend.h"
 #endif
@@ -442,6 +447,262 @@ TEST(cuda_rng_streams_are_counter_based) {
     mean += u;
   }
   CHECK_NEAR(mean / 20000, 0.5, 0.01);
+}
+
+// Fused varlen attention (attention_forward / attention_backward): launch plans, the tile decomposition
+// (every causal (query, key) pair of every sequence is visited exactly once by each pass), the mask-skip
+// predicate, and the argument checks.
+TEST(cuda_plan_flash_attention) {
+  g::FlashPlan p = g::plan_flash_attention("attention_forward", 1000, 3, 500, 16, 8, 128);
+  CHECK(p.hd_bucket == 128 && p.bq == 32 && p.max_seqlen == 500 && p.q_tiles == 8 && p.kv_tiles == 8);
+  CHECK(p.grid_q == 24 && p.grid_kv == 24 && p.workspace_bytes == size_t(1000) * 16 * 4);
+  // shared memory: [rows][hd + 8] bf16 tiles; within the smallest opt-in limit (A100: 163 KiB)
+  // (streamed tiles double-buffered)
+  CHECK(p.smem_fwd == size_t(64 + 256) * 136 * 2 && p.smem_dq == size_t(128 + 256) * 136 * 2);
+  CHECK(p.smem_dkv == size_t(128 + 128) * 136 * 2 + 4 * 32 * 4);
+  for (int hd : {1, 8, 34, 63, 64, 65, 80, 127, 128}) {
+    const g::FlashPlan q = g::plan_flash_attention("attention_forward", 64, 1, 64, 4, 2, hd);
+    CHECK(q.hd_bucket == (hd <= 64 ? 64 : 128) && q.hd_bucket >= hd);
+    CHECK(q.bq == (hd <= 64 ? 64 : 32));
+    CHECK(std::max({q.smem_fwd, q.smem_dkv, q.smem_dq}) <= 163 * 1024);
+  }
+  CHECK(g::plan_flash_attention("x", 100, 2, 0, 4, 2, 64).max_seqlen == 100);    // unset: n
+  CHECK(g::plan_flash_attention("x", 100, 2, 4000, 4, 2, 64).max_seqlen == 100); // never past n
+  CHECK(g::plan_flash_attention("x", 100, 2, 65, 4, 2, 64).q_tiles == 2);
+  CHECK(g::plan_flash_attention("x", 0, 0, 0, 4, 2, 64).grid_q >= 1);
+  CHECK_THROWS_CODE(g::plan_flash_attention("x", 100, 2, 50, 4, 2, 129), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::plan_flash_attention("x", 100, 2, 50, 4, 2, 256), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::plan_flash_attention("x", 100, 2, 50, 6, 4, 64), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::plan_flash_attention("x", 100, 2, 50, 4, 0, 64), ErrorCode::kInvalidArgument);
+  // a million one-token sequences without max_seqlen: the grid would overflow; with it, one tile each
+  CHECK_THROWS_CODE(g::plan_flash_attention("x", 1 << 20, 1 << 20, 0, 4, 2, 64), ErrorCode::kInvalidArgument);
+  CHECK(g::plan_flash_attention("x", 1 << 20, 1 << 20, 1, 4, 2, 64).grid_q == (1 << 20));
+  // grid x -> (sequence, tile) is a bijection, heaviest tile of each sequence first
+  for (int64_t tiles : {1, 3, 8}) {
+    std::vector<int> seen(static_cast<size_t>(5 * tiles), 0);
+    for (int64_t bx = 0; bx < 5 * tiles; ++bx) {
+      const g::FlashTile t = g::flash_tile(bx, tiles);
+      CHECK(t.seq >= 0 && t.seq < 5 && t.tile >= 0 && t.tile < tiles);
+      ++seen[static_cast<size_t>(t.seq * tiles + t.tile)];
+      if (bx % tiles == 0) CHECK(t.tile == tiles - 1);
+    }
+    for (int c : seen) CHECK(c == 1);
+  }
+}
+
+TEST(cuda_flash_tiles_cover_every_causal_pair_once) {
+  const int BM = g::kFlashBM, BN = g::kFlashBN;
+  for (int L : {1, 7, 33, 63, 64, 65, 100, 130, 257}) {
+    // forward and dQ pass: query tiles of BM, key tiles [0, flash_kv_end) of BN
+    std::vector<int> cnt(static_cast<size_t>(L) * L, 0);
+    bool unmasked_ok = true;
+    for (int m0 = 0; m0 < L; m0 += BM)
+      for (int64_t n0 = 0; n0 < g::flash_kv_end(m0, BM, L); n0 += BN) {
+        const bool mask = g::flash_tile_needs_mask(m0, BM, n0, BN, L);
+        for (int i = m0; i < m0 + BM; ++i)
+          for (int64_t j = n0; j < n0 + BN; ++j) {
+            const bool valid = j <= i && i < L && j < L;
+            if (!mask && !valid) unmasked_ok = false;  // a skipped mask would have let this pair through
+            if (valid) ++cnt[static_cast<size_t>(i) * L + j];
+          }
+      }
+    bool once = true;
+    for (int i = 0; i < L; ++i)
+      for (int j = 0; j <= i; ++j) once = once && cnt[static_cast<size_t>(i) * L + j] == 1;
+    CHECK(once && unmasked_ok);
+    // dK/dV pass: key tiles of BN, query tiles of bq from flash_q_begin to L
+    for (int bq : {32, 64}) {
+      std::fill(cnt.begin(), cnt.end(), 0);
+      unmasked_ok = true;
+      for (int n0 = 0; n0 < L; n0 += BN)
+        for (int64_t m0 = g::flash_q_begin(n0, bq); m0 < L; m0 += bq) {
+          CHECK(m0 % bq == 0);
+          const bool mask = g::flash_tile_needs_mask(m0, bq, n0, BN, L);
+          for (int64_t i = m0; i < m0 + bq; ++i)
+            for (int j = n0; j < n0 + BN; ++j) {
+              const bool valid = j <= i && i < L && j < L;
+              if (!mask && !valid) unmasked_ok = false;
+              if (valid) ++cnt[static_cast<size_t>(i) * L + j];
+            }
+        }
+      once = true;
+      for (int i = 0; i < L; ++i)
+        for (int j = 0; j <= i; ++j) once = once && cnt[static_cast<size_t>(i) * L + j] == 1;
+      CHECK(once && unmasked_ok);
+    }
+  }
+  // tiles strictly below the diagonal and inside the sequence skip the mask
+  CHECK(!g::flash_tile_needs_mask(128, 64, 0, 64, 1000));
+  CHECK(!g::flash_tile_needs_mask(64, 64, 0, 64, 128));
+  CHECK(g::flash_tile_needs_mask(64, 64, 64, 64, 1000));   // diagonal
+  CHECK(g::flash_tile_needs_mask(64, 64, 0, 64, 100));     // rows past the end
+}
+
+namespace {
+
+// A host model of one warp's ldmatrix / mma.m16n8k16 (bf16 -> f32) as the PTX ISA defines their fragments
+// (g = lane / 4, c = lane % 4): ldmatrix gives lane t row t / 4, columns 2(t % 4), +1 of each 8x8 matrix
+// (.trans: column t / 4, rows 2(t % 4), +1); A regs (g, 2c) (g+8, 2c) (g, 2c+8) (g+8, 2c+8); B regs
+// (k 2c, n g) (k 2c+8, n g); C (g, 2c..) (g+8, 2c..). Values are floats (the layout is what is checked).
+using Pair = std::array<float, 2>;
+struct WarpRegs4 {
+  Pair r[32][4];
+};
+
+// ldmatrix.x4 over a [rows][lds] tile: lane t points at (row_of(t), col_of(t)), the start of row t % 8
+// of matrix t / 8.
+template <class RowFn, class ColFn>
+WarpRegs4 emu_ldsm_x4(const std::vector<float>& s, int lds, int row0, int col0, RowFn row_of, ColFn col_of, bool trans) {
+  WarpRegs4 out{};
+  for (int i = 0; i < 4; ++i) {
+    float m[8][8];
+    for (int r = 0; r < 8; ++r) {
+      const int t = 8 * i + r;
+      for (int c = 0; c < 8; ++c) m[r][c] = s[static_cast<size_t>(row0 + row_of(t)) * lds + col0 + col_of(t) + c];
+    }
+    for (int t = 0; t < 32; ++t)
+      out.r[t][i] = trans ? Pair{m[2 * (t % 4)][t / 4], m[2 * (t % 4) + 1][t / 4]} : Pair{m[t / 4][2 * (t % 4)], m[t / 4][2 * (t % 4) + 1]};
+  }
+  return out;
+}
+
+// acc[lane][4] += A (16x16 from a[lane][0..3]) * B (16x8 from b0[lane], b1[lane])
+void emu_mma(float (*acc)[4], const Pair (*a)[4], const Pair* b0, const Pair* b1) {
+  float A[16][16], B[16][8];
+  for (int t = 0; t < 32; ++t) {
+    const int gg = t / 4, c = t % 4;
+    for (int h = 0; h < 2; ++h) {
+      A[gg][2 * c + h] = a[t][0][h];
+      A[gg + 8][2 * c + h] = a[t][1][h];
+      A[gg][2 * c + 8 + h] = a[t][2][h];
+      A[gg + 8][2 * c + 8 + h] = a[t][3][h];
+      B[2 * c + h][gg] = b0[t][h];
+      B[2 * c + 8 + h][gg] = b1[t][h];
+    }
+  }
+  for (int t = 0; t < 32; ++t)
+    for (int e = 0; e < 4; ++e) {
+      const int r = t / 4 + (e >= 2 ? 8 : 0), col = (t % 4) * 2 + (e & 1);
+      double sum = 0;
+      for (int k = 0; k < 16; ++k) sum += double(A[r][k]) * B[k][col];
+      acc[t][e] += static_cast<float>(sum);
+    }
+}
+
+}  // namespace
+
+// The index math of flash_common.cuh's mma_rows_rowsT / to_a_frags / mma_regs_rows and of the kernels'
+// masks (frag_* in plan.h), replayed with the emulated fragments: S = A B^T and O = S V come out as the
+// plain matrix products, element (frag_c_row, frag_c_col) where the kernels expect it.
+TEST(cuda_flash_fragment_layouts_compute_the_products) {
+  constexpr int K = 32, NT = 4, LDS = K + 8, NO = 16;  // A 16xK, B (8NT)xK, V (8NT)xNO
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<int> ud(-4, 4);
+  std::vector<float> a(16 * LDS), b(8 * NT * LDS), v(8 * NT * (NO + 8));
+  for (auto& x : a) x = static_cast<float>(ud(rng));
+  for (auto& x : b) x = static_cast<float>(ud(rng));
+  for (auto& x : v) x = static_cast<float>(ud(rng));
+  // mma_rows_rowsT<K, NT, LDS>
+  float s[32][NT][4] = {};
+  for (int ks = 0; ks < K; ks += 16) {
+    const WarpRegs4 af = emu_ldsm_x4(a, LDS, 0, ks, g::frag_a_row, g::frag_a_col, false);
+    for (int np = 0; np < NT / 2; ++np) {
+      const WarpRegs4 r = emu_ldsm_x4(b, LDS, np * 16, ks, g::frag_bt_row, g::frag_bt_col, false);
+      Pair b0[32], b1[32], b2[32], b3[32];
+      float c0[32][4], c1[32][4];
+      for (int t = 0; t < 32; ++t) {
+        b0[t] = r.r[t][0], b1[t] = r.r[t][1], b2[t] = r.r[t][2], b3[t] = r.r[t][3];
+        for (int e = 0; e < 4; ++e) c0[t][e] = s[t][2 * np][e], c1[t][e] = s[t][2 * np + 1][e];
+      }
+      emu_mma(c0, af.r, b0, b1);
+      emu_mma(c1, af.r, b2, b3);
+      for (int t = 0; t < 32; ++t)
+        for (int e = 0; e < 4; ++e) s[t][2 * np][e] = c0[t][e], s[t][2 * np + 1][e] = c1[t][e];
+    }
+  }
+  bool ok = true;
+  for (int t = 0; t < 32; ++t)
+    for (int nt = 0; nt < NT; ++nt)
+      for (int e = 0; e < 4; ++e) {
+        const int i = g::frag_c_row(t, e), j = g::frag_c_col(t, nt, e);
+        double want = 0;
+        for (int k = 0; k < K; ++k) want += double(a[i * LDS + k]) * b[j * LDS + k];
+        ok = ok && s[t][nt][e] == static_cast<float>(want);
+      }
+  CHECK(ok);
+  // to_a_frags + mma_regs_rows<NT / 2, NO / 8, NO + 8>: O = S V with S from the accumulators
+  Pair pa[32][NT / 2][4];
+  for (int t = 0; t < 32; ++t)
+    for (int j = 0; j < NT / 2; ++j) {
+      pa[t][j][0] = {s[t][2 * j][0], s[t][2 * j][1]};
+      pa[t][j][1] = {s[t][2 * j][2], s[t][2 * j][3]};
+      pa[t][j][2] = {s[t][2 * j + 1][0], s[t][2 * j + 1][1]};
+      pa[t][j][3] = {s[t][2 * j + 1][2], s[t][2 * j + 1][3]};
+    }
+  float o[32][NO / 8][4] = {};
+  for (int kt = 0; kt < NT / 2; ++kt)
+    for (int np = 0; np < NO / 16; ++np) {
+      const WarpRegs4 r = emu_ldsm_x4(v, NO + 8, kt * 16, np * 16, g::frag_b_trans_row, g::frag_b_trans_col, true);
+      Pair A[32][4], b0[32], b1[32], b2[32], b3[32];
+      float c0[32][4], c1[32][4];
+      for (int t = 0; t < 32; ++t) {
+        for (int q = 0; q < 4; ++q) A[t][q] = pa[t][kt][q];
+        b0[t] = r.r[t][0], b1[t] = r.r[t][1], b2[t] = r.r[t][2], b3[t] = r.r[t][3];
+        for (int e = 0; e < 4; ++e) c0[t][e] = o[t][2 * np][e], c1[t][e] = o[t][2 * np + 1][e];
+      }
+      emu_mma(c0, A, b0, b1);
+      emu_mma(c1, A, b2, b3);
+      for (int t = 0; t < 32; ++t)
+        for (int e = 0; e < 4; ++e) o[t][2 * np][e] = c0[t][e], o[t][2 * np + 1][e] = c1[t][e];
+    }
+  ok = true;
+  for (int t = 0; t < 32; ++t)
+    for (int nt = 0; nt < NO / 8; ++nt)
+      for (int e = 0; e < 4; ++e) {
+        const int i = g::frag_c_row(t, e), d = g::frag_c_col(t, nt, e);
+        double want = 0;
+        for (int j = 0; j < 8 * NT; ++j) {
+          double sij = 0;
+          for (int k = 0; k < K; ++k) sij += double(a[i * LDS + k]) * b[j * LDS + k];
+          want += sij * v[j * (NO + 8) + d];
+        }
+        ok = ok && o[t][nt][e] == static_cast<float>(want);
+      }
+  CHECK(ok);
+}
+
+TEST(cuda_attention_checks_and_bench_shapes) {
+  static float d[1];
+  auto t = [](DType dt, std::initializer_list<int64_t> s) { return Tensor(d, dt, s); };
+  VarlenMeta m;
+  m.cu_seqlens = t(DType::I32, {3});
+  m.num_q_heads = 4;
+  m.num_kv_heads = 2;
+  m.head_dim = 8;
+  m.max_seqlen = 5;
+  const Tensor q = t(DType::BF16, {9, 32}), kv = t(DType::BF16, {9, 16}), lse = t(DType::F32, {9, 4});
+  CHECK(g::check_varlen_attention("attention_forward", {{&q, "q"}, {&q, "out"}}, {{&kv, "k"}, {&kv, "v"}}, lse, m) == 2);
+  const Tensor q32 = t(DType::F32, {9, 32}), lse16 = t(DType::BF16, {9, 4}), kv_bad = t(DType::BF16, {9, 24});
+  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}, {&q32, "out"}}, {{&kv, "k"}, {&kv, "v"}}, lse, m),
+                    ErrorCode::kInvalidArgument);  // mixed dtypes
+  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv, "k"}}, lse16, m), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv_bad, "k"}}, lse, m), ErrorCode::kInvalidArgument);
+  const Tensor lse_short = t(DType::F32, {9, 3});
+  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv, "k"}}, lse_short, m), ErrorCode::kInvalidArgument);
+  VarlenMeta bad = m;
+  bad.cu_seqlens = t(DType::F32, {3});
+  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv, "k"}}, lse, bad), ErrorCode::kInvalidArgument);
+  bad = m;
+  bad.num_kv_heads = 3;
+  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv, "k"}}, lse, bad), ErrorCode::kInvalidArgument);
+  // kernel benchmark shapes (--shapes)
+  g::AttentionBenchShape a = g::parse_attention_bench_shape("8x512");
+  CHECK(a.seqs == 8 && a.seqlen == 512 && a.hq == 16 && a.hkv == 8 && a.hd == 128);
+  a = g::parse_attention_bench_shape("4x1024:32/8/64");
+  CHECK(a.seqs == 4 && a.seqlen == 1024 && a.hq == 32 && a.hkv == 8 && a.hd == 64);
+  for (const char* b : {"", "8", "8x", "x512", "0x512", "8x512:16/8", "8x512:6/4/64", "8x512:16/8/64/1", "ax5", "8x-1"})
+    CHECK_THROWS_CODE(g::parse_attention_bench_shape(b), ErrorCode::kInvalidArgument);
+  for (const std::string& s : g::default_attention_bench_shapes()) g::parse_attention_bench_shape(s);
 }
 
 // =====================================================================================================
@@ -992,4 +1253,213 @@ TEST(cuda_training_ops_vs_cpu) {
     gpu->logprob_backward(gdh, put(*gpu, DType::F32, {m}, dlp), gh, glm, gt, glse, inv_t);
     CHECK(rel_err(get(*gpu, gdh), get(*cpu, cdh)) < 2e-2);
   }
+}
+
+// ---- fused varlen attention: CUDA vs CPU ------------------------------------------------------------------
+
+namespace {
+
+struct VarlenCase {
+  std::vector<int> lens;
+  int hq, hkv, hd;
+};
+
+struct VarlenResult {
+  std::vector<float> out, lse, dq, dk, dv;
+};
+
+// attention_forward then attention_backward (from the backend's own out / lse, as training runs them) on the
+// same random inputs; q/k/v/dout bf16-exact, so both backends start from identical values.
+VarlenResult run_varlen_attention(Backend& be, DType dt, const VarlenCase& c, uint32_t seed) {
+  std::vector<int32_t> cu{0};
+  int max_len = 0;
+  for (int L : c.lens) {
+    cu.push_back(cu.back() + L);
+    max_len = std::max(max_len, L);
+  }
+  const int64_t n = cu.back(), qw = int64_t(c.hq) * c.hd, kw = int64_t(c.hkv) * c.hd;
+  auto q = rnd(n * qw, seed), k = rnd(n * kw, seed + 1), v = rnd(n * kw, seed + 2), dout = rnd(n * qw, seed + 3);
+  Buffer bq = put(be, dt, {n, qw}, q), bk = put(be, dt, {n, kw}, k), bv = put(be, dt, {n, kw}, v);
+  Buffer bdo = put(be, dt, {n, qw}, dout), bo = put(be, dt, {n, qw}, {});
+  Buffer blse = put(be, be.param_dtype(), {n, c.hq}, {});
+  Buffer bdq = put(be, dt, {n, qw}, {}), bdk = put(be, dt, {n, kw}, {}), bdv = put(be, dt, {n, kw}, {});
+  Buffer bcu = put_i32(be, cu);
+  VarlenMeta m;
+  m.cu_seqlens = bcu.t().slice_rows(0, static_cast<int64_t>(cu.size()));
+  m.max_seqlen = max_len;
+  m.num_q_heads = c.hq;
+  m.num_kv_heads = c.hkv;
+  m.head_dim = c.hd;
+  m.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+  be.attention_forward(bo, blse, bq, bk, bv, m);
+  be.attention_backward(bdq, bdk, bdv, bdo, bq, bk, bv, bo, blse, m);
+  return {get(be, bo), get(be, blse), get(be, bdq), get(be, bdk), get(be, bdv)};
+}
+
+}  // namespace
+
+// Tolerances (inputs bf16-exact; the CUDA kernels read bf16 operands on the tensor cores and round P / dS
+// to bf16 for the second product of each pair, accumulating in fp32):
+//   out:          max |diff| <= 1e-2 (F32 storage), 2e-2 (BF16 storage: plus one output rounding);
+//                 outputs are convex combinations of N(0,1) values, so absolute error is the right scale
+//   lse:          max |diff| <= 2e-3 (fp32 scores of exact bf16 products; exp2/log2 approximations)
+//   dq, dk, dv:   max |diff| / max |cpu| <= 3e-2 (F32), 5e-2 (BF16)
+TEST(cuda_attention_forward_backward_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  const std::vector<VarlenCase> cases = {
+      {{1, 7, 33, 100}, 4, 2, 64},    // GQA, odd lengths, hd 64
+      {{100, 1, 7}, 2, 2, 128},       // MHA, hd 128
+      {{33, 130}, 8, 1, 128},         // MQA, several query and key tiles
+      {{7, 70, 1}, 4, 4, 64},         // MHA, hd 64
+      {{0, 5, 0, 64, 65}, 4, 2, 64},  // empty sequences, tile-boundary lengths
+      {{300}, 2, 1, 128},             // one long sequence: many tiles, GQA sums over 2 heads
+      {{45, 1}, 4, 2, 80},            // head_dim 80: padded to the 128 bucket
+      {{9, 20}, 2, 1, 34},            // head_dim 34: element loads, padded to 64
+  };
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const VarlenCase& c = cases[ci];
+    const VarlenResult want = run_varlen_attention(*cpu, DType::F32, c, 300 + 10 * static_cast<uint32_t>(ci));
+    for (DType dt : {DType::BF16, DType::F32}) {
+      const VarlenResult got = run_varlen_attention(*gpu, dt, c, 300 + 10 * static_cast<uint32_t>(ci));
+      const bool f32 = dt == DType::F32;
+      const double e_out = max_abs_diff(got.out, want.out), e_lse = max_abs_diff(got.lse, want.lse);
+      const double e_dq = rel_err(got.dq, want.dq), e_dk = rel_err(got.dk, want.dk), e_dv = rel_err(got.dv, want.dv);
+      std::printf("  attention case %zu (hq %d hkv %d hd %d) %s: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n", ci, c.hq,
+                  c.hkv, c.hd, dn(dt), e_out, e_lse, e_dq, e_dk, e_dv);
+      CHECK(e_out <= (f32 ? 1e-2 : 2e-2));
+      CHECK(e_lse <= 2e-3);
+      const double tg = f32 ? 3e-2 : 5e-2;
+      CHECK(e_dq <= tg && e_dk <= tg && e_dv <= tg);
+    }
+  }
+}
+
+// The backward is deterministic (no float atomics), and bad metadata is reported.
+TEST(cuda_attention_deterministic_and_rejects_bad_input) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  const VarlenCase c{{37, 200, 3}, 8, 2, 128};
+  const VarlenResult a = run_varlen_attention(*gpu, DType::BF16, c, 77), b = run_varlen_attention(*gpu, DType::BF16, c, 77);
+  CHECK(std::memcmp(a.dq.data(), b.dq.data(), a.dq.size() * 4) == 0);
+  CHECK(std::memcmp(a.dk.data(), b.dk.data(), a.dk.size() * 4) == 0);
+  CHECK(std::memcmp(a.dv.data(), b.dv.data(), a.dv.size() * 4) == 0);
+  // cu_seqlens values live on the device: checked by a kernel, reported at the next sync
+  const int64_t n = 8, w = 2 * 64;
+  Buffer q = put(*gpu, DType::BF16, {n, w}, rnd(n * w, 1)), o = put(*gpu, DType::BF16, {n, w}, {});
+  Buffer lse = put(*gpu, DType::F32, {n, 2}, {});
+  VarlenMeta m;
+  m.num_q_heads = 2;
+  m.num_kv_heads = 2;
+  m.head_dim = 64;
+  m.scale = 0.125f;
+  for (const std::vector<int32_t>& cu : {std::vector<int32_t>{0, 5, 3, 8}, std::vector<int32_t>{0, 5, 7},
+                                         std::vector<int32_t>{1, 8}}) {
+    Buffer bcu = put_i32(*gpu, cu);
+    m.cu_seqlens = bcu.t().slice_rows(0, static_cast<int64_t>(cu.size()));
+    m.max_seqlen = 8;
+    CHECK_THROWS_CODE((gpu->attention_forward(o, lse, q, q, q, m), gpu->synchronize()), ErrorCode::kInvalidArgument);
+  }
+  std::vector<int32_t> cu{0, 5, 8};
+  Buffer bcu = put_i32(*gpu, cu);
+  m.cu_seqlens = bcu.t().slice_rows(0, 3);
+  m.max_seqlen = 4;  // understated: the 5-token sequence is longer
+  CHECK_THROWS_CODE((gpu->attention_forward(o, lse, q, q, q, m), gpu->synchronize()), ErrorCode::kInvalidArgument);
+  m.max_seqlen = 5;
+  gpu->attention_forward(o, lse, q, q, q, m);
+  gpu->synchronize();
+  m.head_dim = 256;  // above the kernels' limit: a clear error at the call
+  m.num_q_heads = m.num_kv_heads = 1;
+  Buffer q256 = put(*gpu, DType::BF16, {n, 256}, rnd(n * 256, 2)), o256 = put(*gpu, DType::BF16, {n, 256}, {});
+  Buffer lse1 = put(*gpu, DType::F32, {n, 1}, {});
+  CHECK_THROWS_CODE(gpu->attention_forward(o256, lse1, q256, q256, q256, m), ErrorCode::kInvalidArgument);
+}
+
+// One GRPO step of a tiny random Qwen3 model (head_dim 64: the fused attention kernels) on CUDA vs CPU:
+// the same weights, adapters, batch and loss; the loss, every LoRA gradient and the gradient norm agree to
+// bf16 accuracy (the CUDA model keeps weights and activations in bf16, the CPU one in f32). Tolerances:
+// loss 2e-2 relative; each adapter's gradients 1e-1 relative (max |diff| / max |cpu|), all gradients
+// together 5e-2; gradient norm 3e-2 relative; the AdamW step is applied on both.
+TEST(cuda_grpo_step_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  ModelConfig c;
+  c.arch = Arch::Qwen3;
+  c.architecture = "Qwen3ForCausalLM";
+  c.qk_norm = true;
+  c.tie_word_embeddings = true;
+  c.vocab_size = 512;
+  c.hidden_size = 128;
+  c.intermediate_size = 256;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.max_position_embeddings = 1024;
+  c.rope_theta = 10000;
+  c.rms_norm_eps = 1e-6;
+  LoraConfig lc;
+  lc.rank = 8;
+  lc.alpha = 16;
+  lc.seed = 3;
+  for (int l = 0; l < c.num_layers; ++l)
+    for (int t = 0; t < kNumLoraTargets; ++t) lc.modules.push_back({l, static_cast<LoraTarget>(t)});
+  TrainBatch batch;
+  std::mt19937 rng(9);
+  const int prompts[] = {5, 1, 12, 7}, completions[] = {9, 32, 88, 0};  // lengths 14, 33, 100, 7
+  for (int s = 0; s < 4; ++s) {
+    for (int i = 0; i < prompts[s] + completions[s]; ++i) batch.packed.tokens.push_back(static_cast<int32_t>(rng() % c.vocab_size));
+    batch.packed.seq_lens.push_back(prompts[s] + completions[s]);
+    batch.packed.prompt_lens.push_back(prompts[s]);
+  }
+  batch.advantages = {1.2, -0.7, 0.4, -0.9};
+  LossOptions lo;
+  lo.beta = 0.04;  // the reference pass (LoRA off) runs too
+  struct Run {
+    double loss = 0, norm = 0;
+    std::vector<std::vector<float>> grads;
+    bool applied = false;
+  };
+  auto run = [&](Backend& be) {
+    auto model = Model::random(be, c, 21, 0.1f);
+    LoraSet& lora = model->attach_lora(lc);
+    uint32_t seed = 500;
+    for (LoraAdapter& a : lora.adapters()) {  // B = 0 at init (PEFT): random B makes every gradient non-zero
+      const std::vector<float> b = rnd(static_cast<size_t>(a.b.t().numel()), seed++, 0.1f);
+      be.upload(a.b, b.data(), DType::F32);
+    }
+    TrainerOptions to;
+    to.optimizer.lr = 1e-3;
+    to.logits_chunk = 64;
+    Trainer tr(*model, to);
+    tr.zero_grad();
+    Run r;
+    const ForwardBackwardResult fb = tr.forward_backward(batch, lo);
+    CHECK(fb.finite);
+    r.loss = fb.loss.loss;
+    for (LoraAdapter& a : lora.adapters()) {
+      r.grads.push_back(get(be, a.grad_a));
+      r.grads.push_back(get(be, a.grad_b));
+    }
+    const StepResult st = tr.step();
+    r.norm = st.grad_norm;
+    r.applied = st.applied;
+    return r;
+  };
+  const Run rc = run(*cpu), rg = run(*gpu);
+  std::vector<float> all_c, all_g;
+  double worst = 0;
+  for (size_t i = 0; i < rc.grads.size(); ++i) {
+    worst = std::max(worst, rel_err(rg.grads[i], rc.grads[i]));
+    all_c.insert(all_c.end(), rc.grads[i].begin(), rc.grads[i].end());
+    all_g.insert(all_g.end(), rg.grads[i].begin(), rg.grads[i].end());
+  }
+  const double overall = rel_err(all_g, all_c);
+  std::printf("GRPO step cuda vs cpu: loss %.6g vs %.6g, grad norm %.6g vs %.6g, LoRA grads rel err %.3g (worst tensor %.3g)\n",
+              rg.loss, rc.loss, rg.norm, rc.norm, overall, worst);
+  CHECK(std::fabs(rg.loss - rc.loss) <= 2e-2 * std::max(1e-3, std::fabs(rc.loss)));
+  CHECK(overall < 5e-2);
+  CHECK(worst < 1e-1);
+  CHECK(std::fabs(rg.norm - rc.norm) <= 3e-2 * rc.norm);
+  CHECK(rc.applied && rg.applied);
 }

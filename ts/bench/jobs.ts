@@ -11,6 +11,7 @@ export interface BenchJobFlags {
   'gen-len'?: string;
   'seq-lens'?: string;
   ops?: string;
+  shapes?: string;
   backend?: string;
 }
 
@@ -31,7 +32,7 @@ export function benchJobArgs(job: string, f: BenchJobFlags): { name: string; arg
     return { name: `train-${sub}`, args: ['train', '--shape', sub, '--seq-lens', f['seq-lens'] ?? (sub === 'tiny' ? '64,256' : '128,512'), '--threads', threads] };
   }
   if (kind === 'kernels' && (sub === 'cpu' || sub === 'cuda')) {
-    return { name: `kernels-${sub}`, args: ['kernels', '--backend', sub, '--repeats', f.repeats ?? '20', ...(f.ops ? ['--ops', f.ops] : [])] };
+    return { name: `kernels-${sub}`, args: ['kernels', '--backend', sub, '--repeats', f.repeats ?? '20', ...(f.ops ? ['--ops', f.ops] : []), ...(f.shapes ? ['--shapes', f.shapes] : [])] };
   }
   throw new HayateError('ERR_INVALID_ARGUMENT', `unknown benchmark job '${job}' (${BENCH_JOBS})`);
 }

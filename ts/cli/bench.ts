@@ -14,6 +14,7 @@ interface BenchCliOptions {
   repeats?: number;
   backend?: string;
   ops?: string;
+  shapes?: string;
   seqLens?: string;
   batches?: string;
   print?: boolean;
@@ -24,6 +25,7 @@ function record(name: string, job: string, o: BenchCliOptions, extra: Record<str
     threads: String(o.threads),
     repeats: o.repeats === undefined ? undefined : String(o.repeats),
     ops: o.ops,
+    shapes: o.shapes,
     'seq-lens': o.seqLens,
     batches: o.batches,
     ...extra,
@@ -58,7 +60,8 @@ export function benchCommand(): Command {
     withCommon(new Command('kernels'))
       .description("each op's kernel vs a baseline on the same device (CUDA: unfused kernels / cuBLAS; CPU: scalar loops): median time, TFLOP/s or GB/s, speedup")
       .option('--backend <name>', 'cuda or cpu', 'cuda')
-      .option('--ops <list>', 'comma-separated ops (default: all)')
+      .option('--ops <list>', 'comma-separated ops (default: all): linear, lora_linear, embedding, rmsnorm, add, swiglu, rope, kv_store, paged_attention, attention_forward, attention_backward, log_softmax_gather, sample, ...')
+      .option('--shapes <list>', 'attention shapes, comma-separated SxL or SxL:hq/hkv/hd (sequences x length; default per backend)')
       .option('--repeats <n>', 'timed repeats after warm-up', intOption('--repeats', 1, 100000))
       .action(guarded((o: BenchCliOptions) => {
         if (o.backend !== 'cuda' && o.backend !== 'cpu') throw new HayateError('ERR_INVALID_ARGUMENT', `--backend must be cuda or cpu, not '${o.backend}'`);
