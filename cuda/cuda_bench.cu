@@ -2,7 +2,8 @@
 // CUDA-event timing. The baselines are deliberately straightforward (one thread per output element or per
 // row, no tiling, no vectors, no tensor cores): "what the op costs written the obvious way" on the same GPU.
 // Sampling is compared with a sort-based top-p sampler (softmax, CUB segmented radix sort, block scans),
-// the way frameworks usually implement it.
+// the way frameworks usually implement it. The LoRA projections are compared with the backend's own bare
+// base GEMM on the same shape (the target: within 10% of it).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <cub/cub.cuh>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -151,6 +153,17 @@ __global__ void naive_lsg_kernel(const float* z, const int32_t* t, float* out, i
   float s = 0.0f;
   for (int64_t j = 0; j < V; ++j) s += expf(z[i * V + j] - mx);
   out[i] = z[i * V + t[i]] - mx - logf(s);
+}
+
+// AdamW over one fp32 tensor in fp32 arithmetic (grad_scale 1), thread per element.
+__global__ void naive_adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2,
+                                   float eps, float wd, float bc1, float bc2) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const float mi = b1 * m[i] + (1.0f - b1) * g[i], vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+  m[i] = mi;
+  v[i] = vi;
+  w[i] -= lr * (wd * w[i] + (mi / bc1) / (sqrtf(vi / bc2) + eps));
 }
 
 // ---- unfused training attention (baseline of attention_forward / attention_backward) ----------------------
@@ -416,12 +429,7 @@ std::string dims(std::initializer_list<int64_t> d) {
 
 std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>& ops, int repeats,
                                                  KernelBenchDevice* device, const std::vector<std::string>& shapes) {
-  const std::vector<std::string> all = {"linear", "embedding", "rmsnorm", "add", "swiglu", "rope", "kv_store",
-                                        "paged_attention", "attention_forward", "attention_backward",
-                                        "log_softmax_gather", "sample"};
-  for (const std::string& o : ops)
-    HAYATE_CHECK(std::find(all.begin(), all.end(), o) != all.end(), ErrorCode::kInvalidArgument,
-                 "unknown kernel benchmark op '" + o + "'");
+  check_kernel_bench_ops(ops);
   auto wanted = [&](const char* op) { return ops.empty() || std::find(ops.begin(), ops.end(), op) != ops.end(); };
 
   BackendOptions bo;
@@ -477,6 +485,30 @@ std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>&
           r.baseline2_ms = timer.median_ms([&] { be.linear(out, x, w, {}); });
           be.set_gemm_impl(CudaBackend::GemmImpl::Hayate);
         }
+        res.push_back(r);
+      }
+    }
+  }
+
+  if (wanted("lora_linear") || wanted("lora_linear_backward")) {
+    const int64_t rank = kLoraBenchRank;
+    const DType P = be.param_dtype();
+    for (const LoraBenchCase& lc : lora_bench_cases()) {
+      const int64_t M = lc.M, N = lc.N, K = lc.K;
+      Buffer x = rand_buf(B16, {M, K}, 1, 1.0f), w = rand_buf(B16, {N, K}, 2, 0.02f), dout = rand_buf(B16, {M, N}, 26, 1.0f);
+      Buffer a = rand_buf(P, {rank, K}, 24, 0.02f), b = rand_buf(P, {N, rank}, 25, 0.02f);
+      Buffer da = rand_buf(P, {rank, K}, 27, 0.0f), db = rand_buf(P, {N, rank}, 28, 0.0f);
+      Buffer out(be, B16, {M, N}), xa(be, B16, {M, rank}), dx(be, B16, {M, K});
+      if (wanted("lora_linear")) {
+        KernelBenchResult r = lora_bench_result(lc, false);
+        r.ms = timer.median_ms([&] { be.lora_linear(out, xa, x, w, {}, a, b, kLoraBenchScale); });
+        r.baseline_ms = timer.median_ms([&] { be.linear(out, x, w, {}); });
+        res.push_back(r);
+      }
+      if (wanted("lora_linear_backward")) {
+        KernelBenchResult r = lora_bench_result(lc, true);
+        r.ms = timer.median_ms([&] { be.lora_linear_backward(dx, da, db, dout, x, xa, w, a, b, kLoraBenchScale, false); });
+        r.baseline_ms = timer.median_ms([&] { be.lora_linear_backward(dx, {}, {}, dout, {}, {}, w, {}, {}, kLoraBenchScale, false); });
         res.push_back(r);
       }
     }
@@ -772,6 +804,35 @@ std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>&
       });
       res.push_back(r);
     }
+  }
+
+  if (wanted("adamw")) {
+    const std::vector<int64_t> sizes = recipe_lora_tensor_sizes();
+    const int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+    const DType P = DType::F32;  // param_dtype(), as the naive kernel reads it
+    Buffer param = rand_buf(P, {total}, 30, 0.02f), grad = rand_buf(P, {total}, 31, 1e-3f);
+    Buffer m = rand_buf(P, {total}, 32, 0.0f), v = rand_buf(P, {total}, 33, 0.0f);
+    AdamWParams p;
+    p.weight_decay = 0.01;
+    const float bc1 = static_cast<float>(1.0 - std::pow(p.beta1, double(p.step)));
+    const float bc2 = static_cast<float>(1.0 - std::pow(p.beta2, double(p.step)));
+    KernelBenchResult r = adamw_bench_result(sizes, "naive kernel per tensor (fp32, thread per element)");
+    r.ms = timer.median_ms([&] { be.adamw_step(param, grad, m, v, p); });
+    r.baseline_ms = timer.median_ms([&] {
+      for_each_arena_slice(sizes, [&](int64_t off, int64_t n) {
+        naive_adamw_kernel<<<blocks_for(n), 256, 0, c.stream>>>(
+            param.t().as<float>() + off, grad.t().as<const float>() + off, m.t().as<float>() + off, v.t().as<float>() + off, n,
+            static_cast<float>(p.lr), static_cast<float>(p.beta1), static_cast<float>(p.beta2), static_cast<float>(p.eps),
+            static_cast<float>(p.weight_decay), bc1, bc2);
+      });
+    });
+    r.baseline2_ms = timer.median_ms([&] {
+      for_each_arena_slice(sizes, [&](int64_t off, int64_t n) {
+        be.adamw_step(param.t().slice_rows(off, n), grad.t().slice_rows(off, n), m.t().slice_rows(off, n),
+                      v.t().slice_rows(off, n), p);
+      });
+    });
+    res.push_back(r);
   }
   be.synchronize();
   return res;

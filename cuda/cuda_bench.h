@@ -2,12 +2,35 @@
 // backend's kernel and a baseline on the same device — a straightforward unfused kernel written for the
 // comparison (cuda/cuda_bench.cu), cuBLAS for GEMM when compiled in, a sort-based (CUB radix sort + scan)
 // top-p sampler for sampling — median over repeats after warm-up, timed with CUDA events on the
-// backend's stream. Plain C++ header: no CUDA types.
+// backend's stream. Plain C++ header: no CUDA types; the op list, the result record and the LoRA/AdamW
+// case shapes below are shared with the CPU side.
 #pragma once
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "errors.h"
+
 namespace hayate::gpu {
+
+// Every op of the kernel benchmark, in the order the cases run.
+inline const std::vector<std::string>& kernel_bench_ops() {
+  static const std::vector<std::string> ops = {
+      "linear", "lora_linear", "lora_linear_backward", "embedding", "rmsnorm", "add", "swiglu", "rope", "kv_store",
+      "paged_attention", "attention_forward", "attention_backward", "log_softmax_gather", "sample", "adamw"};
+  return ops;
+}
+// Throws kInvalidArgument (listing the valid names) for an op that is not in kernel_bench_ops().
+inline void check_kernel_bench_ops(const std::vector<std::string>& ops) {
+  const std::vector<std::string>& all = kernel_bench_ops();
+  for (const std::string& o : ops) {
+    if (std::find(all.begin(), all.end(), o) != all.end()) continue;
+    std::string known;
+    for (const std::string& a : all) known += (known.empty() ? "" : ", ") + a;
+    fail(ErrorCode::kInvalidArgument, "unknown kernel benchmark op '" + o + "' (" + known + ")");
+  }
+}
 
 struct KernelBenchResult {
   std::string op;      // "linear", "paged_attention", ...
@@ -18,7 +41,9 @@ struct KernelBenchResult {
   double ms = 0;       // the backend's kernel, median per call
   std::string baseline;
   double baseline_ms = 0;
-  std::string baseline2;  // optional second baseline (cuBLAS for GEMM)
+  double baseline_work = 0;     // the baseline's FLOPs or bytes when they differ from work (0: the same)
+  bool baseline_is_base_gemm = false;  // LoRA cases: the JSON adds "vs_base_gemm" = ms / baseline_ms
+  std::string baseline2;  // optional second baseline (cuBLAS for GEMM, per-tensor adamw_step calls)
   double baseline2_ms = 0;
 };
 
@@ -29,8 +54,81 @@ struct KernelBenchDevice {
   int cc = 0;
 };
 
-// ops: empty = all of linear, embedding, rmsnorm, add, swiglu, rope, kv_store, paged_attention,
-// attention_forward, attention_backward, log_softmax_gather, sample. shapes: the attention cases' shapes
+// lora_linear / lora_linear_backward cases: rank-32 adapters (the qwen3-0.6b recipe) on qwen3-0.6b
+// projections out[M,N] = x[M,K] w[N,K]^T, timed against the bare base GEMM of the same shape.
+constexpr int64_t kLoraBenchRank = 32;
+constexpr float kLoraBenchScale = 2.0f;  // alpha / r with alpha 64
+struct LoraBenchCase {
+  const char* proj;
+  int64_t M, N, K;
+};
+inline std::vector<LoraBenchCase> lora_bench_cases() {
+  std::vector<LoraBenchCase> cases;
+  for (int64_t M : {512, 4096}) {
+    cases.push_back({"q_proj", M, 2048, 1024});
+    cases.push_back({"down_proj", M, 1024, 3072});
+  }
+  return cases;
+}
+// The record of a LoRA case (TFLOP/s; the backend fills the times). forward: x W^T + (x A^T) B^T against
+// linear(); backward: dx = dout W + (dout B) A, dA = t^T x, dB = dout^T xa against the adapter-less
+// lora_linear_backward (dx = dout W alone). The base GEMM is 2 M N K FLOPs either way.
+inline KernelBenchResult lora_bench_result(const LoraBenchCase& c, bool backward) {
+  const double M = c.M, N = c.N, K = c.K, r = kLoraBenchRank;
+  auto dims = [](int64_t a, int64_t b) { return "[" + std::to_string(a) + "," + std::to_string(b) + "]"; };
+  KernelBenchResult res;
+  res.op = backward ? "lora_linear_backward" : "lora_linear";
+  res.label = std::string(c.proj) + " M=" + std::to_string(c.M) + " r=" + std::to_string(kLoraBenchRank);
+  res.shape = dims(c.M, c.K) + "x" + dims(c.N, c.K) + "^T, A " + dims(kLoraBenchRank, c.K) + ", B " + dims(c.N, kLoraBenchRank);
+  res.metric = "TFLOP/s";
+  res.work = 2 * M * N * K + (backward ? 4 : 2) * M * r * (K + N);
+  res.baseline_work = 2 * M * N * K;
+  res.baseline = backward ? "bare base GEMM for dx = dout W (lora_linear_backward without an adapter)"
+                          : "bare base GEMM (linear() on the same shape, no adapter)";
+  res.baseline_is_base_gemm = true;
+  return res;
+}
+
+// adamw case: element counts of the LoRA tensors of the qwen3-0.6b recipe (rank 32 on q, k, v, o, gate,
+// up, down of its 28 layers; A [r, in] then B [out, r] per projection: ~20.2M parameters in 392 tensors),
+// in Trainer::step's order.
+inline std::vector<int64_t> recipe_lora_tensor_sizes() {
+  const int64_t D = 1024, F = 3072, qd = 16 * 128, kvd = 8 * 128, r = kLoraBenchRank;
+  const int64_t in_out[7][2] = {{D, qd}, {D, kvd}, {D, kvd}, {qd, D}, {D, F}, {D, F}, {F, D}};  // q k v o gate up down
+  std::vector<int64_t> sizes;
+  for (int layer = 0; layer < 28; ++layer)
+    for (const auto& io : in_out) {
+      sizes.push_back(r * io[0]);
+      sizes.push_back(io[1] * r);
+    }
+  return sizes;
+}
+// fn(offset, n) for each tensor of an arena holding tensors of these sizes back to back.
+template <class Fn>
+void for_each_arena_slice(const std::vector<int64_t>& sizes, Fn fn) {
+  int64_t off = 0;
+  for (int64_t n : sizes) {
+    fn(off, n);
+    off += n;
+  }
+}
+// The record of the adamw case (GB/s: param, grad, m, v read and param, m, v written, fp32): the backend's
+// adamw_step once over an arena holding every tensor; baseline2 is the backend's adamw_step once per tensor.
+inline KernelBenchResult adamw_bench_result(const std::vector<int64_t>& sizes, const std::string& baseline) {
+  int64_t total = 0;
+  for (int64_t n : sizes) total += n;
+  KernelBenchResult res;
+  res.op = "adamw";
+  res.label = "qwen3-0.6b LoRA r=" + std::to_string(kLoraBenchRank) + ", " + std::to_string(sizes.size()) + " tensors";
+  res.shape = "[" + std::to_string(total) + "] fp32 in one arena";
+  res.metric = "GB/s";
+  res.work = 7.0 * 4 * total;
+  res.baseline = baseline;
+  res.baseline2 = "the backend's adamw_step once per tensor (" + std::to_string(sizes.size()) + " calls, as Trainer::step)";
+  return res;
+}
+
+// ops: empty = all of kernel_bench_ops(). shapes: the attention cases' shapes
 // ("SxL" or "SxL:hq/hkv/hd", plan.h parse_attention_bench_shape; empty = default_attention_bench_shapes()).
 // Throws kBackend without a usable device, kInvalidArgument for an unknown op or a bad shape.
 std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>& ops, int repeats,

@@ -15,29 +15,16 @@
 #include <sstream>
 #include <vector>
 
-#include "../../cuda/plan.h"  // parse_attention_bench_shape: plain C++, no CUDA
+#include "../../cuda/cuda_bench.h"  // the op list, result record and LoRA/AdamW cases: plain C++, no CUDA
+#include "../../cuda/plan.h"        // parse_attention_bench_shape: plain C++, no CUDA
 #include "backend.h"
 #include "rng.h"
-#ifdef HAYATE_WITH_CUDA
-#include "cuda_bench.h"
-#endif
 
 using namespace hayate;
 
 namespace {
 
-const std::vector<std::string> kAllOps = {"linear",          "embedding",         "rmsnorm",           "add",
-                                          "swiglu",          "rope",              "kv_store",          "paged_attention",
-                                          "attention_forward", "attention_backward", "log_softmax_gather", "sample"};
-
-struct Result {
-  std::string op, label, shape, metric;
-  double work = 0, ms = 0;
-  std::string baseline;
-  double baseline_ms = 0;
-  std::string baseline2;
-  double baseline2_ms = 0;
-};
+using Result = gpu::KernelBenchResult;
 
 Result mk(const std::string& op, const std::string& label, const std::string& shape, const std::string& metric, double work) {
   Result r;
@@ -77,7 +64,8 @@ std::string to_json(const std::vector<Result>& rs, const std::string& backend, c
   js << "[";
   for (size_t i = 0; i < rs.size(); ++i) {
     const Result& r = rs[i];
-    const double v = rate(r.metric, r.work, r.ms), bv = rate(r.metric, r.work, r.baseline_ms);
+    const double v = rate(r.metric, r.work, r.ms);
+    const double bv = rate(r.metric, r.baseline_work > 0 ? r.baseline_work : r.work, r.baseline_ms);
     js << (i ? ",\n" : "\n") << "  {\"op\": \"" << esc(r.op) << "\", \"case\": \"" << esc(r.label) << "\", \"shape\": \""
        << esc(r.shape) << "\", \"backend\": \"" << backend << "\", \"device\": \"" << esc(device)
        << "\", \"impl\": \"hayate\", \"median_ms\": " << num(r.ms) << ", \"metric\": \"" << r.metric
@@ -85,6 +73,7 @@ std::string to_json(const std::vector<Result>& rs, const std::string& backend, c
     if (r.metric == "GB/s" && peak_gbs > 0) js << ", \"peak_fraction\": " << num(v / peak_gbs);
     js << ", \"baseline\": \"" << esc(r.baseline) << "\", \"baseline_median_ms\": " << num(r.baseline_ms)
        << ", \"baseline_value\": " << num(bv) << ", \"speedup\": " << num(r.ms > 0 ? r.baseline_ms / r.ms : 0);
+    if (r.baseline_is_base_gemm) js << ", \"vs_base_gemm\": " << num(r.baseline_ms > 0 ? r.ms / r.baseline_ms : 0);
     if (!r.baseline2.empty())
       js << ", \"baseline2\": \"" << esc(r.baseline2) << "\", \"baseline2_median_ms\": " << num(r.baseline2_ms)
          << ", \"baseline2_value\": " << num(rate(r.metric, r.work, r.baseline2_ms))
@@ -97,21 +86,30 @@ std::string to_json(const std::vector<Result>& rs, const std::string& backend, c
 
 // ---- CPU: the CPU backend vs scalar reference loops -----------------------------------------------------
 
-// Median over max(repeats, enough runs for ~0.2 s) after one warm-up run (capped at 50 runs).
-double median_ms(int repeats, const std::function<void()>& fn) {
-  const auto w = std::chrono::steady_clock::now();
-  fn();
-  const double once = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w).count();
-  const int runs = std::max(std::max(repeats, 1), std::min(50, static_cast<int>(200.0 / std::max(once, 1e-3))));
-  std::vector<double> t;
-  for (int r = 0; r < runs; ++r) {
+// Median per call of each function, timed in turns (fn0, fn1, ..., fn0, fn1, ...) so that all of them see the
+// same machine load (what ratios such as LoRA / base GEMM need on a shared CPU): one warm-up call each, then
+// max(repeats, enough rounds for ~0.2 s) rounds, capped at 50.
+std::vector<double> medians_ms(int repeats, const std::vector<std::function<void()>>& fns) {
+  auto ms_of = [](const std::function<void()>& fn) {
     const auto s = std::chrono::steady_clock::now();
     fn();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count();
+  };
+  double round = 0;
+  for (const auto& fn : fns) round += ms_of(fn);
+  const int runs = std::max(std::max(repeats, 1), std::min(50, static_cast<int>(200.0 / std::max(round, 1e-3))));
+  std::vector<std::vector<double>> t(fns.size());
+  for (int r = 0; r < runs; ++r)
+    for (size_t i = 0; i < fns.size(); ++i) t[i].push_back(ms_of(fns[i]));
+  std::vector<double> med;
+  for (auto& ti : t) {
+    std::sort(ti.begin(), ti.end());
+    med.push_back(ti[ti.size() / 2]);
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return med;
 }
+
+double median_ms(int repeats, const std::function<void()>& fn) { return medians_ms(repeats, {fn})[0]; }
 
 std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.0f) {
   std::mt19937 rng(seed);
@@ -193,6 +191,37 @@ std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, 
         });
         res.push_back(r);
       }
+    }
+  }
+  if (wanted("lora_linear") || wanted("lora_linear_backward")) {
+    const int64_t rank = gpu::kLoraBenchRank;
+    const float s = gpu::kLoraBenchScale;
+    for (const gpu::LoraBenchCase& lc : gpu::lora_bench_cases()) {
+      const int64_t M = lc.M, N = lc.N, K = lc.K;
+      auto x = randv(M * K, 1), w = randv(N * K, 2, 0.02f), a = randv(rank * K, 24, 0.02f), b = randv(N * rank, 25, 0.02f);
+      auto dout = randv(M * N, 26);
+      std::vector<float> out(M * N), xa(M * rank), dx(M * K), da(rank * K), db(N * rank);
+      // the LoRA op and its bare base GEMM, timed in turns
+      auto time_vs_base = [&](bool backward, const std::function<void()>& lora, const std::function<void()>& base) {
+        Result r = gpu::lora_bench_result(lc, backward);
+        const std::vector<double> t = medians_ms(repeats, {lora, base});
+        r.ms = t[0];
+        r.baseline_ms = t[1];
+        res.push_back(r);
+      };
+      if (wanted("lora_linear"))
+        time_vs_base(
+            false,
+            [&] { be->lora_linear(T2(out, M, N), T2(xa, M, rank), T2(x, M, K), T2(w, N, K), {}, T2(a, rank, K), T2(b, N, rank), s); },
+            [&] { be->linear(T2(out, M, N), T2(x, M, K), T2(w, N, K), {}); });
+      if (wanted("lora_linear_backward"))
+        time_vs_base(
+            true,
+            [&] {
+              be->lora_linear_backward(T2(dx, M, K), T2(da, rank, K), T2(db, N, rank), T2(dout, M, N), T2(x, M, K),
+                                       T2(xa, M, rank), T2(w, N, K), T2(a, rank, K), T2(b, N, rank), s, false);
+            },
+            [&] { be->lora_linear_backward(T2(dx, M, K), {}, {}, T2(dout, M, N), {}, {}, T2(w, N, K), {}, {}, s, false); });
     }
   }
   if (wanted("embedding")) {
@@ -488,6 +517,39 @@ std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, 
       res.push_back(r);
     }
   }
+  if (wanted("adamw")) {
+    const std::vector<int64_t> sizes = gpu::recipe_lora_tensor_sizes();
+    const int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+    auto param = randv(total, 30, 0.02f), grad = randv(total, 31, 1e-3f);
+    std::vector<float> m(total), v(total);
+    AdamWParams p;
+    p.weight_decay = 0.01;
+    const double bc1 = 1.0 - std::pow(p.beta1, double(p.step)), bc2 = 1.0 - std::pow(p.beta2, double(p.step));
+    auto one_call = [&] { be->adamw_step(T1(param), T1(grad), T1(m), T1(v), p); };
+    auto scalar_per_tensor = [&] {
+      gpu::for_each_arena_slice(sizes, [&](int64_t off, int64_t n) {
+        for (int64_t i = off; i < off + n; ++i) {
+          const double g = grad[i] * p.grad_scale;
+          const double mi = p.beta1 * m[i] + (1 - p.beta1) * g, vi = p.beta2 * v[i] + (1 - p.beta2) * g * g;
+          m[i] = static_cast<float>(mi);
+          v[i] = static_cast<float>(vi);
+          param[i] = static_cast<float>(param[i] - p.lr * (p.weight_decay * param[i] + (mi / bc1) / (std::sqrt(vi / bc2) + p.eps)));
+        }
+      });
+    };
+    auto call_per_tensor = [&] {
+      gpu::for_each_arena_slice(sizes, [&](int64_t off, int64_t n) {
+        auto part = [&](std::vector<float>& x) { return T1(x).slice_rows(off, n); };
+        be->adamw_step(part(param), part(grad), part(m), part(v), p);
+      });
+    };
+    Result r = gpu::adamw_bench_result(sizes, "scalar loop per tensor");
+    const std::vector<double> t = medians_ms(repeats, {one_call, scalar_per_tensor, call_per_tensor});  // in turns
+    r.ms = t[0];
+    r.baseline_ms = t[1];
+    r.baseline2_ms = t[2];
+    res.push_back(r);
+  }
   return res;
 }
 
@@ -495,10 +557,7 @@ std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, 
 
 std::string run_kernel_bench_json(const std::string& backend, const std::vector<std::string>& ops, int repeats,
                                   const std::vector<std::string>& shapes) {
-  for (const std::string& o : ops)
-    HAYATE_CHECK(std::find(kAllOps.begin(), kAllOps.end(), o) != kAllOps.end(), ErrorCode::kInvalidArgument,
-                 "unknown kernel benchmark op '" + o + "' (linear, embedding, rmsnorm, add, swiglu, rope, kv_store, "
-                 "paged_attention, attention_forward, attention_backward, log_softmax_gather, sample)");
+  gpu::check_kernel_bench_ops(ops);
   for (const std::string& s : shapes) gpu::parse_attention_bench_shape(s);  // malformed: kInvalidArgument up front
   if (backend == "cpu") {
     std::string device;
@@ -508,17 +567,7 @@ std::string run_kernel_bench_json(const std::string& backend, const std::vector<
   if (backend == "cuda") {
 #ifdef HAYATE_WITH_CUDA
     gpu::KernelBenchDevice dev;
-    const std::vector<gpu::KernelBenchResult> g = gpu::cuda_kernel_bench(ops, repeats, &dev, shapes);
-    std::vector<Result> rs;
-    for (const auto& x : g) {
-      Result r = mk(x.op, x.label, x.shape, x.metric, x.work);
-      r.ms = x.ms;
-      r.baseline = x.baseline;
-      r.baseline_ms = x.baseline_ms;
-      r.baseline2 = x.baseline2;
-      r.baseline2_ms = x.baseline2_ms;
-      rs.push_back(r);
-    }
+    const std::vector<Result> rs = gpu::cuda_kernel_bench(ops, repeats, &dev, shapes);
     return to_json(rs, "cuda", dev.name + " (sm_" + std::to_string(dev.cc) + ", " + std::to_string(dev.sms) + " SMs)", dev.peak_gbs);
 #else
     fail(ErrorCode::kBackend, "this build of hayate has no CUDA backend (nvcc was not found at build time); use backend 'cpu'");

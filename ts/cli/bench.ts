@@ -60,7 +60,7 @@ export function benchCommand(): Command {
     withCommon(new Command('kernels'))
       .description("each op's kernel vs a baseline on the same device (CUDA: unfused kernels / cuBLAS; CPU: scalar loops): median time, TFLOP/s or GB/s, speedup")
       .option('--backend <name>', 'cuda or cpu', 'cuda')
-      .option('--ops <list>', 'comma-separated ops (default: all): linear, lora_linear, embedding, rmsnorm, add, swiglu, rope, kv_store, paged_attention, attention_forward, attention_backward, log_softmax_gather, sample, ...')
+      .option('--ops <list>', 'comma-separated ops (default: all): linear, lora_linear, lora_linear_backward, embedding, rmsnorm, add, swiglu, rope, kv_store, paged_attention, attention_forward, attention_backward, log_softmax_gather, sample, adamw')
       .option('--shapes <list>', 'attention shapes, comma-separated SxL or SxL:hq/hkv/hd (sequences x length; default per backend)')
       .option('--repeats <n>', 'timed repeats after warm-up', intOption('--repeats', 1, 100000))
       .action(guarded((o: BenchCliOptions) => {
