@@ -82,6 +82,9 @@ void Backend::logprob_forward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, fl
 void Backend::logprob_backward(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float) { not_implemented(*this, "logprob_backward"); }
 void Backend::adamw_step(Tensor, Tensor, Tensor, Tensor, const AdamWParams&) { not_implemented(*this, "adamw_step"); }
 double Backend::sum_squares(Tensor) { not_implemented(*this, "sum_squares"); }
+void Backend::adamw_step_multi(const std::vector<AdamWTensorRef>& tensors, const AdamWParams& p) {
+  for (const AdamWTensorRef& t : tensors) adamw_step(t.param, t.grad, t.m, t.v, p);
+}
 
 Buffer::Buffer(Backend& be, DType dtype, std::initializer_list<int64_t> shape) : be_(&be) {
   t_ = Tensor(nullptr, dtype, shape);

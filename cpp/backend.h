@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "tensor.h"
@@ -52,6 +53,12 @@ struct AdamWParams {
   double weight_decay = 0.0;
   double grad_scale = 1.0;  // the gradient used is grad * grad_scale (global-norm clipping)
   int64_t step = 1;         // 1-based number of this update (bias correction)
+};
+
+// One tensor of a multi-tensor AdamW update (see Backend::adamw_step_multi): param/grad/m/v as for
+// adamw_step (param dtype, same numel).
+struct AdamWTensorRef {
+  Tensor param, grad, m, v;
 };
 
 // Per-row sampling parameters. temperature <= 0 means greedy (argmax). top_k <= 0, top_p >= 1 and
@@ -191,6 +198,10 @@ class Backend {
   //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
   //   param -= lr * (weight_decay * param + (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)).
   virtual void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p);
+  // The same update over every tensor of `tensors` with one set of hyper-parameters (the optimizer step
+  // over all LoRA tensors). Each element's result is exactly adamw_step's; the default loops over
+  // adamw_step in order (the CPU backend uses it), CUDA does one launch over a device-side table.
+  virtual void adamw_step_multi(const std::vector<AdamWTensorRef>& tensors, const AdamWParams& p);
   // Sum of squares of all elements, accumulated in double, returned to the host (waits for the backend);
   // NaN/Inf propagate, which is how non-finite gradients are detected.
   virtual double sum_squares(Tensor x);

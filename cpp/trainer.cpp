@@ -147,12 +147,16 @@ StepResult Trainer::step(double lr_override) {
   p.weight_decay = o.weight_decay;
   p.grad_scale = r.grad_scale;
   p.step = step_;
+  // All LoRA tensors in one call (one launch on CUDA); the same per-element update as adamw_step.
+  std::vector<AdamWTensorRef> refs;
+  refs.reserve(2 * lora.adapters().size());
   for (size_t i = 0; i < lora.adapters().size(); ++i) {
     LoraAdapter& a = lora.adapters()[i];
     Moments& m = moments_[i];
-    be.adamw_step(a.a, a.grad_a, m.m_a, m.v_a, p);
-    be.adamw_step(a.b, a.grad_b, m.m_b, m.v_b, p);
+    refs.push_back({a.a, a.grad_a, m.m_a, m.v_a});
+    refs.push_back({a.b, a.grad_b, m.m_b, m.v_b});
   }
+  be.adamw_step_multi(refs, p);
   r.applied = true;
   return r;
 }

@@ -57,6 +57,10 @@ struct CudaBackend::Impl : gpu::Workspace {
   size_t pinned_cap = 0;
   void* sample_dev = nullptr;
   size_t sample_dev_cap = 0;
+  // adamw_step_multi's device table ([entries | chunks]) and the host copy it was uploaded from
+  std::vector<unsigned char> adamw_table_host;
+  void* adamw_table_dev = nullptr;
+  size_t adamw_table_cap = 0;
   void* cublas = nullptr;
   GemmImpl gemm_impl = GemmImpl::Hayate;
   bool debug_sync = false;
@@ -68,6 +72,7 @@ struct CudaBackend::Impl : gpu::Workspace {
     for (auto& [p, cls] : live) cudaFree(p);
     if (ws_ptr) cudaFree(ws_ptr);
     if (sample_dev) cudaFree(sample_dev);
+    if (adamw_table_dev) cudaFree(adamw_table_dev);
     if (pinned) cudaFreeHost(pinned);
     if (err_dev) cudaFree(err_dev);
     if (err_host) cudaFreeHost(err_host);
@@ -409,6 +414,48 @@ void CudaBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dou
 void CudaBackend::adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) {
   gpu::adamw_step(op_ctx(), param, grad, m, v, p);
   after_op("adamw_step");
+}
+
+void CudaBackend::adamw_step_multi(const std::vector<AdamWTensorRef>& tensors, const AdamWParams& p) {
+  impl_->activate();
+  Impl& m = *impl_;
+  const std::vector<gpu::AdamWMultiEntry> entries = gpu::adamw_multi_entries(tensors, p);  // validates
+  std::vector<int64_t> numels;
+  numels.reserve(entries.size());
+  for (const auto& e : entries) numels.push_back(e.numel);
+  const std::vector<gpu::AdamWChunk> chunks = gpu::plan_adamw_chunks(numels);
+  if (chunks.empty()) return;
+  // [entries | chunks], chunks 16-byte aligned. The trainer passes the same tensors every step, so the
+  // table is uploaded once and reused while its bytes are unchanged.
+  const size_t ebytes = gpu::round_up(static_cast<int64_t>(entries.size() * sizeof(gpu::AdamWMultiEntry)), 16);
+  const size_t bytes = ebytes + chunks.size() * sizeof(gpu::AdamWChunk);
+  std::vector<unsigned char> table(bytes, 0);
+  std::memcpy(table.data(), entries.data(), entries.size() * sizeof(gpu::AdamWMultiEntry));
+  std::memcpy(table.data() + ebytes, chunks.data(), chunks.size() * sizeof(gpu::AdamWChunk));
+  if (table != m.adamw_table_host) {
+    if (bytes > m.adamw_table_cap) {
+      if (m.adamw_table_dev) {  // queued launches may still read the old table
+        HAYATE_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+        HAYATE_CUDA_CHECK(cudaFree(m.adamw_table_dev));
+        m.adamw_table_dev = nullptr;
+        m.adamw_table_cap = 0;
+      }
+      const size_t cap = gpu::alloc_size_class(bytes);
+      m.adamw_table_dev = m.device_malloc(cap);
+      HAYATE_CHECK(m.adamw_table_dev, ErrorCode::kOutOfMemory,
+                   "out of memory on backend 'cuda': could not allocate the AdamW tensor table");
+      m.adamw_table_cap = cap;
+    }
+    m.adamw_table_host = std::move(table);
+    // From pageable memory: returns once staged, and stream order puts it before the launch below (and
+    // after any earlier launch that read the previous table).
+    HAYATE_CUDA_CHECK(cudaMemcpyAsync(m.adamw_table_dev, m.adamw_table_host.data(), bytes, cudaMemcpyHostToDevice,
+                                      m.stream));
+  }
+  const auto* dev = static_cast<const unsigned char*>(m.adamw_table_dev);
+  gpu::adamw_step_multi(m.ctx(), reinterpret_cast<const gpu::AdamWMultiEntry*>(dev),
+                        reinterpret_cast<const gpu::AdamWChunk*>(dev + ebytes), static_cast<int64_t>(chunks.size()), p);
+  after_op("adamw_step_multi");
 }
 
 double CudaBackend::sum_squares(Tensor x) {

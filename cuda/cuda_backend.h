@@ -78,6 +78,8 @@ class CudaBackend : public Backend {
   void logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head, Tensor targets, Tensor lse,
                         float inv_temperature) override;
   void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) override;
+  // One launch over all tensors; the table (pointers + chunks) is uploaded only when it changes.
+  void adamw_step_multi(const std::vector<AdamWTensorRef>& tensors, const AdamWParams& p) override;
   double sum_squares(Tensor x) override;
 
   // ---- CUDA specifics (tests, benchmarks) ----

@@ -807,30 +807,38 @@ std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>&
   }
 
   if (wanted("adamw")) {
+    // Every LoRA tensor and its moments in its own allocation, as the trainer holds them.
     const std::vector<int64_t> sizes = recipe_lora_tensor_sizes();
-    const int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
     const DType P = DType::F32;  // param_dtype(), as the naive kernel reads it
-    Buffer param = rand_buf(P, {total}, 30, 0.02f), grad = rand_buf(P, {total}, 31, 1e-3f);
-    Buffer m = rand_buf(P, {total}, 32, 0.0f), v = rand_buf(P, {total}, 33, 0.0f);
+    std::vector<Buffer> params, grads, ms, vs;
+    std::vector<AdamWTensorRef> refs;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const int64_t n = sizes[i];
+      const uint64_t s0 = 1000 + 4 * i;
+      params.push_back(rand_buf(P, {n}, s0, 0.02f));
+      grads.push_back(rand_buf(P, {n}, s0 + 1, 1e-3f));
+      ms.push_back(rand_buf(P, {n}, s0 + 2, 0.0f));
+      vs.push_back(rand_buf(P, {n}, s0 + 3, 0.0f));
+      refs.push_back({params.back(), grads.back(), ms.back(), vs.back()});
+    }
     AdamWParams p;
     p.weight_decay = 0.01;
     const float bc1 = static_cast<float>(1.0 - std::pow(p.beta1, double(p.step)));
     const float bc2 = static_cast<float>(1.0 - std::pow(p.beta2, double(p.step)));
-    KernelBenchResult r = adamw_bench_result(sizes, "naive kernel per tensor (fp32, thread per element)");
-    r.ms = timer.median_ms([&] { be.adamw_step(param, grad, m, v, p); });
+    KernelBenchResult r = adamw_bench_result(sizes, "naive kernel per tensor (fp32, thread per element)",
+                                             "fp32, " + std::to_string(sizes.size()) + " separate tensors, one launch");
+    r.ms = timer.median_ms([&] { be.adamw_step_multi(refs, p); });
     r.baseline_ms = timer.median_ms([&] {
-      for_each_arena_slice(sizes, [&](int64_t off, int64_t n) {
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        const int64_t n = sizes[i];
         naive_adamw_kernel<<<blocks_for(n), 256, 0, c.stream>>>(
-            param.t().as<float>() + off, grad.t().as<const float>() + off, m.t().as<float>() + off, v.t().as<float>() + off, n,
+            params[i].t().as<float>(), grads[i].t().as<const float>(), ms[i].t().as<float>(), vs[i].t().as<float>(), n,
             static_cast<float>(p.lr), static_cast<float>(p.beta1), static_cast<float>(p.beta2), static_cast<float>(p.eps),
             static_cast<float>(p.weight_decay), bc1, bc2);
-      });
+      }
     });
     r.baseline2_ms = timer.median_ms([&] {
-      for_each_arena_slice(sizes, [&](int64_t off, int64_t n) {
-        be.adamw_step(param.t().slice_rows(off, n), grad.t().slice_rows(off, n), m.t().slice_rows(off, n),
-                      v.t().slice_rows(off, n), p);
-      });
+      for (const AdamWTensorRef& t : refs) be.adamw_step(t.param, t.grad, t.m, t.v, p);
     });
     res.push_back(r);
   }

@@ -112,15 +112,17 @@ void for_each_arena_slice(const std::vector<int64_t>& sizes, Fn fn) {
     off += n;
   }
 }
-// The record of the adamw case (GB/s: param, grad, m, v read and param, m, v written, fp32): the backend's
-// adamw_step once over an arena holding every tensor; baseline2 is the backend's adamw_step once per tensor.
-inline KernelBenchResult adamw_bench_result(const std::vector<int64_t>& sizes, const std::string& baseline) {
+// The record of the adamw case (GB/s: param, grad, m, v read and param, m, v written, fp32). CUDA: the
+// backend's adamw_step_multi, one launch over every tensor, each its own allocation (as the trainer's);
+// CPU: adamw_step once over an arena holding every tensor. baseline2 is adamw_step once per tensor.
+inline KernelBenchResult adamw_bench_result(const std::vector<int64_t>& sizes, const std::string& baseline,
+                                            const std::string& layout = "fp32 in one arena") {
   int64_t total = 0;
   for (int64_t n : sizes) total += n;
   KernelBenchResult res;
   res.op = "adamw";
   res.label = "qwen3-0.6b LoRA r=" + std::to_string(kLoraBenchRank) + ", " + std::to_string(sizes.size()) + " tensors";
-  res.shape = "[" + std::to_string(total) + "] fp32 in one arena";
+  res.shape = "[" + std::to_string(total) + "] " + layout;
   res.metric = "GB/s";
   res.work = 7.0 * 4 * total;
   res.baseline = baseline;

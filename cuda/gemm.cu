@@ -22,6 +22,13 @@
 // linear() never depends on the rest of the batch (the contract in backend.h), while decode still gets
 // enough blocks to stream the weights at full bandwidth.
 //
+// Concatenated K (lora_linear, GemmOperands::a2/b2): out = alpha [op(a) | op(a2)] [op(b) ; op(b2)] in ONE
+// launch. The k-tile loop runs over the K tiles of (a, b), then over the K2 tiles of (a2, b2), with the
+// same loaders (a tile index past kt_main selects the second pair) and the same MMAs; the extra region
+// is its own chunk(s) (plan.h, gemm_tile_closes_chunk), so the fixed summation order and the split /
+// non-split equivalence hold as for the plain GEMM. This is how the LoRA update rides in the base GEMM:
+// no [M, N] intermediate, one rounding of out, and x / dout streamed by the main loop as for bare linear.
+//
 // cuBLAS (HAYATE_WITH_CUBLAS, gemm impl "cublas"): cublasGemmEx with fp32 compute, for comparison in the
 // benchmark; it is not batch-invariant (its algorithm choice depends on M).
 #include "cuda_check.h"
@@ -38,19 +45,21 @@ namespace {
 
 constexpr int BK = kGemmBK;
 constexpr int LDS = BK + 8;                 // shared row stride (bf16 elements): 80 bytes
-constexpr int KT_PER_CHUNK = kGemmChunkK / BK;
 static_assert(kGemmChunkK % BK == 0, "chunks are whole k-tiles");
 
 struct GemmParams {
   const void* a;
   const void* b;
+  const void* a2;  // optional concatenated pair (K2 > 0), same transposes as a / b
+  const void* b2;
   void* out;
   const void* bias;
   const float* addend;
   float* partials;  // split: [chunks][M][N]
-  DType ta, tb, tout, tbias;
+  DType ta, tb, ta2, tb2, tout, tbias;
   bool trans_a, trans_b, split;
   int64_t M, N, K, lda, ldb, ldo;
+  int64_t K2, lda2, ldb2, kt_main;  // kt_main = k-tiles of the main pair; tiles past it read a2 / b2
   int64_t chunks;
   float alpha, beta;
 };
@@ -112,11 +121,11 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
-  const int64_t k_tiles = (p.K + BK - 1) / BK;
+  const int64_t k_tiles = p.kt_main + gemm_k_tiles(p.K2);
   int64_t kt_begin = 0, kt_end = k_tiles;
   if (p.split) {
-    kt_begin = static_cast<int64_t>(blockIdx.z) * KT_PER_CHUNK;
-    kt_end = min(kt_begin + KT_PER_CHUNK, k_tiles);
+    kt_begin = gemm_chunk_tile_begin(blockIdx.z, p.kt_main);
+    kt_end = gemm_chunk_tile_end(blockIdx.z, p.kt_main, k_tiles);
   }
   const int64_t ntiles = kt_end - kt_begin;
 
@@ -129,27 +138,38 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
       for (int k = 0; k < 4; ++k) acc[i][j][k] = tot[i][j][k] = 0.0f;
 
   // Fast path: 16-byte chunks (8 bf16) of K-contiguous rows; whole chunks are in or out (K % 8 == 0).
+  // Operand pair of k-tile kt: (a, b) below kt_main, (a2, b2) past it, with its local k offset.
+  struct Src {
+    const void *a, *b;
+    DType ta, tb;
+    int64_t lda, ldb, K, k0;
+  };
+  auto src_of = [&](int64_t kt) -> Src {
+    if (kt < p.kt_main) return {p.a, p.b, p.ta, p.tb, p.lda, p.ldb, p.K, kt * BK};
+    return {p.a2, p.b2, p.ta2, p.tb2, p.lda2, p.ldb2, p.K2, (kt - p.kt_main) * BK};
+  };
   auto load_async = [&](int stage, int64_t kt) {
-    const int64_t k0 = kt * BK;
+    const Src s = src_of(kt);
     bf16* as = As + stage * BM * LDS;
     bf16* bs = Bs + stage * BN * LDS;
     for (int c = threadIdx.x; c < BM * (BK / 8); c += THREADS) {
       const int r = c / (BK / 8), kc = (c % (BK / 8)) * 8;
-      const int64_t gm = m0 + r, gk = k0 + kc;
-      const bool ok = gm < p.M && gk < p.K;
-      cp_async16(as + r * LDS + kc, static_cast<const bf16*>(p.a) + (ok ? gm * p.lda + gk : 0), ok);
+      const int64_t gm = m0 + r, gk = s.k0 + kc;
+      const bool ok = gm < p.M && gk < s.K;
+      cp_async16(as + r * LDS + kc, static_cast<const bf16*>(s.a) + (ok ? gm * s.lda + gk : 0), ok);
     }
     for (int c = threadIdx.x; c < BN * (BK / 8); c += THREADS) {
       const int r = c / (BK / 8), kc = (c % (BK / 8)) * 8;
-      const int64_t gn = n0 + r, gk = k0 + kc;
-      const bool ok = gn < p.N && gk < p.K;
-      cp_async16(bs + r * LDS + kc, static_cast<const bf16*>(p.b) + (ok ? gn * p.ldb + gk : 0), ok);
+      const int64_t gn = n0 + r, gk = s.k0 + kc;
+      const bool ok = gn < p.N && gk < s.K;
+      cp_async16(bs + r * LDS + kc, static_cast<const bf16*>(s.b) + (ok ? gn * s.ldb + gk : 0), ok);
     }
   };
   // Generic path: element loads along the operand's contiguous dimension (coalesced), converted to
   // bf16 and stored K-contiguous; out-of-range elements are zeros.
   auto load_sync = [&](int64_t kt) {
-    const int64_t k0 = kt * BK;
+    const Src s = src_of(kt);
+    const int64_t k0 = s.k0;
     for (int e = threadIdx.x; e < BM * BK; e += THREADS) {
       int r, kk;
       if (p.trans_a) {
@@ -161,7 +181,7 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
       }
       const int64_t gm = m0 + r, gk = k0 + kk;
       float v = 0.0f;
-      if (gm < p.M && gk < p.K) v = load_as_float(p.a, p.ta, p.trans_a ? gk * p.lda + gm : gm * p.lda + gk);
+      if (gm < p.M && gk < s.K) v = load_as_float(s.a, s.ta, p.trans_a ? gk * s.lda + gm : gm * s.lda + gk);
       As[r * LDS + kk] = __float2bfloat16_rn(v);
     }
     for (int e = threadIdx.x; e < BN * BK; e += THREADS) {
@@ -175,7 +195,7 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
       }
       const int64_t gn = n0 + c, gk = k0 + kk;
       float v = 0.0f;
-      if (gn < p.N && gk < p.K) v = load_as_float(p.b, p.tb, p.trans_b ? gn * p.ldb + gk : gk * p.ldb + gn);
+      if (gn < p.N && gk < s.K) v = load_as_float(s.b, s.tb, p.trans_b ? gn * s.ldb + gk : gk * s.ldb + gn);
       Bs[c * LDS + kk] = __float2bfloat16_rn(v);
     }
   };
@@ -205,7 +225,7 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
     }
   };
   auto fold_if_chunk_end = [&](int64_t kt) {
-    if ((kt + 1) % KT_PER_CHUNK != 0 && kt + 1 != kt_end) return;
+    if (!gemm_tile_closes_chunk(kt, p.kt_main, k_tiles)) return;
 #pragma unroll
     for (int i = 0; i < MT; ++i)
 #pragma unroll
@@ -321,7 +341,7 @@ void cublas_check(cublasStatus_t s, const char* what) {
 // Row-major out[M,N] = op(a) op(b) is column-major out^T = op(b)^T op(a)^T: pass b first. A row-major
 // matrix stored [R, C] is the column-major [C, R] with leading dimension C.
 bool cublas_gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d) {
-  if (!c.cublas || g.addend || g.a.dtype != g.b.dtype) return false;
+  if (!c.cublas || g.addend || !g.a2.empty() || g.a.dtype != g.b.dtype) return false;
   cublasHandle_t h = static_cast<cublasHandle_t>(c.cublas);
   cublas_check(cublasSetStream(h, c.stream), "cublasSetStream");
   auto ty = [](DType t) { return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F; };
@@ -371,6 +391,24 @@ void cublas_destroy(void* handle) {
 #endif
 }
 
+int64_t gemm_extra_k(const GemmOperands& g, const GemmDims& d) {
+  if (g.a2.empty() && g.b2.empty()) return 0;
+  const char* op = "gemm";
+  need(op, !g.a2.empty() && !g.b2.empty(), "a2 and b2 come together");
+  need_float(op, g.a2, "a2");
+  need_float(op, g.b2, "b2");
+  need(op, g.a2.ndim == 2 && g.b2.ndim == 2, "a2 / b2 must be 2-D");
+  const int64_t M2 = g.trans_a ? g.a2.shape[1] : g.a2.shape[0];
+  const int64_t K2 = g.trans_a ? g.a2.shape[0] : g.a2.shape[1];
+  const int64_t K2b = g.trans_b ? g.b2.shape[1] : g.b2.shape[0];
+  const int64_t N2 = g.trans_b ? g.b2.shape[0] : g.b2.shape[1];
+  need(op, M2 == d.M && N2 == d.N && K2 == K2b,
+       "concatenated operands do not match: a2 " + g.a2.shape_str() + ", b2 " + g.b2.shape_str() + " for [" +
+           std::to_string(d.M) + ", " + std::to_string(d.N) + "]");
+  need(op, K2 < (int64_t(1) << 31), "matrix too large");
+  return K2;
+}
+
 void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend impl) {
   if (d.M == 0 || d.N == 0) return;
   need("gemm", d.K < (int64_t(1) << 31) && d.M < (int64_t(1) << 31) && d.N < (int64_t(1) << 31), "matrix too large");
@@ -399,9 +437,29 @@ void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend im
   p.ldo = d.N;
   p.alpha = g.alpha;
   p.beta = g.beta;
-  const bool fast = gemm_fast_path_ok(g.a.dtype == DType::BF16, g.b.dtype == DType::BF16, g.trans_a, g.trans_b, d.K,
-                                      g.a.data, g.b.data);
-  const GemmPlan plan = plan_gemm(d.M, d.N, d.K, c.num_sms, fast);
+  p.kt_main = gemm_k_tiles(d.K);
+  const int64_t K2 = gemm_extra_k(g, d);  // validates a2 / b2
+  bool fast = gemm_fast_path_ok(g.a.dtype == DType::BF16, g.b.dtype == DType::BF16, g.trans_a, g.trans_b, d.K,
+                                g.a.data, g.b.data);
+  if (K2 > 0) {
+    p.a2 = g.a2.data;
+    p.b2 = g.b2.data;
+    p.ta2 = g.a2.dtype;
+    p.tb2 = g.b2.dtype;
+    p.K2 = K2;
+    p.lda2 = g.a2.cols();
+    p.ldb2 = g.b2.cols();
+    fast = fast && gemm_fast_path_ok(g.a2.dtype == DType::BF16, g.b2.dtype == DType::BF16, g.trans_a, g.trans_b, K2,
+                                     g.a2.data, g.b2.data);
+  } else {
+    p.a2 = p.a;  // never read (no tiles past kt_main)
+    p.b2 = p.b;
+    p.ta2 = p.ta;
+    p.tb2 = p.tb;
+    p.lda2 = p.lda;
+    p.ldb2 = p.ldb;
+  }
+  const GemmPlan plan = plan_gemm(d.M, d.N, d.K, c.num_sms, fast, K2);
   need("gemm", plan.tiles_m < 65536, "too many rows (" + std::to_string(d.M) + ") for one launch");
   p.chunks = plan.chunks;
   p.split = plan.split;

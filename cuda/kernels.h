@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "backend.h"
 #include "op_checks.h"
@@ -44,7 +45,13 @@ struct GemmOperands {
   float alpha = 1.0f, beta = 0.0f;
   Tensor bias;                   // optional [N]
   const float* addend = nullptr; // optional [M, N] fp32, row stride N
+  // Optional second pair concatenated along the reduction (same transposes as a / b):
+  //   out = alpha [op(a) | op(a2)] [op(b) ; op(b2)] + ...,  op(a2) [M, K2], op(b2) [K2, N]
+  // one launch, fixed chunked summation order (gemm.cu); lora_linear's fused low-rank update.
+  Tensor a2, b2;
 };
+// K2 of the concatenated pair (0 without one); validates a2 / b2 against d.
+int64_t gemm_extra_k(const GemmOperands& g, const GemmDims& d);
 void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend impl);
 bool cublas_available();       // built with cuBLAS (HAYATE_WITH_CUBLAS)
 void* cublas_create();          // a cublasHandle_t for the current device; throws kBackend without cuBLAS
@@ -65,6 +72,22 @@ void rmsnorm_backward(const Ctx& c, Tensor dx, Tensor dout, Tensor x, Tensor wei
 void swiglu_backward(const Ctx& c, Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up);
 void scatter_add_rows(const Ctx& c, Tensor out, Tensor src, Tensor ids);
 void adamw_step(const Ctx& c, Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p);
+// Multi-tensor AdamW: one launch over a device table (AdamWMultiEntry per tensor, AdamWChunk per chunk
+// from plan_adamw_chunks). adamw_multi_entries validates the tensors (as adamw_step) and builds the
+// entries; the caller uploads entries + chunks (device pointers here) and keeps them alive until the
+// launch has run.
+struct AdamWMultiEntry {
+  void* param;
+  const void* grad;
+  void* m;
+  void* v;
+  int64_t numel;
+  DType tparam, tgrad, tm, tv;
+  uint8_t pad_[4] = {};  // no indeterminate padding: the backend compares tables bytewise
+};
+std::vector<AdamWMultiEntry> adamw_multi_entries(const std::vector<AdamWTensorRef>& tensors, const AdamWParams& p);
+void adamw_step_multi(const Ctx& c, const AdamWMultiEntry* entries, const AdamWChunk* chunks, int64_t nchunks,
+                      const AdamWParams& p);
 // Deterministic fp64 sum of squares into *device_result (one double on the device).
 void sum_squares(const Ctx& c, Tensor x, double* device_result);
 // Per row of z [m, V] (fp32 logits already scaled by 1/T): lse, logprob of the target, entropy (optional).

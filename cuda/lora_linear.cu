@@ -1,12 +1,25 @@
 // LoRA projection (PEFT semantics, W frozen, A [r, K], B [N, r] in param dtype fp32):
 //   forward  out = x W^T (+ bias) + scale (x A^T) B^T,  xa = x A^T returned for the backward
 //   backward t = scale dout B;  dx (+)= dout W + t A;  dA += t^T x;  dB += scale dout^T xa
-// composed from the GEMM (gemm.cu): the low-rank products are tiny (r = 8..64), and the fp32 low-rank
-// terms enter the base GEMM's epilogue as an addend, so out / dx are rounded to their dtype once.
-// TODO(perf): fuse x A^T into the base GEMM's main loop (x read once) and give the transposed backward
-// products a fast path; today they take the GEMM's generic loader.
+//
+// Fusion (the project GEMM's concatenated-K operand pair, gemm.cu): the low-rank update is r extra
+// reduction columns of the base GEMM, so out / dx come from ONE tensor-core GEMM launch with one
+// rounding and no [M, N] (or [M, K]) fp32 intermediate:
+//   forward   out = [x | xa] [W | scale B]^T (+ bias)  — xa and scale*B packed to bf16 [*, r8] (r padded
+//             with zero columns to a multiple of 8) so the extra k-tiles take the same cp.async path;
+//   backward  dx (+)= [dout | t] [W ; A]              — t fp32 [M, r], A read in place (NN layout).
+// What is read how often: the fused GEMM streams x (dout) exactly as bare linear does (once per N tile,
+// as any tiled GEMM); xa = x A^T needs one more pass over x in a skinny GEMM (N = r fits one N tile, so
+// x is read once there) because a CTA cannot use another CTA's x A^T without a grid-wide barrier, and
+// recomputing x A^T in every N tile would cost r/BN of the base MMAs per tile. The extra traffic is
+// ~M*K*2 bytes + the small operands, against the base GEMM's M*K*tiles_n + N*K*tiles_m reads, and the
+// extra MMAs are r/K of the base's: that is the budget for "within 10% of bare linear".
+// dA = t^T x and dB = scale dout^T xa are small GEMMs (rank r outputs) accumulated into the gradients.
+// Numerics: the extra columns are their own fixed chunk after K's chunks (plan.h), so results stay
+// batch-invariant; xa and scale*B enter the tensor cores as bf16 (as every GEMM operand does).
 #include "cuda_backend.h"
 #include "cuda_check.h"
+#include "device_utils.cuh"
 #include "kernels.h"
 
 namespace hayate {
@@ -30,6 +43,25 @@ void run_gemm(const gpu::Ctx& c, Tensor out, Tensor a, Tensor b, bool ta, bool t
   gpu::gemm(c, g, gpu::check_gemm(g.out, g.a, g.b, ta, tb), gpu::GemmBackend::Hayate);
 }
 
+// dst bf16 [R, C8] = scale * src [R, C] (F32 or BF16), columns C..C8-1 zero.
+__global__ void lora_pack_kernel(gpu::bf16* dst, const void* src, DType ts, int64_t R, int64_t C, int64_t C8, float scale) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < R * C8;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = i / C8, col = i % C8;
+    const float v = col < C ? __fmul_rn(scale, gpu::load_as_float(src, ts, row * C + col)) : 0.0f;
+    dst[i] = __float2bfloat16_rn(v);
+  }
+}
+
+void lora_pack_bf16(const gpu::Ctx& c, Tensor dst, Tensor src, float scale) {
+  const int64_t R = src.rows(), C = src.cols(), C8 = dst.cols();
+  if (R * C8 == 0) return;
+  const gpu::Launch1D l = gpu::plan_elementwise(R * C8, c.num_sms);
+  lora_pack_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, c.stream>>>(dst.as<gpu::bf16>(), src.data, src.dtype, R,
+                                                                               C, C8, scale);
+  HAYATE_CUDA_CHECK_LAUNCH("lora_linear pack");
+}
+
 }  // namespace
 
 void CudaBackend::lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, float scale) {
@@ -50,19 +82,27 @@ void CudaBackend::lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor 
     gpu::need(op, xa.rows() == d.M && xa.cols() == r, "xa " + xa.shape_str() + " does not match [" +
                                                           std::to_string(d.M) + ", " + std::to_string(r) + "]");
   }
+  if (d.M == 0 || d.N == 0) return;
   const gpu::Ctx c = op_ctx();
+  const int64_t r8 = gpu::lora_packed_rank(r);
+  // xa = x A^T (fp32 [M, r]); A goes to bf16 first so a bf16 x takes the GEMM's cp.async path.
+  Buffer a16(*this, DType::BF16, {r, d.K});
+  gpu::convert(c, a16, a);
   Buffer t(*this, DType::F32, {d.M, r});
-  Buffer lo(*this, DType::F32, {d.M, d.N});
-  run_gemm(c, t, x, a, false, true, 1.0f, 0.0f);           // t = x A^T
+  run_gemm(c, t, x, a16, false, true, 1.0f, 0.0f);
   if (!xa.empty()) gpu::convert(c, xa, t);
-  run_gemm(c, lo, t, b, false, true, scale, 0.0f);         // lo = scale t B^T
-  gpu::GemmOperands g;                                       // out = x W^T + bias + lo
+  // The concatenated operands, bf16 and zero-padded to r8 columns: [xa] [M, r8] and [scale B] [N, r8].
+  Buffer xa16(*this, DType::BF16, {d.M, r8}), sb16(*this, DType::BF16, {d.N, r8});
+  lora_pack_bf16(c, xa16, t, 1.0f);
+  lora_pack_bf16(c, sb16, b, scale);
+  gpu::GemmOperands g;  // out = [x | xa] [W | scale B]^T + bias: one launch
   g.out = as2d(out);
   g.a = as2d(x);
   g.b = w;
   g.trans_b = true;
   g.bias = bias;
-  g.addend = lo.t().as<const float>();
+  g.a2 = xa16;
+  g.b2 = sb16;
   gpu::gemm(c, g, d, gpu::GemmBackend::Hayate);
   after_op(op);
 }
@@ -102,10 +142,15 @@ void CudaBackend::lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor d
   }
   Buffer t(*this, DType::F32, {M, r});
   run_gemm(c, t, dout, b, false, false, scale, 0.0f);  // t = scale dout B
-  if (!dx.empty()) {
-    Buffer ta(*this, DType::F32, {M, K});
-    run_gemm(c, ta, t, a, false, false, 1.0f, 0.0f);                                  // t A
-    run_gemm(c, dx, dout, w, false, false, 1.0f, beta_dx, ta.t().as<const float>());  // dx (+)= dout W + t A
+  if (!dx.empty()) {  // dx (+)= [dout | t] [W ; A]: one launch, the r columns of t after dout's N
+    gpu::GemmOperands g;
+    g.out = as2d(dx);
+    g.a = as2d(dout);
+    g.b = w;
+    g.beta = beta_dx;
+    g.a2 = t;
+    g.b2 = as2d(a);
+    gpu::gemm(c, g, gpu::check_gemm(g.out, g.a, g.b, false, false), gpu::GemmBackend::Hayate);
   }
   run_gemm(c, da, t, x, true, false, 1.0f, 1.0f);       // dA += t^T x
   run_gemm(c, db, dout, xa, true, false, scale, 1.0f);  // dB += scale dout^T xa

@@ -58,6 +58,32 @@ inline RowPlan plan_rows_warp_each(int64_t rows) {
   return p;
 }
 
+// ---- multi-tensor AdamW ----------------------------------------------------------------------------------
+// adamw_step_multi cuts every tensor into chunks of at most kAdamWChunk elements (tensor order, then
+// element order); a block takes whole chunks (grid-stride over the chunk list), its threads the elements.
+// Elements are independent, so the cut only spreads the work; it never changes a result.
+constexpr int64_t kAdamWChunk = 16384;
+constexpr int kAdamWThreads = 256;
+
+struct AdamWChunk {
+  int32_t tensor;  // index into the tensor table
+  int32_t pad_ = 0;
+  int64_t begin, len;
+};
+
+inline std::vector<AdamWChunk> plan_adamw_chunks(const std::vector<int64_t>& numels, int64_t chunk = kAdamWChunk) {
+  std::vector<AdamWChunk> out;
+  for (size_t t = 0; t < numels.size(); ++t)
+    for (int64_t b = 0; b < numels[t]; b += chunk)
+      out.push_back({static_cast<int32_t>(t), 0, b, std::min(chunk, numels[t] - b)});
+  return out;
+}
+
+inline Launch1D plan_adamw_multi_launch(int64_t nchunks, int num_sms) {
+  const int64_t max_blocks = std::max<int64_t>(1, static_cast<int64_t>(std::max(num_sms, 1)) * 8);
+  return {std::max<int64_t>(1, std::min(nchunks, max_blocks)), kAdamWThreads};
+}
+
 // ---- GEMM ---------------------------------------------------------------------------------------------
 // bf16 tensor-core GEMM (mma.sync m16n8k16, fp32 accumulate). The K loop is cut into fixed chunks of
 // kGemmChunkK: each chunk is accumulated from zero, and chunk sums are added in order. That order is the
@@ -93,11 +119,37 @@ inline const char* gemm_tile_name(GemmTile t) {
   return "?";
 }
 
+// Concatenated reduction (lora_linear): out = [op(a) | op(a2)] [op(b) ; op(b2)] runs K main columns,
+// then K2 extra columns, in one K loop over k-tiles 0 .. kt_main + kt_extra. Each region is cut into
+// its own fixed chunks (the extra region starts a fresh chunk), so the summation order depends on K and
+// K2 only, never on M: the same batch invariance as the plain GEMM. These are shared by the kernel (a
+// chunk's tile range in split mode, where to fold) and the host plan; tests check them without a GPU.
+constexpr int kGemmTilesPerChunk = kGemmChunkK / kGemmBK;
+constexpr int64_t gemm_k_tiles(int64_t K) { return ceil_div(K, kGemmBK); }
+constexpr int64_t gemm_region_chunks(int64_t k_tiles) { return ceil_div(k_tiles, kGemmTilesPerChunk); }
+// First / one-past-last tile of chunk z (main chunks first, then the extra region's).
+constexpr int64_t gemm_chunk_tile_begin(int64_t z, int64_t kt_main) {
+  return z < gemm_region_chunks(kt_main) ? z * kGemmTilesPerChunk
+                                         : kt_main + (z - gemm_region_chunks(kt_main)) * kGemmTilesPerChunk;
+}
+constexpr int64_t gemm_chunk_tile_end(int64_t z, int64_t kt_main, int64_t kt_total) {
+  return z < gemm_region_chunks(kt_main) ? std::min(z * kGemmTilesPerChunk + kGemmTilesPerChunk, kt_main)
+                                         : std::min(gemm_chunk_tile_begin(z, kt_main) + kGemmTilesPerChunk, kt_total);
+}
+// Whether tile kt is the last of its chunk (the accumulator is folded into the running total there).
+constexpr bool gemm_tile_closes_chunk(int64_t kt, int64_t kt_main, int64_t kt_total) {
+  return kt < kt_main ? ((kt + 1) % kGemmTilesPerChunk == 0 || kt + 1 == kt_main)
+                      : ((kt - kt_main + 1) % kGemmTilesPerChunk == 0 || kt + 1 == kt_total);
+}
+// Extra-operand width of the fused LoRA forward: rank r padded with zero columns to a multiple of 8 so
+// the packed x A^T [M, r8] and scale B [N, r8] (bf16) take the 16-byte cp.async path.
+constexpr int64_t lora_packed_rank(int64_t r) { return round_up(r, 8); }
+
 struct GemmPlan {
   GemmTile tile = GemmTile::M64x64;
   GemmTileShape shape{64, 64, 32, 32};
   int64_t tiles_m = 0, tiles_n = 0;
-  int64_t chunks = 0;          // ceil(K / kGemmChunkK)
+  int64_t chunks = 0;          // ceil(K / kGemmChunkK) + ceil(K2 / kGemmChunkK)
   bool split = false;          // one chunk per block (grid.z = chunks) + a reduce kernel
   bool fast = false;           // cp.async 16-byte loads of bf16 K-contiguous operands
   size_t smem_bytes = 0;
@@ -118,7 +170,8 @@ inline size_t gemm_smem_bytes(const GemmTileShape& s, bool fast) {
   return static_cast<size_t>(stages) * (s.bm + s.bn) * (kGemmBK + 8) * 2;  // +8 bf16 pad per row
 }
 
-inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int num_sms, bool fast) {
+// K2: width of the optional concatenated operand pair (0 = plain GEMM).
+inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int num_sms, bool fast, int64_t K2 = 0) {
   GemmPlan p;
   p.tile = M <= 32 ? GemmTile::S16x64 : M <= 128 ? GemmTile::M64x64 : GemmTile::L128x128;
   // A large tile that leaves most SMs idle is slower than the medium one.
@@ -126,7 +179,7 @@ inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int num_sms, bool fas
   p.shape = gemm_tile_shape(p.tile);
   p.tiles_m = ceil_div(M, p.shape.bm);
   p.tiles_n = ceil_div(N, p.shape.bn);
-  p.chunks = K > 0 ? ceil_div(K, kGemmChunkK) : 0;
+  p.chunks = gemm_region_chunks(gemm_k_tiles(K)) + gemm_region_chunks(gemm_k_tiles(K2));
   p.fast = fast;
   // Split across blocks only when the tiles alone cannot fill the GPU and the fp32 partials stay small
   // (skinny, memory-bound products: decode). Splitting never changes the arithmetic (see above).

@@ -185,6 +185,79 @@ TEST(cuda_plan_gemm_tiles_and_split) {
   CHECK(g::gemm_smem_bytes(g::gemm_tile_shape(g::GemmTile::L128x128), false) <= 48 * 1024);
 }
 
+// The fused LoRA GEMM's concatenated reduction: K main columns, then K2 extra ones, each region cut into
+// its own fixed chunks. The kernel takes a chunk's tile range (split mode) and the fold points from these
+// functions, so: the chunks must tile [0, kt_main + kt_extra) exactly, in order, never straddling the
+// region boundary, and a tile closes a chunk iff it is the last tile of its chunk's range.
+TEST(cuda_plan_gemm_concatenated_k) {
+  const int sms = 132;
+  for (auto [K, K2] : std::vector<std::array<int64_t, 2>>{{1024, 32}, {1024, 8}, {999, 8}, {96, 64}, {33, 8},
+                                                          {256, 256}, {257, 264}, {0, 16}, {3072, 0}, {31, 1}}) {
+    const int64_t ktm = g::gemm_k_tiles(K), kte = g::gemm_k_tiles(K2), ktt = ktm + kte;
+    const int64_t chunks = g::gemm_region_chunks(ktm) + g::gemm_region_chunks(kte);
+    CHECK(chunks == (K + g::kGemmChunkK - 1) / g::kGemmChunkK + (K2 + g::kGemmChunkK - 1) / g::kGemmChunkK);
+    for (int64_t M : {1, 8, 300, 2048}) {
+      const g::GemmPlan p = g::plan_gemm(M, 1000, K, sms, true, K2);
+      CHECK(p.chunks == chunks);
+      CHECK(p.workspace_bytes == (p.split ? size_t(M) * 1000 * p.chunks * 4 : 0));
+    }
+    int64_t next = 0;
+    std::vector<int> closes(static_cast<size_t>(ktt), 0);
+    for (int64_t z = 0; z < chunks; ++z) {
+      const int64_t b = g::gemm_chunk_tile_begin(z, ktm), e = g::gemm_chunk_tile_end(z, ktm, ktt);
+      CHECK(b == next && e > b && e - b <= g::kGemmTilesPerChunk);
+      CHECK(!(b < ktm && e > ktm));  // never straddles the main / extra boundary
+      if (b >= ktm) CHECK((b - ktm) % g::kGemmTilesPerChunk == 0);  // extra chunks start fresh
+      closes[static_cast<size_t>(e - 1)] = 1;
+      next = e;
+    }
+    CHECK(next == ktt);
+    for (int64_t kt = 0; kt < ktt; ++kt) CHECK(g::gemm_tile_closes_chunk(kt, ktm, ktt) == (closes[size_t(kt)] == 1));
+  }
+  // the main region alone reproduces the plain GEMM's chunking
+  CHECK(g::plan_gemm(64, 1024, 1000, sms, true, 0).chunks == g::plan_gemm(64, 1024, 1000, sms, true).chunks);
+  // the LoRA forward pads the rank to whole 16-byte rows of bf16 (cp.async path)
+  for (int64_t r : {1, 3, 8, 16, 17, 32, 64}) {
+    const int64_t r8 = g::lora_packed_rank(r);
+    CHECK(r8 >= r && r8 % 8 == 0 && r8 - r < 8);
+  }
+  alignas(16) static char buf[64];
+  CHECK(g::gemm_fast_path_ok(true, true, false, true, g::lora_packed_rank(5), buf, buf));
+}
+
+// adamw_step_multi's chunk table: every element of every tensor in exactly one chunk, in tensor order,
+// chunks no longer than kAdamWChunk, empty tensors contribute none.
+TEST(cuda_plan_adamw_chunks) {
+  const std::vector<int64_t> numels{1000, 0, g::kAdamWChunk, g::kAdamWChunk + 1, 3 * g::kAdamWChunk - 7, 1};
+  const std::vector<g::AdamWChunk> ch = g::plan_adamw_chunks(numels);
+  std::vector<int64_t> covered(numels.size(), 0);
+  int32_t last_t = -1;
+  int64_t last_end = 0;
+  for (const g::AdamWChunk& c : ch) {
+    CHECK(c.tensor >= 0 && size_t(c.tensor) < numels.size());
+    CHECK(c.len > 0 && c.len <= g::kAdamWChunk);
+    if (c.tensor == last_t) {
+      CHECK(c.begin == last_end);
+    } else {
+      CHECK(c.tensor > last_t && c.begin == 0);
+    }
+    CHECK(c.begin + c.len <= numels[size_t(c.tensor)]);
+    covered[size_t(c.tensor)] += c.len;
+    last_t = c.tensor;
+    last_end = c.begin + c.len;
+  }
+  for (size_t t = 0; t < numels.size(); ++t) CHECK(covered[t] == numels[t]);
+  CHECK(ch.size() == 1 + 1 + 2 + 3 + 1);
+  CHECK(g::plan_adamw_chunks({}).empty());
+  CHECK(g::plan_adamw_chunks({5, 7}, 4).size() == 4);
+  // launch: at most 8 blocks per SM, never more blocks than chunks
+  CHECK(g::plan_adamw_multi_launch(3, 132).blocks == 3);
+  CHECK(g::plan_adamw_multi_launch(100000, 132).blocks == 132 * 8);
+  CHECK(g::plan_adamw_multi_launch(0, 132).blocks == 1);
+  CHECK(g::plan_adamw_multi_launch(5, 132).threads == g::kAdamWThreads);
+  CHECK(sizeof(g::AdamWChunk) % 8 == 0);
+}
+
 TEST(cuda_plan_paged_attention) {
   // decode: one token per sequence -> split layout, partitions from the block-table capacity
   g::AttentionPlan p = g::plan_paged_attention(64, 64, 64, 16, 16, 8, 128, 2);
@@ -790,21 +863,63 @@ TEST(cuda_linear_is_batch_invariant) {
   }
 }
 
+// lora_linear: one fused GEMM, out = [x | xa] [W | scale B]^T + bias. Shapes cover odd M, N, K, r (generic
+// loader tails, rank padding), decode M (split-K, where the extra chunk is its own block), K % 8 != 0
+// (generic path) and f32 activations (generic path with bf16 packed extras).
 TEST(cuda_lora_linear_vs_cpu) {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
-  for (auto [M, N, K, r] : std::vector<std::array<int64_t, 4>>{{5, 64, 96, 8}, {64, 1024, 1024, 32}, {3, 17, 33, 3}}) {
-    auto x = rnd(M * K, 11), w = rnd(N * K, 12, 0.05f), b = rnd(N, 13), A = rnd(r * K, 14, 0.1f), B = rnd(N * r, 15, 0.1f);
-    const float scale = 2.0f;
-    Buffer co = put(*cpu, DType::F32, {M, N}, {}), cxa = put(*cpu, DType::F32, {M, r}, {});
-    cpu->lora_linear(co, cxa, put(*cpu, DType::F32, {M, K}, x), put(*cpu, DType::F32, {N, K}, w),
-                     put(*cpu, DType::F32, {N}, b), put(*cpu, DType::F32, {r, K}, A), put(*cpu, DType::F32, {N, r}, B), scale);
-    Buffer go = put(*gpu, DType::BF16, {M, N}, {}), gxa = put(*gpu, DType::BF16, {M, r}, {});
-    gpu->lora_linear(go, gxa, put(*gpu, DType::BF16, {M, K}, x), put(*gpu, DType::BF16, {N, K}, w),
-                     put(*gpu, DType::BF16, {N}, b), put(*gpu, DType::F32, {r, K}, A), put(*gpu, DType::F32, {N, r}, B), scale);
-    // bf16 outputs; x A^T is rounded to bf16 before the B product: 2e-2
-    CHECK(rel_err(get(*gpu, go), get(*cpu, co)) < 2e-2);
-    CHECK(rel_err(get(*gpu, gxa), get(*cpu, cxa)) < 1e-2);
+  for (auto [M, N, K, r] : std::vector<std::array<int64_t, 4>>{{5, 64, 96, 8},
+                                                               {64, 1024, 1024, 32},
+                                                               {3, 17, 33, 3},
+                                                               {1, 1024, 1024, 64},
+                                                               {37, 65, 127, 5},
+                                                               {300, 200, 520, 16},
+                                                               {257, 384, 1024, 32}}) {
+    for (DType dt : {DType::BF16, DType::F32}) {
+      auto x = rnd(M * K, 11), w = rnd(N * K, 12, 0.05f), b = rnd(N, 13), A = rnd(r * K, 14, 0.1f), B = rnd(N * r, 15, 0.1f);
+      const float scale = 2.0f;
+      Buffer co = put(*cpu, DType::F32, {M, N}, {}), cxa = put(*cpu, DType::F32, {M, r}, {});
+      cpu->lora_linear(co, cxa, put(*cpu, DType::F32, {M, K}, x), put(*cpu, DType::F32, {N, K}, w),
+                       put(*cpu, DType::F32, {N}, b), put(*cpu, DType::F32, {r, K}, A), put(*cpu, DType::F32, {N, r}, B), scale);
+      Buffer go = put(*gpu, dt, {M, N}, {}), gxa = put(*gpu, dt, {M, r}, {});
+      gpu->lora_linear(go, gxa, put(*gpu, dt, {M, K}, x), put(*gpu, dt, {N, K}, w), put(*gpu, dt, {N}, b),
+                       put(*gpu, DType::F32, {r, K}, A), put(*gpu, DType::F32, {N, r}, B), scale);
+      // x A^T and scale B enter the tensor cores as bf16 (as every GEMM operand): 2e-2 with bf16 outputs,
+      // 1e-2 with f32 outputs (no output rounding); xa: 1e-2
+      CHECK(rel_err(get(*gpu, go), get(*cpu, co)) < (dt == DType::BF16 ? 2e-2 : 1e-2));
+      CHECK(rel_err(get(*gpu, gxa), get(*cpu, cxa)) < 1e-2);
+      // xa absent (inference): the same out, bit for bit
+      Buffer go2 = put(*gpu, dt, {M, N}, {});
+      gpu->lora_linear(go2, {}, put(*gpu, dt, {M, K}, x), put(*gpu, dt, {N, K}, w), put(*gpu, dt, {N}, b),
+                       put(*gpu, DType::F32, {r, K}, A), put(*gpu, DType::F32, {N, r}, B), scale);
+      CHECK(raw(*gpu, go2) == raw(*gpu, go));
+    }
+  }
+}
+
+// The fused GEMM keeps linear()'s batch invariance: the extra (LoRA) chunk is folded after K's chunks in
+// the same order whether the chunks run in one block (large M) or split across blocks (small M).
+TEST(cuda_lora_linear_is_batch_invariant) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  (void)cpu;
+  for (auto [K, r] : std::vector<std::array<int64_t, 2>>{{1024, 32}, {999, 5}}) {
+    const int64_t M = 300, N = 1000;
+    auto x = rnd(M * K, 16), w = rnd(N * K, 17, 0.05f), A = rnd(r * K, 18, 0.1f), B = rnd(N * r, 19, 0.1f);
+    Buffer gx = put(*gpu, DType::BF16, {M, K}, x), gw = put(*gpu, DType::BF16, {N, K}, w);
+    Buffer ga = put(*gpu, DType::F32, {r, K}, A), gb = put(*gpu, DType::F32, {N, r}, B);
+    Buffer all = put(*gpu, DType::F32, {M, N}, {});
+    gpu->lora_linear(all, {}, gx, gw, {}, ga, gb, 2.0f);
+    const std::vector<uint8_t> ref = raw(*gpu, all);
+    for (int64_t m : {1, 5, 33, 200}) {
+      for (int64_t r0 : {int64_t(0), M - m}) {
+        Buffer part = put(*gpu, DType::F32, {m, N}, {});
+        gpu->lora_linear(part, {}, gx.t().slice_rows(r0, m), gw, {}, ga, gb, 2.0f);
+        const std::vector<uint8_t> got = raw(*gpu, part);
+        CHECK(std::memcmp(got.data(), ref.data() + r0 * N * 4, got.size()) == 0);
+      }
+    }
   }
 }
 
@@ -1208,8 +1323,67 @@ TEST(cuda_training_ops_vs_cpu) {
     std::vector<float> bad{1.0f, std::numeric_limits<float>::infinity()};
     CHECK(!std::isfinite(gpu->sum_squares(put(*gpu, DType::F32, {2}, bad))));
   }
+  // adamw_step_multi: one launch over several tensors (odd sizes, a 1-element one, some spanning several
+  // chunks) vs the CPU's adamw_step per tensor (1e-6, as adamw_step), and bit-identical to the CUDA
+  // adamw_step per tensor (the same per-element function). Two steps: the second reuses the cached table;
+  // then a different tensor list (re-upload).
+  {
+    const std::vector<int64_t> sizes{1000, 1, 3, g::kAdamWChunk + 17, 2 * g::kAdamWChunk, 12345};
+    AdamWParams ap;
+    ap.lr = 1e-3;
+    ap.weight_decay = 0.01;
+    ap.grad_scale = 0.7;
+    struct Set {
+      std::vector<Buffer> p, g, m, v;
+      std::vector<AdamWTensorRef> refs;
+    };
+    auto make_set = [&](Backend& be) {
+      Set st;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        const int64_t n = sizes[i];
+        auto vv = rnd(size_t(n), 203 + 4 * uint32_t(i), 0.1f);
+        for (auto& e : vv) e = std::fabs(e);
+        st.p.push_back(put(be, DType::F32, {n}, rnd(size_t(n), 200 + 4 * uint32_t(i))));
+        st.g.push_back(put(be, DType::F32, {n}, rnd(size_t(n), 201 + 4 * uint32_t(i))));
+        st.m.push_back(put(be, DType::F32, {n}, rnd(size_t(n), 202 + 4 * uint32_t(i), 0.1f)));
+        st.v.push_back(put(be, DType::F32, {n}, vv));
+        st.refs.push_back({st.p.back(), st.g.back(), st.m.back(), st.v.back()});
+      }
+      return st;
+    };
+    Set cs = make_set(*cpu), gs = make_set(*gpu), gs1 = make_set(*gpu);
+    for (int64_t step = 1; step <= 2; ++step) {
+      ap.step = step;
+      for (const AdamWTensorRef& t : cs.refs) cpu->adamw_step(t.param, t.grad, t.m, t.v, ap);
+      gpu->adamw_step_multi(gs.refs, ap);
+      for (const AdamWTensorRef& t : gs1.refs) gpu->adamw_step(t.param, t.grad, t.m, t.v, ap);
+    }
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      for (auto [c, gg, g1] : {std::array<const std::vector<Buffer>*, 3>{&cs.p, &gs.p, &gs1.p},
+                               std::array<const std::vector<Buffer>*, 3>{&cs.m, &gs.m, &gs1.m},
+                               std::array<const std::vector<Buffer>*, 3>{&cs.v, &gs.v, &gs1.v}}) {
+        CHECK(rel_err(get(*gpu, (*gg)[i]), get(*cpu, (*c)[i])) < 1e-6);
+        CHECK(raw(*gpu, (*gg)[i]) == raw(*gpu, (*g1)[i]));
+      }
+    }
+    // a different list (a subset, reversed): the table is re-uploaded
+    std::vector<AdamWTensorRef> sub{gs.refs[5], gs.refs[0]}, sub1{gs1.refs[5], gs1.refs[0]};
+    ap.step = 3;
+    gpu->adamw_step_multi(sub, ap);
+    for (const AdamWTensorRef& t : sub1) gpu->adamw_step(t.param, t.grad, t.m, t.v, ap);
+    for (size_t i : {size_t(0), size_t(5)}) CHECK(raw(*gpu, gs.p[i]) == raw(*gpu, gs1.p[i]));
+    // validation at the boundary
+    std::vector<AdamWTensorRef> badl{{gs.p[0], gs.g[2], gs.m[0], gs.v[0]}};
+    CHECK_THROWS_CODE(gpu->adamw_step_multi(badl, ap), ErrorCode::kInvalidArgument);
+    ap.step = 0;
+    CHECK_THROWS_CODE(gpu->adamw_step_multi(gs.refs, ap), ErrorCode::kInvalidArgument);
+  }
   // lora_linear_backward: dx (overwrite and accumulate), dA, dB accumulate
-  for (auto [M, N, K, r] : std::vector<std::array<int64_t, 4>>{{37, 65, 96, 8}, {64, 1024, 1024, 32}}) {
+  // dx = [dout | t] [W ; A] is one fused GEMM (t = scale dout B, r extra reduction columns); shapes with odd
+  // M, N, K, r, and f32 activations; tolerances 2e-2 (bf16 operands on the tensor cores).
+  for (auto [M, N, K, r] : std::vector<std::array<int64_t, 4>>{{37, 65, 96, 8}, {64, 1024, 1024, 32}, {3, 17, 33, 3},
+                                                               {130, 257, 200, 16}, {1, 300, 1000, 64}}) {
+   for (DType dt : {DType::BF16, DType::F32}) {
     auto dout = rnd(M * N, 80), x = rnd(M * K, 81), w = rnd(N * K, 82, 0.05f), A = rnd(r * K, 83, 0.1f),
          B = rnd(N * r, 84, 0.1f), dA0 = rnd(r * K, 85, 0.1f), dB0 = rnd(N * r, 86, 0.1f), dx0 = rnd(M * K, 87);
     std::vector<float> xa(M * r);  // x A^T of the forward (bf16-rounded, as the CUDA forward stores it)
@@ -1221,17 +1395,29 @@ TEST(cuda_training_ops_vs_cpu) {
       }
     for (bool acc : {false, true}) {
       Buffer cdx = put(*cpu, DType::F32, {M, K}, dx0), cda = put(*cpu, DType::F32, {r, K}, dA0), cdb = put(*cpu, DType::F32, {N, r}, dB0);
-      Buffer gdx = put(*gpu, DType::BF16, {M, K}, dx0), gda = put(*gpu, DType::F32, {r, K}, dA0), gdb = put(*gpu, DType::F32, {N, r}, dB0);
+      Buffer gdx = put(*gpu, dt, {M, K}, dx0), gda = put(*gpu, DType::F32, {r, K}, dA0), gdb = put(*gpu, DType::F32, {N, r}, dB0);
       cpu->lora_linear_backward(cdx, cda, cdb, put(*cpu, DType::F32, {M, N}, dout), put(*cpu, DType::F32, {M, K}, x),
                                 put(*cpu, DType::F32, {M, r}, xa), put(*cpu, DType::F32, {N, K}, w),
                                 put(*cpu, DType::F32, {r, K}, A), put(*cpu, DType::F32, {N, r}, B), 2.0f, acc);
-      gpu->lora_linear_backward(gdx, gda, gdb, put(*gpu, DType::BF16, {M, N}, dout), put(*gpu, DType::BF16, {M, K}, x),
-                                put(*gpu, DType::BF16, {M, r}, xa), put(*gpu, DType::BF16, {N, K}, w),
+      gpu->lora_linear_backward(gdx, gda, gdb, put(*gpu, dt, {M, N}, dout), put(*gpu, dt, {M, K}, x),
+                                put(*gpu, dt, {M, r}, xa), put(*gpu, dt, {N, K}, w),
                                 put(*gpu, DType::F32, {r, K}, A), put(*gpu, DType::F32, {N, r}, B), 2.0f, acc);
       CHECK(rel_err(get(*gpu, gdx), get(*cpu, cdx)) < 2e-2);
       CHECK(rel_err(get(*gpu, gda), get(*cpu, cda)) < 2e-2);
       CHECK(rel_err(get(*gpu, gdb), get(*cpu, cdb)) < 2e-2);
     }
+    // dx absent: only the adapter gradients (no fused dx launch)
+    Buffer cda = put(*cpu, DType::F32, {r, K}, dA0), cdb = put(*cpu, DType::F32, {N, r}, dB0);
+    Buffer gda = put(*gpu, DType::F32, {r, K}, dA0), gdb = put(*gpu, DType::F32, {N, r}, dB0);
+    cpu->lora_linear_backward({}, cda, cdb, put(*cpu, DType::F32, {M, N}, dout), put(*cpu, DType::F32, {M, K}, x),
+                              put(*cpu, DType::F32, {M, r}, xa), put(*cpu, DType::F32, {N, K}, w),
+                              put(*cpu, DType::F32, {r, K}, A), put(*cpu, DType::F32, {N, r}, B), 2.0f, false);
+    gpu->lora_linear_backward({}, gda, gdb, put(*gpu, dt, {M, N}, dout), put(*gpu, dt, {M, K}, x), put(*gpu, dt, {M, r}, xa),
+                              put(*gpu, dt, {N, K}, w), put(*gpu, DType::F32, {r, K}, A), put(*gpu, DType::F32, {N, r}, B),
+                              2.0f, false);
+    CHECK(rel_err(get(*gpu, gda), get(*cpu, cda)) < 2e-2);
+    CHECK(rel_err(get(*gpu, gdb), get(*cpu, cdb)) < 2e-2);
+   }
   }
   // logprob_forward / logprob_backward over one chunk
   {

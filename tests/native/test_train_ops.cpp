@@ -362,6 +362,44 @@ TEST(adamw_step_matches_pytorch_formula) {
   }
 }
 
+// The trainer's optimizer call: adamw_step_multi over several tensors equals adamw_step on each, bit for bit
+// (the CPU backend uses the Backend default, a loop over adamw_step), over three steps.
+TEST(adamw_step_multi_equals_per_tensor_adamw_step) {
+  for (const char* precision : {"f64", "f32"}) {
+    CpuBackend be(2, "auto", precision);
+    const std::vector<int64_t> sizes{7, 1, 130, 64};
+    std::vector<Buffer> p1, m1, v1, p2, m2, v2, g;
+    std::vector<AdamWTensorRef> refs;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const int64_t n = sizes[i];
+      Vec p = randv(n, 300 + uint32_t(i)), zero(static_cast<size_t>(n), 0.0);
+      p1.push_back(dev(be, p, {n}));
+      p2.push_back(dev(be, p, {n}));
+      for (auto* vec : {&m1, &v1, &m2, &v2}) vec->push_back(dev(be, zero, {n}));
+      g.push_back(dev(be, zero, {n}));
+    }
+    for (size_t i = 0; i < sizes.size(); ++i) refs.push_back({p1[i], g[i], m1[i], v1[i]});
+    AdamWParams hp;
+    hp.lr = 0.01;
+    hp.weight_decay = 0.1;
+    hp.grad_scale = 0.5;
+    for (int t = 1; t <= 3; ++t) {
+      for (size_t i = 0; i < sizes.size(); ++i) g[i] = dev(be, randv(sizes[i], 400 + 10 * uint32_t(t) + uint32_t(i)), {sizes[i]});
+      for (size_t i = 0; i < sizes.size(); ++i) refs[i].grad = g[i];
+      hp.step = t;
+      be.adamw_step_multi(refs, hp);
+      for (size_t i = 0; i < sizes.size(); ++i) be.adamw_step(p2[i], g[i], m2[i], v2[i], hp);
+    }
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      CHECK(host(be, p1[i]) == host(be, p2[i]));
+      CHECK(host(be, m1[i]) == host(be, m2[i]));
+      CHECK(host(be, v1[i]) == host(be, v2[i]));
+    }
+    hp.step = 0;  // validated as adamw_step does
+    CHECK_THROWS_CODE(be.adamw_step_multi(refs, hp), ErrorCode::kInvalidArgument);
+  }
+}
+
 TEST(sum_squares_and_non_finite_values) {
   CpuBackend be(2, "auto", "f32");
   Vec x = randv(100003, 101);
