@@ -177,6 +177,18 @@ describe('initModel', () => {
     expect(plain.get('model.norm.weight')!.data).not.toEqual(readSafetensorsDir(ones).get('model.norm.weight')!.data);
   });
 
+  it('draws the embedding and lm_head with embeddingStd when given', async () => {
+    const sd = (t: ReadTensor) => {
+      const d = t.data as Float64Array;
+      return Math.sqrt(d.reduce((s, v) => s + v * v, 0) / d.length);
+    };
+    const w = readSafetensorsDir((await initModel(newDir(), { ...SMALL, hidden: 64, tied: false, std: 0.05, embeddingStd: 0.4 })).dir);
+    for (const name of ['model.embed_tokens.weight', 'lm_head.weight']) expect(sd(w.get(name)!)).toBeCloseTo(0.4, 1);
+    expect(sd(w.get('model.layers.0.mlp.up_proj.weight')!)).toBeCloseTo(0.05, 2);
+    expect(resolveModelSpec({ std: 0.3 }).embeddingStd).toBe(0.3); // default: std
+    expect(() => resolveModelSpec({ embeddingStd: -1 })).toThrow(/embeddingStd/);
+  });
+
   it('refuses to overwrite unless asked, and replaces old shards when asked', async () => {
     const dir = newDir();
     await initModel(dir, { ...SMALL, maxShardBytes: 20000 });

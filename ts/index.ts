@@ -36,6 +36,7 @@ export * from './rewards/index.js';
 export * from './eval/index.js';
 export * from './metrics/index.js';
 export * from './train/index.js';
+export * from './demo/index.js';
 export type { NativeBuildInfo, NativeGenerationStats, NativeProgress } from './native.js';
 
 /** Facts about this build: CUDA compiled in, CUDA devices, BLAS, hardware threads. */

@@ -44,6 +44,9 @@ export interface InitModelOptions {
   seed?: number;
   /** Standard deviation of matrices and biases (default 0.02, transformers' initializer_range). */
   std?: number;
+  /** Standard deviation of the token embedding and lm_head (default: std). A model trained from random
+   * weights with frozen embeddings needs it large: tied logits are bounded by about embeddingStd * hidden. */
+  embeddingStd?: number;
   /** Norm weights are 1 + normNoise * N(0, 1) (default 0: all ones). */
   normNoise?: number;
   /** Write model-0000i-of-0000N.safetensors shards of at most this many bytes, plus the index. */
@@ -75,11 +78,12 @@ export interface ModelSpec {
   dtype: WritableDtype;
   seed: number;
   std: number;
+  embeddingStd: number;
   normNoise: number;
   tokenizer: TokenizerKind;
 }
 
-type Preset = Omit<ModelSpec, 'shape' | 'vocab' | 'seed' | 'std' | 'normNoise' | 'ropeScaling' | 'attentionBias'>;
+type Preset = Omit<ModelSpec, 'shape' | 'vocab' | 'seed' | 'std' | 'embeddingStd' | 'normNoise' | 'ropeScaling' | 'attentionBias'>;
 
 const PRESETS: Record<ModelShapeName, Preset> = {
   tiny: {
@@ -191,6 +195,7 @@ export function resolveModelSpec(options: InitModelOptions = {}): ModelSpec {
     dtype,
     seed: options.seed ?? 0,
     std: options.std ?? 0.02,
+    embeddingStd: options.embeddingStd ?? options.std ?? 0.02,
     normNoise: options.normNoise ?? 0,
     tokenizer,
   };
@@ -201,7 +206,7 @@ export function resolveModelSpec(options: InitModelOptions = {}): ModelSpec {
   if (spec.vocab < info.size) throw invalid(`vocab (${spec.vocab}) is smaller than the ${tokenizer} tokenizer (${info.size} ids)`);
   if (!(spec.ropeTheta > 0)) throw invalid(`ropeTheta must be positive, got ${spec.ropeTheta}`);
   if (!(spec.rmsNormEps > 0)) throw invalid(`rmsNormEps must be positive, got ${spec.rmsNormEps}`);
-  if (!(spec.std >= 0) || !(spec.normNoise >= 0)) throw invalid('std and normNoise must be >= 0');
+  if (!(spec.std >= 0) || !(spec.embeddingStd >= 0) || !(spec.normNoise >= 0)) throw invalid('std, embeddingStd and normNoise must be >= 0');
   const rs = spec.ropeScaling;
   if (rs !== null) {
     if (rs.type !== 'llama3' && rs.type !== 'linear') throw invalid(`unsupported ropeScaling type '${String((rs as { type: unknown }).type)}' (supported: llama3, linear)`);
@@ -403,7 +408,7 @@ function tensorValues(spec: ModelSpec, t: TensorSpec): () => Iterable<Float32Arr
         if (spec.normNoise > 0) rng.fillNormal(chunk, 1, spec.normNoise);
         else chunk.fill(1);
       } else {
-        rng.fillNormal(chunk, 0, spec.std);
+        rng.fillNormal(chunk, 0, t.name === 'model.embed_tokens.weight' || t.name === 'lm_head.weight' ? spec.embeddingStd : spec.std);
       }
       yield chunk;
     }

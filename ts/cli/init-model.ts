@@ -23,6 +23,7 @@ interface InitModelCliOptions {
   dtype?: string;
   seed: number;
   std?: number;
+  embeddingStd?: number;
   tokenizer?: string;
   maxShardMb?: number;
   overwrite?: boolean;
@@ -55,6 +56,7 @@ export function initModelCommand(): Command {
     .option('--dtype <dtype>', 'weight dtype on disk: F32, BF16 or F16')
     .option('--seed <seed>', 'random seed', intOption('--seed', 0), 0)
     .option('--std <std>', 'standard deviation of weight matrices', floatOption('--std', 0))
+    .option('--embedding-std <std>', 'standard deviation of the embedding and lm_head (default: --std)', floatOption('--embedding-std', 0))
     .option('--tokenizer <kind>', 'tiny (byte-level BPE made here) or qwen3 (the real Qwen3 tokenizer)')
     .option('--max-shard-mb <mb>', 'split weights into shards of at most this many MB (with an index file)', floatOption('--max-shard-mb', 0.001))
     .option('--overwrite', 'replace a model already in <dir>')
@@ -77,6 +79,7 @@ export function initModelCommand(): Command {
           dtype: oneOf<WritableDtype>('--dtype', o.dtype, ['F32', 'BF16', 'F16']),
           seed: o.seed,
           std: o.std,
+          embeddingStd: o.embeddingStd,
           tokenizer: oneOf<TokenizerKind>('--tokenizer', o.tokenizer, ['tiny', 'qwen3']),
           maxShardBytes: o.maxShardMb !== undefined ? Math.round(o.maxShardMb * 1024 * 1024) : undefined,
           overwrite: o.overwrite ?? false,

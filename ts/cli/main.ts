@@ -2,6 +2,7 @@
 // The `hayate` command line.
 import { Command } from 'commander';
 import { benchCommand } from './bench.js';
+import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { initModelCommand } from './init-model.js';
@@ -16,6 +17,7 @@ program.addCommand(generateCommand());
 program.addCommand(evalCommand());
 program.addCommand(trainCommand());
 program.addCommand(benchCommand());
+program.addCommand(demoCommand());
 
 // Usage errors (unknown flags, invalid values) print one line and exit 2, for every subcommand.
 const allCommands = (c: Command): Command[] => [c, ...c.commands.flatMap(allCommands)];
