@@ -1207,12 +1207,8 @@ TEST(cuda_sampling_vs_cpu) {
   for (int64_t j = 0; j < V; ++j) CHECK_NEAR(freq[j], p[j] / s, 0.03);
 }
 
-// A tiny random Qwen3 model on CUDA vs CPU: logits agree to bf16 accuracy, and greedy generation on CUDA
-// picks tokens the CPU model also ranks first (up to the logit tolerance). The CUDA tokens equal the argmax
-// of CUDA's own full-sequence logits exactly: prefill and decode compute identical rows (batch invariance).
-TEST(cuda_tiny_model_vs_cpu) {
-  if (!cuda_present()) return;
-  auto [cpu, gpu] = make_pair_of_backends();
+// A tiny Qwen3 shape with head_dim 64, so the CUDA model runs the fused attention kernels.
+static ModelConfig tiny_qwen3_hd64() {
   ModelConfig c;
   c.arch = Arch::Qwen3;
   c.architecture = "Qwen3ForCausalLM";
@@ -1227,6 +1223,16 @@ TEST(cuda_tiny_model_vs_cpu) {
   c.head_dim = 64;
   c.max_position_embeddings = 1024;
   c.rope_theta = 10000;
+  return c;
+}
+
+// A tiny random Qwen3 model on CUDA vs CPU: logits agree to bf16 accuracy, and greedy generation on CUDA
+// picks tokens the CPU model also ranks first (up to the logit tolerance). The CUDA tokens equal the argmax
+// of CUDA's own full-sequence logits exactly: prefill and decode compute identical rows (batch invariance).
+TEST(cuda_tiny_model_vs_cpu) {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  ModelConfig c = tiny_qwen3_hd64();
   auto mc = Model::random(*cpu, c, 21, 0.1f);
   auto mg = Model::random(*gpu, c, 21, 0.1f);
   std::vector<int32_t> prompt;
@@ -1569,20 +1575,7 @@ TEST(cuda_attention_deterministic_and_rejects_bad_input) {
 TEST(cuda_grpo_step_vs_cpu) {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
-  ModelConfig c;
-  c.arch = Arch::Qwen3;
-  c.architecture = "Qwen3ForCausalLM";
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
-  c.vocab_size = 512;
-  c.hidden_size = 128;
-  c.intermediate_size = 256;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
-  c.max_position_embeddings = 1024;
-  c.rope_theta = 10000;
+  ModelConfig c = tiny_qwen3_hd64();
   c.rms_norm_eps = 1e-6;
   LoraConfig lc;
   lc.rank = 8;
