@@ -620,20 +620,11 @@ std::vector<KernelBenchResult> cuda_kernel_bench(const std::vector<std::string>&
     };
     for (const Case& cs : {Case{"decode B=64 ctx=512", 64, 512, false}, Case{"decode B=64 ctx=2048", 64, 2048, false},
                            Case{"decode B=8 ctx=4096", 8, 4096, false}, Case{"prefill 4 x 512", 4, 512, true}}) {
-      const int max_blocks = cs.ctx / bs;
-      const int64_t cache_rows = int64_t(cs.seqs) * max_blocks * bs;
-      std::vector<int32_t> tables(int64_t(cs.seqs) * max_blocks), seq, pos;
-      for (int s = 0; s < cs.seqs; ++s)
-        for (int b = 0; b < max_blocks; ++b) tables[int64_t(s) * max_blocks + b] = (b * cs.seqs + s);  // interleaved
-      double kv_positions = 0, flops = 0;
-      for (int s = 0; s < cs.seqs; ++s) {
-        for (int p = cs.prefill ? 0 : cs.ctx - 1; p < cs.ctx; ++p) {
-          seq.push_back(s);
-          pos.push_back(p);
-          flops += 4.0 * (p + 1) * hq * hd;
-        }
-        kv_positions += cs.ctx;
-      }
+      const PagedAttentionBenchLayout L = paged_attention_bench_layout(cs.seqs, cs.ctx, cs.prefill, bs, hq, hd);
+      const int max_blocks = L.max_blocks;
+      const int64_t cache_rows = L.cache_rows;
+      const std::vector<int32_t>&tables = L.tables, &seq = L.seq, &pos = L.pos;
+      const double kv_positions = L.kv_positions, flops = L.flops;
       const int64_t n = static_cast<int64_t>(seq.size());
       Buffer q = rand_buf(B16, {n, int64_t(hq) * hd}, 12, 1.0f), out(be, B16, {n, int64_t(hq) * hd});
       Buffer kc = rand_buf(B16, {cache_rows, int64_t(hkv) * hd}, 13, 1.0f), vc = rand_buf(B16, {cache_rows, int64_t(hkv) * hd}, 14, 1.0f);

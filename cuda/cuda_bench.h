@@ -58,6 +58,36 @@ struct KernelBenchDevice {
 // projections out[M,N] = x[M,K] w[N,K]^T, timed against the bare base GEMM of the same shape.
 constexpr int64_t kLoraBenchRank = 32;
 constexpr float kLoraBenchScale = 2.0f;  // alpha / r with alpha 64
+// Layout of a paged-attention benchmark case: `seqs` sequences of `ctx` positions in blocks of
+// `block_size`, blocks interleaved across sequences (as a cache filled by a batch is), and the queries:
+// every position (prefill) or the last one of each sequence (decode). The CPU and CUDA benches share it so
+// their figures describe the same work.
+struct PagedAttentionBenchLayout {
+  int max_blocks = 0;
+  int64_t cache_rows = 0;
+  std::vector<int32_t> tables, seq, pos;  // block table [seqs, max_blocks]; per-query sequence and position
+  double flops = 0;                       // causal attention FLOPs over all queries
+  double kv_positions = 0;                // cache positions each sequence reads (once per sequence)
+};
+
+inline PagedAttentionBenchLayout paged_attention_bench_layout(int seqs, int ctx, bool prefill, int block_size, int hq, int hd) {
+  PagedAttentionBenchLayout L;
+  L.max_blocks = ctx / block_size;
+  L.cache_rows = int64_t(seqs) * L.max_blocks * block_size;
+  L.tables.resize(size_t(seqs) * L.max_blocks);
+  for (int s = 0; s < seqs; ++s)
+    for (int b = 0; b < L.max_blocks; ++b) L.tables[size_t(s) * L.max_blocks + b] = b * seqs + s;
+  for (int s = 0; s < seqs; ++s) {
+    for (int p = prefill ? 0 : ctx - 1; p < ctx; ++p) {
+      L.seq.push_back(s);
+      L.pos.push_back(p);
+      L.flops += 4.0 * (p + 1) * hq * hd;
+    }
+    L.kv_positions += ctx;
+  }
+  return L;
+}
+
 struct LoraBenchCase {
   const char* proj;
   int64_t M, N, K;

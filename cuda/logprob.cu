@@ -92,6 +92,19 @@ void logprob_grad_rows(const Ctx& c, Tensor z, Tensor targets, Tensor dlogprobs,
 namespace hayate {
 
 namespace {
+// z = inv_temperature * hidden lm_head^T in fp32: the logits both passes work from (the backward
+// recomputes them rather than keeping [rows x vocab] alive between the passes).
+void scaled_logits(const gpu::Ctx& c, Tensor z, Tensor hidden, Tensor lm_head, float inv_temperature) {
+  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
+  gpu::GemmOperands g;
+  g.out = z;
+  g.a = hidden.view({m, D});
+  g.b = lm_head;
+  g.trans_b = true;
+  g.alpha = inv_temperature;
+  gpu::gemm(c, g, {m, V, D}, gpu::GemmBackend::Hayate);
+}
+
 void check_logprob_common(const char* op, Tensor hidden, Tensor lm_head, Tensor targets, std::initializer_list<Tensor> per_row) {
   gpu::need_float(op, hidden, "hidden");
   gpu::need_float(op, lm_head, "lm_head");
@@ -120,13 +133,7 @@ void CudaBackend::logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, T
   if (m == 0) return;
   const gpu::Ctx c = op_ctx();
   Buffer z(*this, DType::F32, {m, V});
-  gpu::GemmOperands g;
-  g.out = z;
-  g.a = hidden.view({m, D});
-  g.b = lm_head;
-  g.trans_b = true;
-  g.alpha = inv_temperature;
-  gpu::gemm(c, g, {m, V, D}, gpu::GemmBackend::Hayate);
+  scaled_logits(c, z, hidden, lm_head, inv_temperature);
   gpu::logprob_rows(c, z, targets, logprobs, lse, entropy);
   after_op(op);
 }
@@ -141,13 +148,7 @@ void CudaBackend::logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidd
   if (m == 0) return;
   const gpu::Ctx c = op_ctx();
   Buffer z(*this, DType::F32, {m, V});
-  gpu::GemmOperands g;
-  g.out = z;
-  g.a = hidden.view({m, D});
-  g.b = lm_head;
-  g.trans_b = true;
-  g.alpha = inv_temperature;
-  gpu::gemm(c, g, {m, V, D}, gpu::GemmBackend::Hayate);
+  scaled_logits(c, z, hidden, lm_head, inv_temperature);
   gpu::logprob_grad_rows(c, z, targets, dlogprobs, lse);
   gpu::GemmOperands gb;  // dhidden = inv_t * dz lm_head
   gb.out = dhidden.view({m, D});

@@ -327,20 +327,11 @@ std::vector<Result> cpu_bench(const std::vector<std::string>& ops, int repeats, 
       bool prefill;
     };
     for (const Case& cs : {Case{"decode B=8 ctx=512", 8, 512, false}, Case{"prefill 1 x 256", 1, 256, true}}) {
-      const int max_blocks = cs.ctx / bs;
-      const int64_t rows = int64_t(cs.seqs) * max_blocks * bs, kvw = int64_t(hkv) * hd, qw = int64_t(hq) * hd;
-      std::vector<int32_t> tables(int64_t(cs.seqs) * max_blocks), seq, pos;
-      for (int s = 0; s < cs.seqs; ++s)
-        for (int b = 0; b < max_blocks; ++b) tables[int64_t(s) * max_blocks + b] = b * cs.seqs + s;
-      double flops = 0, kv = 0;
-      for (int s = 0; s < cs.seqs; ++s) {
-        for (int p = cs.prefill ? 0 : cs.ctx - 1; p < cs.ctx; ++p) {
-          seq.push_back(s);
-          pos.push_back(p);
-          flops += 4.0 * (p + 1) * hq * hd;
-        }
-        kv += cs.ctx;
-      }
+      gpu::PagedAttentionBenchLayout L = gpu::paged_attention_bench_layout(cs.seqs, cs.ctx, cs.prefill, bs, hq, hd);
+      const int max_blocks = L.max_blocks;
+      const int64_t rows = L.cache_rows, kvw = int64_t(hkv) * hd, qw = int64_t(hq) * hd;
+      std::vector<int32_t>&tables = L.tables, &seq = L.seq, &pos = L.pos;
+      const double flops = L.flops, kv = L.kv_positions;
       const int64_t n = static_cast<int64_t>(seq.size());
       auto q = randv(n * qw, 12), kc = randv(rows * kvw, 13), vc = randv(rows * kvw, 14);
       std::vector<float> out(n * qw);
