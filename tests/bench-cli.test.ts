@@ -50,5 +50,8 @@ describe('hayate bench', () => {
     const op = spawnSync(process.execPath, [cli, 'bench', 'kernels', '--backend', 'cpu', '--ops', 'nosuchop', '--out', tempDir()], { encoding: 'utf8' });
     expect(op.status).not.toBe(0);
     expect(op.stderr).toMatch(/nosuchop/);
+    const num = spawnSync(process.execPath, [cli, 'bench', 'train', 'tiny', '--seq-lens', '64x', '--out', tempDir()], { encoding: 'utf8' });
+    expect(num.status).toBe(2);
+    expect(num.stderr).toMatch(/--seq-lens: '64x' is not an integer/);
   });
 });

@@ -35,6 +35,23 @@ std::string arg(int argc, char** argv, const char* name, const std::string& fall
   return fallback;
 }
 
+// A whole-string integer, or an error that names the flag (std::stoi alone would report just "stoi").
+int to_int(const std::string& text, const char* what) {
+  size_t used = 0;
+  int v = 0;
+  try {
+    v = std::stoi(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) fail(ErrorCode::kInvalidArgument, std::string(what) + ": '" + text + "' is not an integer");
+  return v;
+}
+
+int int_arg(int argc, char** argv, const char* name, const std::string& fallback) {
+  return to_int(arg(argc, argv, name, fallback), name);
+}
+
 std::vector<std::string> split_csv(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -44,9 +61,9 @@ std::vector<std::string> split_csv(const std::string& s) {
   return out;
 }
 
-std::vector<int> int_list(const std::string& s) {
+std::vector<int> int_list(const std::string& s, const char* what) {
   std::vector<int> out;
-  for (const std::string& item : split_csv(s)) out.push_back(std::stoi(item));
+  for (const std::string& item : split_csv(s)) out.push_back(to_int(item, what));
   return out;
 }
 
@@ -60,11 +77,11 @@ int bench_model(int argc, char** argv) {
   std::string shape = arg(argc, argv, "--shape", "tiny");
   BackendOptions bo;
   bo.kind = arg(argc, argv, "--backend", "cpu");
-  bo.threads = std::stoi(arg(argc, argv, "--threads", "0"));
+  bo.threads = int_arg(argc, argv, "--threads", "0");
   bo.gemm = arg(argc, argv, "--gemm", "auto");
-  std::vector<int> batches = int_list(arg(argc, argv, "--batches", "1,8,64"));
-  int prompt_len = std::stoi(arg(argc, argv, "--prompt-len", "32"));
-  int gen_len = std::stoi(arg(argc, argv, "--gen-len", "16"));
+  std::vector<int> batches = int_list(arg(argc, argv, "--batches", "1,8,64"), "--batches");
+  int prompt_len = int_arg(argc, argv, "--prompt-len", "32");
+  int gen_len = int_arg(argc, argv, "--gen-len", "16");
 
   ModelConfig cfg = shape_config(shape);
   auto be = make_backend(bo);
@@ -123,23 +140,23 @@ int main(int argc, char** argv) {
   try {
     std::string cmd = argv[1];
     if (cmd == "gemm") {
-      int threads = std::stoi(arg(argc, argv, "--threads", "0"));
-      int repeats = std::stoi(arg(argc, argv, "--repeats", "5"));
+      int threads = int_arg(argc, argv, "--threads", "0");
+      int repeats = int_arg(argc, argv, "--repeats", "5");
       std::printf("{\"bench\": \"gemm\", \"results\": %s}\n", run_gemm_bench_json(threads, repeats).c_str());
       return 0;
     }
     if (cmd == "model") return bench_model(argc, argv);
     if (cmd == "train") {
       std::string shape = arg(argc, argv, "--shape", "tiny");
-      std::vector<int> lens = int_list(arg(argc, argv, "--seq-lens", shape == "tiny" ? "64,256" : "128,512"));
-      int threads = std::stoi(arg(argc, argv, "--threads", "0"));
+      std::vector<int> lens = int_list(arg(argc, argv, "--seq-lens", shape == "tiny" ? "64,256" : "128,512"), "--seq-lens");
+      int threads = int_arg(argc, argv, "--threads", "0");
       std::printf("%s\n", run_train_bench_json(shape, lens, threads).c_str());
       return 0;
     }
     if (cmd == "kernels") {
       std::string backend = arg(argc, argv, "--backend", "cuda");
       std::vector<std::string> ops = split_csv(arg(argc, argv, "--ops", ""));
-      int repeats = std::stoi(arg(argc, argv, "--repeats", "20"));
+      int repeats = int_arg(argc, argv, "--repeats", "20");
       std::vector<std::string> shapes = split_csv(arg(argc, argv, "--shapes", ""));
       std::printf("{\"bench\": \"kernels\", \"backend\": \"%s\", \"results\": %s}\n", backend.c_str(),
                   run_kernel_bench_json(backend, ops, repeats, shapes).c_str());
@@ -147,6 +164,9 @@ int main(int argc, char** argv) {
     }
     std::fprintf(stderr, "unknown benchmark '%s'\n", cmd.c_str());
     return 2;
+  } catch (const Error& e) {  // exit 2 for bad arguments (unknown op or shape, a non-integer flag), as usage errors
+    std::fprintf(stderr, "hayate_bench: %s\n", e.what());
+    return e.code() == ErrorCode::kInvalidArgument ? 2 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hayate_bench: %s\n", e.what());
     return 1;
