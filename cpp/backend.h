@@ -1,13 +1,14 @@
-// The Backend contract (DESIGN.md "The backend contract"): every numeric operation the model needs is an
-// op here. Model code is written once against this interface; the CPU backend is the reference and every
-// other backend (CUDA) is checked op by op against it.
+// The Backend contract (docs/architecture.md "The backend contract"): every numeric operation the model
+// needs is an op here. Model code is written once against this interface; the CPU backend is the
+// reference and every other backend (CUDA) is checked op by op against it.
 //
 // Conventions
 // - Tensors are row-major views into memory owned by this backend (see Buffer). An absent optional
 //   tensor is Tensor{} (data == nullptr).
 // - "Rows" are all dimensions but the last; ops that work per row use Tensor::rows()/cols().
 // - Outputs may alias inputs only where an op says so.
-// - Ops validate shapes and dtypes and throw hayate::Error(kInvalidArgument/kInternal) on mismatch.
+// - Ops validate shapes and dtypes, every backend against the same checks (op_checks.h), and throw
+//   hayate::Error(kInvalidArgument/kInternal) on mismatch.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +18,7 @@
 
 #include "errors.h"
 #include "tensor.h"
+#include "unset_option.h"
 
 namespace hayate {
 
@@ -44,13 +46,15 @@ struct VarlenMeta {
   float scale = 1.0f;    // softmax scale
 };
 
-// Hyper-parameters of one AdamW update (see Backend::adamw_step).
+// Hyper-parameters of one AdamW update (see Backend::adamw_step). The five hyperparameters have no
+// defaults: the Trainer fills them from its validated OptimizerOptions, and other callers must set each one
+// (an unset one is kUnset, a NaN, and turns the update into NaN).
 struct AdamWParams {
-  double lr = 1e-5;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
+  double lr = kUnset;
+  double beta1 = kUnset;
+  double beta2 = kUnset;
+  double eps = kUnset;
+  double weight_decay = kUnset;
   double grad_scale = 1.0;  // the gradient used is grad * grad_scale (global-norm clipping)
   int64_t step = 1;         // 1-based number of this update (bias correction)
 };

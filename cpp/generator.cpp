@@ -52,26 +52,19 @@ BlockPlan plan_blocks(int prompt_len, int max_new, int context, int bs) {
   return p;
 }
 
-}  // namespace
-
-Generator::Generator(Model& model, std::vector<std::string> token_bytes)
-    : model_(model), token_bytes_(std::move(token_bytes)) {}
-
-std::vector<GenerationOutput> Generator::generate(const std::vector<GenerationRequest>& requests,
-                                                  const GenerationOptions& opt,
-                                                  const std::function<void(const GenerationProgress&)>& progress,
-                                                  const std::atomic<bool>* cancel, GenerationStats* stats) {
-  Backend& be = model_.backend();
-  const ModelConfig& cfg = model_.config();
-  const int bs = opt.block_size;
-  const int context = cfg.max_position_embeddings;
-  HAYATE_CHECK(bs > 0 && opt.max_batch > 0 && opt.prefill_chunk > 0, ErrorCode::kInvalidArgument,
-               "generate: block_size, max_batch and prefill_chunk must be positive");
-
-  // ---- validate requests and size the KV cache ----
+// Every request checked (kInvalidArgument / kContextOverflow) and its worst-case KV blocks planned.
+struct RequestPlans {
   std::vector<BlockPlan> plans;
-  int64_t all_blocks = 0, largest = 0;
+  int64_t all_blocks = 0;  // every request at once
+  int64_t largest = 0;     // the largest single request
   int total_sequences = 0;
+};
+
+RequestPlans plan_requests(const Model& model, const std::vector<std::string>& token_bytes,
+                           const std::vector<GenerationRequest>& requests, int bs) {
+  const ModelConfig& cfg = model.config();
+  const int context = cfg.max_position_embeddings;
+  RequestPlans rp;
   for (size_t r = 0; r < requests.size(); ++r) {
     const GenerationRequest& q = requests[r];
     std::string where = "request " + std::to_string(r);
@@ -81,63 +74,258 @@ std::vector<GenerationOutput> Generator::generate(const std::vector<GenerationRe
     HAYATE_CHECK(static_cast<int64_t>(q.prompt.size()) <= context, ErrorCode::kContextOverflow,
                  where + ": prompt of " + std::to_string(q.prompt.size()) + " tokens is longer than the model's context of " +
                      std::to_string(context) + " tokens");
-    model_.check_tokens(q.prompt, where.c_str());
+    model.check_tokens(q.prompt, where.c_str());
     if (!q.stop_strings.empty()) {
-      HAYATE_CHECK(static_cast<int64_t>(token_bytes_.size()) >= cfg.vocab_size, ErrorCode::kInvalidArgument,
+      HAYATE_CHECK(static_cast<int64_t>(token_bytes.size()) >= cfg.vocab_size, ErrorCode::kInvalidArgument,
                    where + ": stop strings need the tokenizer's token bytes");
       for (const std::string& s : q.stop_strings)
         HAYATE_CHECK(!s.empty(), ErrorCode::kInvalidArgument, where + ": empty stop string");
     }
-    plans.push_back(plan_blocks(static_cast<int>(q.prompt.size()), q.max_new_tokens, context, bs));
-    int64_t need = plans.back().total(q.n);
-    all_blocks += need;
-    largest = std::max(largest, need);
-    total_sequences += q.n;
+    rp.plans.push_back(plan_blocks(static_cast<int>(q.prompt.size()), q.max_new_tokens, context, bs));
+    int64_t need = rp.plans.back().total(q.n);
+    rp.all_blocks += need;
+    rp.largest = std::max(rp.largest, need);
+    rp.total_sequences += q.n;
   }
-  std::vector<GenerationOutput> results;
-  if (requests.empty()) return results;
+  return rp;
+}
 
+// KV-cache blocks: kv_cache_tokens when given, otherwise enough for every request at once capped by
+// kv_cache_bytes; never fewer than the largest request needs.
+int64_t cache_capacity(Backend& be, const ModelConfig& cfg, const GenerationOptions& opt, const RequestPlans& rp) {
+  const int bs = opt.block_size;
   size_t block_bytes = KvCache::block_bytes(be, cfg, bs);
   int64_t capacity = opt.kv_cache_tokens > 0 ? ceil_div(opt.kv_cache_tokens, bs)
-                                             : std::min<int64_t>(all_blocks, std::max<int64_t>(1, opt.kv_cache_bytes / block_bytes));
-  capacity = std::max<int64_t>(capacity, opt.kv_cache_tokens > 0 ? 1 : largest);
-  HAYATE_CHECK(largest <= capacity, ErrorCode::kContextOverflow,
-               "generate: one request needs " + std::to_string(largest * bs) + " KV-cache tokens (prompt + n x max_new_tokens) but the cache holds " +
+                                             : std::min<int64_t>(rp.all_blocks, std::max<int64_t>(1, opt.kv_cache_bytes / block_bytes));
+  capacity = std::max<int64_t>(capacity, opt.kv_cache_tokens > 0 ? 1 : rp.largest);
+  HAYATE_CHECK(rp.largest <= capacity, ErrorCode::kContextOverflow,
+               "generate: one request needs " + std::to_string(rp.largest * bs) + " KV-cache tokens (prompt + n x max_new_tokens) but the cache holds " +
                    std::to_string(capacity * bs) + "; raise kvCacheTokens or lower n / max_new_tokens");
-  KvCache cache(be, cfg, static_cast<int>(capacity), bs);
-  if (stats) stats->kv_cache_blocks = capacity;
+  return capacity;
+}
 
-  // ---- scheduling state ----
-  std::deque<int> waiting;
-  for (size_t r = 0; r < requests.size(); ++r) waiting.push_back(static_cast<int>(r));
-  std::vector<Prefill> prefills;
-  std::vector<std::unique_ptr<Sequence>> running;
-  int64_t reserved = 0;  // blocks promised to admitted work but not yet allocated
-  int finished = 0;
-  int64_t generated = 0;
-  const int max_batch = std::max(opt.max_batch, 1);
+// One step: its forward batch (one decode token per running sequence, then prefill chunks) and, after
+// forward(), the logits of its output rows: the decode rows first, then the last row of each prompt that
+// completes in this step.
+struct Step {
+  ForwardBatch batch;
+  std::vector<const std::vector<int>*> tables;      // block table of each sequence in the batch
+  std::vector<Sequence*> decode_rows;
+  std::vector<std::pair<size_t, int>> completing;  // (prefill index, output row in `batch.output_rows`)
+  int64_t prefill_tokens = 0;
+  Buffer hidden, logits;
+};
 
-  auto allocate = [&](int& budget) {
+// The scheduler state of one generate() call and the phases of a step, in order: admit, build_batch,
+// forward, sample_decode_rows, fork_completed_prompts, retire.
+class GenerationRun {
+ public:
+  GenerationRun(Model& model, const std::vector<std::string>& token_bytes, const std::vector<GenerationRequest>& requests,
+                const GenerationOptions& opt, RequestPlans plans, int64_t cache_blocks)
+      : model_(model), be_(model.backend()), token_bytes_(token_bytes), requests_(requests), opt_(opt),
+        bs_(opt.block_size), context_(model.config().max_position_embeddings), max_batch_(std::max(opt.max_batch, 1)),
+        plans_(std::move(plans.plans)), total_sequences_(plans.total_sequences),
+        cache_(be_, model.config(), static_cast<int>(cache_blocks), bs_) {
+    for (size_t r = 0; r < requests.size(); ++r) waiting_.push_back(static_cast<int>(r));
+  }
+
+  bool done() const { return finished_ >= total_sequences_; }
+
+  // Admits waiting requests in order while their worst-case blocks and batch slots are available.
+  void admit() {
+    int active = static_cast<int>(running_.size());
+    for (const Prefill& p : prefills_) active += requests_[p.request].n;
+    while (!waiting_.empty()) {
+      int r = waiting_.front();
+      int64_t need = plans_[r].total(requests_[r].n);
+      bool slots_ok = active == 0 || active + requests_[r].n <= max_batch_;
+      if (!slots_ok || cache_.free_blocks() - reserved_ < need) break;
+      waiting_.pop_front();
+      Prefill p;
+      p.request = r;
+      p.budget = ceil_div(static_cast<int64_t>(requests_[r].prompt.size()), bs_);
+      reserved_ += need;  // the prompt's blocks now, the samples' share at fork time
+      prefills_.push_back(std::move(p));
+      active += requests_[r].n;
+    }
+    HAYATE_CHECK(!prefills_.empty() || !running_.empty(), ErrorCode::kInternal, "generate: scheduler stalled");
+  }
+
+  // One decode token per running sequence, then prefill chunks up to prefill_chunk tokens.
+  Step build_batch() {
+    Step st;
+    ForwardBatch& b = st.batch;
+    for (auto& sp : running_) {
+      Sequence& s = *sp;
+      if (s.length % bs_ == 0 && static_cast<int>(s.blocks.size()) * bs_ <= s.length) s.blocks.push_back(allocate(s.budget));
+      int row = static_cast<int>(b.tokens.size());
+      b.tokens.push_back(s.pending);
+      b.positions.push_back(s.length);
+      b.seq_index.push_back(static_cast<int32_t>(st.tables.size()));
+      b.slots.push_back(s.blocks[s.length / bs_] * bs_ + s.length % bs_);
+      b.output_rows.push_back(row);
+      st.tables.push_back(&s.blocks);
+      st.decode_rows.push_back(&s);
+    }
+    int chunk_left = opt_.prefill_chunk;
+    for (size_t pi = 0; pi < prefills_.size() && chunk_left > 0; ++pi) {
+      Prefill& p = prefills_[pi];
+      const std::vector<int32_t>& prompt = requests_[p.request].prompt;
+      int take = std::min<int>(chunk_left, static_cast<int>(prompt.size()) - p.done);
+      int seq_row = static_cast<int32_t>(st.tables.size());
+      for (int t = p.done; t < p.done + take; ++t) {
+        if (t % bs_ == 0) p.blocks.push_back(allocate(p.budget));
+        b.tokens.push_back(prompt[t]);
+        b.positions.push_back(t);
+        b.seq_index.push_back(seq_row);
+        b.slots.push_back(p.blocks[t / bs_] * bs_ + t % bs_);
+      }
+      st.tables.push_back(&p.blocks);
+      p.done += take;
+      chunk_left -= take;
+      st.prefill_tokens += take;
+      if (p.done == static_cast<int>(prompt.size())) {
+        st.completing.emplace_back(pi, static_cast<int>(b.output_rows.size()));
+        b.output_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
+      }
+    }
+    b.num_seqs = static_cast<int>(st.tables.size());
+    b.max_blocks = 1;
+    for (const auto* t : st.tables) b.max_blocks = std::max(b.max_blocks, static_cast<int>(t->size()));
+    b.block_tables.assign(static_cast<size_t>(b.num_seqs) * b.max_blocks, 0);
+    for (size_t i = 0; i < st.tables.size(); ++i)
+      std::copy(st.tables[i]->begin(), st.tables[i]->end(), b.block_tables.begin() + i * b.max_blocks);
+    return st;
+  }
+
+  // The model over the batch, then the logits of its output rows.
+  void forward(Step& st) {
+    st.hidden = model_.forward_hidden(st.batch, cache_);
+    const int64_t rows = static_cast<int64_t>(st.batch.output_rows.size());
+    if (rows > 0) {
+      st.logits = Buffer(be_, DType::F32, {rows, model_.config().vocab_size});
+      model_.logits(st.logits, st.hidden);
+    }
+  }
+
+  // Samples every decode row in one call.
+  void sample_decode_rows(Step& st) {
+    if (st.decode_rows.empty()) return;
+    std::vector<SamplingRow> srows;
+    for (Sequence* s : st.decode_rows) {
+      SamplingRow sr = requests_[s->out.request].sampling;
+      sr.seed = s->seed;
+      sr.step = s->out.tokens.size();
+      srows.push_back(sr);
+    }
+    std::vector<int32_t> ids(st.decode_rows.size());
+    std::vector<float> lps(st.decode_rows.size());
+    be_.sample(st.logits.t().slice_rows(0, static_cast<int64_t>(st.decode_rows.size())), srows.data(), ids.data(), lps.data());
+    for (size_t i = 0; i < st.decode_rows.size(); ++i) {
+      st.decode_rows[i]->length += 1;
+      accept(*st.decode_rows[i], ids[i], lps[i]);
+    }
+  }
+
+  // Forks each prompt completed in this step into its n samples, which share the prompt's full blocks, and
+  // samples their first tokens.
+  void fork_completed_prompts(Step& st) {
+    for (auto [pi, out_row] : st.completing) {
+      Prefill& p = prefills_[pi];
+      const GenerationRequest& q = requests_[p.request];
+      const BlockPlan& plan = plans_[p.request];
+      const int P = static_cast<int>(q.prompt.size());
+      reserved_ -= p.budget;  // unused prompt budget (none in practice) goes back
+      for (int i = 0; i < q.n; ++i) {
+        auto s = std::make_unique<Sequence>();
+        s->out.request = p.request;
+        s->out.sample = i;
+        s->length = P;
+        s->seed = derive_seed(q.seed, static_cast<uint64_t>(i));
+        // Admission reserved prompt_full + n*own blocks; the prompt used prompt_full (+1 partial), so
+        // the samples' budgets are own each, less the partial block the first sample takes over.
+        s->budget = plan.own;
+        s->blocks.assign(p.blocks.begin(), p.blocks.begin() + plan.prompt_full);
+        for (int blk : s->blocks) cache_.retain(blk);
+        if (plan.partial) {
+          if (i == 0) {  // the first sample takes over the partial block; it counts against its budget
+            cache_.retain(p.blocks.back());
+            s->blocks.push_back(p.blocks.back());
+            --s->budget;
+          } else {
+            int copy = allocate(s->budget);
+            cache_.copy_rows(copy, p.blocks.back(), P % bs_);
+            s->blocks.push_back(copy);
+          }
+        }
+        SamplingRow sr = q.sampling;
+        sr.seed = s->seed;
+        sr.step = 0;
+        int32_t id;
+        float lp;
+        be_.sample(st.logits.t().slice_rows(out_row, 1), &sr, &id, &lp);
+        Sequence& ref = *s;
+        running_.push_back(std::move(s));
+        accept(ref, id, lp);
+      }
+      for (int blk : p.blocks) cache_.release(blk);  // the samples hold their own references now
+      p.blocks.clear();
+    }
+  }
+
+  // Drops the prefills completed in this step and the finished sequences.
+  void retire(const Step& st) {
+    std::vector<Prefill> still;
+    for (size_t pi = 0; pi < prefills_.size(); ++pi) {
+      bool done = std::any_of(st.completing.begin(), st.completing.end(), [&](auto& c) { return c.first == pi; });
+      if (!done) still.push_back(std::move(prefills_[pi]));
+    }
+    prefills_ = std::move(still);
+    running_.erase(std::remove_if(running_.begin(), running_.end(), [](auto& s) { return s->done; }), running_.end());
+  }
+
+  GenerationProgress progress() const {
+    GenerationProgress pr;
+    pr.generated_tokens = generated_;
+    pr.finished_sequences = finished_;
+    pr.total_sequences = total_sequences_;
+    pr.running_sequences = static_cast<int>(running_.size());
+    return pr;
+  }
+  int64_t generated_tokens() const { return generated_; }
+
+  // The outputs in (request, sample) order.
+  std::vector<GenerationOutput> take_results() {
+    std::sort(results_.begin(), results_.end(), [](const GenerationOutput& a, const GenerationOutput& b) {
+      return a.request != b.request ? a.request < b.request : a.sample < b.sample;
+    });
+    return std::move(results_);
+  }
+
+ private:
+  int allocate(int& budget) {
     HAYATE_CHECK(budget > 0, ErrorCode::kInternal, "generate: block budget exceeded");
     --budget;
-    --reserved;
-    return cache.allocate();
-  };
-  auto finish = [&](Sequence& s) {
+    --reserved_;
+    return cache_.allocate();
+  }
+
+  void finish(Sequence& s) {
     s.done = true;
-    for (int b : s.blocks) cache.release(b);
+    for (int b : s.blocks) cache_.release(b);
     s.blocks.clear();
-    reserved -= s.budget;
+    reserved_ -= s.budget;
     s.budget = 0;
-    ++finished;
-    results.push_back(std::move(s.out));
-  };
+    ++finished_;
+    results_.push_back(std::move(s.out));
+  }
+
   // Appends a sampled token and decides whether the sequence is finished.
-  auto accept = [&](Sequence& s, int32_t token, float logprob) {
-    const GenerationRequest& q = requests[s.out.request];
+  void accept(Sequence& s, int32_t token, float logprob) {
+    const GenerationRequest& q = requests_[s.out.request];
     s.out.tokens.push_back(token);
     s.out.logprobs.push_back(logprob);
-    ++generated;
+    ++generated_;
     if (std::find(q.stop_token_ids.begin(), q.stop_token_ids.end(), token) != q.stop_token_ids.end()) {
       s.out.finish = FinishReason::Stop;
       return finish(s);
@@ -157,187 +345,75 @@ std::vector<GenerationOutput> Generator::generate(const std::vector<GenerationRe
         }
       }
     }
-    if (static_cast<int>(s.out.tokens.size()) >= q.max_new_tokens || s.length + 1 > context) {
+    if (static_cast<int>(s.out.tokens.size()) >= q.max_new_tokens || s.length + 1 > context_) {
       s.out.finish = FinishReason::Length;
       return finish(s);
     }
     s.pending = token;
-  };
-
-  auto now = [] { return std::chrono::steady_clock::now(); };
-  std::vector<float> logit_host;
-  while (finished < total_sequences) {
-    if (cancel && cancel->load()) fail(ErrorCode::kCancelled, "generation cancelled");
-    auto t0 = now();
-
-    // Admit waiting requests in order while their worst-case blocks and batch slots are available.
-    int active = static_cast<int>(running.size());
-    for (const Prefill& p : prefills) active += requests[p.request].n;
-    while (!waiting.empty()) {
-      int r = waiting.front();
-      int64_t need = plans[r].total(requests[r].n);
-      bool slots_ok = active == 0 || active + requests[r].n <= max_batch;
-      if (!slots_ok || cache.free_blocks() - reserved < need) break;
-      waiting.pop_front();
-      Prefill p;
-      p.request = r;
-      p.budget = ceil_div(static_cast<int64_t>(requests[r].prompt.size()), bs);
-      reserved += need;  // the prompt's blocks now, the samples' share at fork time
-      prefills.push_back(std::move(p));
-      active += requests[r].n;
-    }
-    HAYATE_CHECK(!prefills.empty() || !running.empty(), ErrorCode::kInternal, "generate: scheduler stalled");
-
-    // ---- build the batch: one decode token per running sequence, then prefill chunks ----
-    ForwardBatch b;
-    std::vector<const std::vector<int>*> tables;
-    std::vector<Sequence*> decode_rows;
-    for (auto& sp : running) {
-      Sequence& s = *sp;
-      if (s.length % bs == 0 && static_cast<int>(s.blocks.size()) * bs <= s.length) s.blocks.push_back(allocate(s.budget));
-      int row = static_cast<int>(b.tokens.size());
-      b.tokens.push_back(s.pending);
-      b.positions.push_back(s.length);
-      b.seq_index.push_back(static_cast<int32_t>(tables.size()));
-      b.slots.push_back(s.blocks[s.length / bs] * bs + s.length % bs);
-      b.output_rows.push_back(row);
-      tables.push_back(&s.blocks);
-      decode_rows.push_back(&s);
-    }
-    int chunk_left = opt.prefill_chunk;
-    std::vector<std::pair<size_t, int>> completing;  // (prefill index, output row in `b.output_rows`)
-    int64_t prefill_tokens = 0;
-    for (size_t pi = 0; pi < prefills.size() && chunk_left > 0; ++pi) {
-      Prefill& p = prefills[pi];
-      const std::vector<int32_t>& prompt = requests[p.request].prompt;
-      int take = std::min<int>(chunk_left, static_cast<int>(prompt.size()) - p.done);
-      int seq_row = static_cast<int32_t>(tables.size());
-      for (int t = p.done; t < p.done + take; ++t) {
-        if (t % bs == 0) p.blocks.push_back(allocate(p.budget));
-        b.tokens.push_back(prompt[t]);
-        b.positions.push_back(t);
-        b.seq_index.push_back(seq_row);
-        b.slots.push_back(p.blocks[t / bs] * bs + t % bs);
-      }
-      tables.push_back(&p.blocks);
-      p.done += take;
-      chunk_left -= take;
-      prefill_tokens += take;
-      if (p.done == static_cast<int>(prompt.size())) {
-        completing.emplace_back(pi, static_cast<int>(b.output_rows.size()));
-        b.output_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
-      }
-    }
-    b.num_seqs = static_cast<int>(tables.size());
-    b.max_blocks = 1;
-    for (const auto* t : tables) b.max_blocks = std::max(b.max_blocks, static_cast<int>(t->size()));
-    b.block_tables.assign(static_cast<size_t>(b.num_seqs) * b.max_blocks, 0);
-    for (size_t i = 0; i < tables.size(); ++i)
-      std::copy(tables[i]->begin(), tables[i]->end(), b.block_tables.begin() + i * b.max_blocks);
-
-    // ---- forward and logits ----
-    Buffer hidden = model_.forward_hidden(b, cache);
-    const int64_t rows = static_cast<int64_t>(b.output_rows.size());
-    Buffer logits;
-    if (rows > 0) {
-      logits = Buffer(be, DType::F32, {rows, cfg.vocab_size});
-      model_.logits(logits, hidden);
-    }
-
-    // ---- sample the decode rows in one call ----
-    if (!decode_rows.empty()) {
-      std::vector<SamplingRow> srows;
-      for (Sequence* s : decode_rows) {
-        SamplingRow sr = requests[s->out.request].sampling;
-        sr.seed = s->seed;
-        sr.step = s->out.tokens.size();
-        srows.push_back(sr);
-      }
-      std::vector<int32_t> ids(decode_rows.size());
-      std::vector<float> lps(decode_rows.size());
-      be.sample(logits.t().slice_rows(0, static_cast<int64_t>(decode_rows.size())), srows.data(), ids.data(), lps.data());
-      for (size_t i = 0; i < decode_rows.size(); ++i) {
-        decode_rows[i]->length += 1;
-        accept(*decode_rows[i], ids[i], lps[i]);
-      }
-    }
-
-    // ---- fork completed prompts into their samples, which share the prompt's full blocks ----
-    for (auto [pi, out_row] : completing) {
-      Prefill& p = prefills[pi];
-      const GenerationRequest& q = requests[p.request];
-      const BlockPlan& plan = plans[p.request];
-      const int P = static_cast<int>(q.prompt.size());
-      reserved -= p.budget;  // unused prompt budget (none in practice) goes back
-      for (int i = 0; i < q.n; ++i) {
-        auto s = std::make_unique<Sequence>();
-        s->out.request = p.request;
-        s->out.sample = i;
-        s->length = P;
-        s->seed = derive_seed(q.seed, static_cast<uint64_t>(i));
-        // Admission reserved prompt_full + n*own blocks; the prompt used prompt_full (+1 partial), so
-        // the samples' budgets are own each, less the partial block the first sample takes over.
-        s->budget = plan.own;
-        s->blocks.assign(p.blocks.begin(), p.blocks.begin() + plan.prompt_full);
-        for (int blk : s->blocks) cache.retain(blk);
-        if (plan.partial) {
-          if (i == 0) {  // the first sample takes over the partial block; it counts against its budget
-            cache.retain(p.blocks.back());
-            s->blocks.push_back(p.blocks.back());
-            --s->budget;
-          } else {
-            int copy = allocate(s->budget);
-            cache.copy_rows(copy, p.blocks.back(), P % bs);
-            s->blocks.push_back(copy);
-          }
-        }
-        SamplingRow sr = q.sampling;
-        sr.seed = s->seed;
-        sr.step = 0;
-        int32_t id;
-        float lp;
-        be.sample(logits.t().slice_rows(out_row, 1), &sr, &id, &lp);
-        Sequence& ref = *s;
-        running.push_back(std::move(s));
-        accept(ref, id, lp);
-      }
-      for (int blk : p.blocks) cache.release(blk);  // the samples hold their own references now
-      p.blocks.clear();
-    }
-    // drop completed prefills and finished sequences
-    std::vector<Prefill> still;
-    for (size_t pi = 0; pi < prefills.size(); ++pi) {
-      bool done = std::any_of(completing.begin(), completing.end(), [&](auto& c) { return c.first == pi; });
-      if (!done) still.push_back(std::move(prefills[pi]));
-    }
-    prefills = std::move(still);
-    running.erase(std::remove_if(running.begin(), running.end(), [](auto& s) { return s->done; }), running.end());
-
-    double secs = std::chrono::duration<double>(now() - t0).count();
-    if (stats) {
-      ++stats->steps;
-      stats->prompt_tokens += prefill_tokens;
-      if (prefill_tokens > 0) {
-        stats->prefill_seconds += secs;
-      } else {
-        stats->decode_seconds += secs;
-        stats->decode_step_tokens += static_cast<int64_t>(decode_rows.size());
-      }
-    }
-    if (progress) {
-      GenerationProgress pr;
-      pr.generated_tokens = generated;
-      pr.finished_sequences = finished;
-      pr.total_sequences = total_sequences;
-      pr.running_sequences = static_cast<int>(running.size());
-      progress(pr);
-    }
   }
-  if (stats) stats->generated_tokens = generated;
-  std::sort(results.begin(), results.end(), [](const GenerationOutput& a, const GenerationOutput& b) {
-    return a.request != b.request ? a.request < b.request : a.sample < b.sample;
-  });
-  return results;
+
+  Model& model_;
+  Backend& be_;
+  const std::vector<std::string>& token_bytes_;
+  const std::vector<GenerationRequest>& requests_;
+  const GenerationOptions& opt_;
+  const int bs_, context_, max_batch_;
+  std::vector<BlockPlan> plans_;
+  const int total_sequences_;
+  KvCache cache_;
+  std::deque<int> waiting_;
+  std::vector<Prefill> prefills_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+  int64_t reserved_ = 0;  // blocks promised to admitted work but not yet allocated
+  int finished_ = 0;
+  int64_t generated_ = 0;
+  std::vector<GenerationOutput> results_;
+};
+
+// Step timings: a step with prefill tokens counts as prefill, any other as decode.
+void record_step(GenerationStats& stats, const Step& st, double seconds) {
+  ++stats.steps;
+  stats.prompt_tokens += st.prefill_tokens;
+  if (st.prefill_tokens > 0) {
+    stats.prefill_seconds += seconds;
+  } else {
+    stats.decode_seconds += seconds;
+    stats.decode_step_tokens += static_cast<int64_t>(st.decode_rows.size());
+  }
+}
+
+}  // namespace
+
+Generator::Generator(Model& model, std::vector<std::string> token_bytes)
+    : model_(model), token_bytes_(std::move(token_bytes)) {}
+
+std::vector<GenerationOutput> Generator::generate(const std::vector<GenerationRequest>& requests,
+                                                  const GenerationOptions& opt,
+                                                  const std::function<void(const GenerationProgress&)>& progress,
+                                                  const std::atomic<bool>* cancel, GenerationStats* stats) {
+  HAYATE_CHECK(opt.block_size > 0 && opt.max_batch > 0 && opt.prefill_chunk > 0, ErrorCode::kInvalidArgument,
+               "generate: block_size, max_batch and prefill_chunk must be positive");
+  RequestPlans plans = plan_requests(model_, token_bytes_, requests, opt.block_size);
+  if (requests.empty()) return {};
+  const int64_t capacity = cache_capacity(model_.backend(), model_.config(), opt, plans);
+  GenerationRun run(model_, token_bytes_, requests, opt, std::move(plans), capacity);
+  if (stats) stats->kv_cache_blocks = capacity;
+
+  while (!run.done()) {
+    if (cancel && cancel->load()) fail(ErrorCode::kCancelled, "generation cancelled");
+    const auto t0 = std::chrono::steady_clock::now();
+    run.admit();
+    Step step = run.build_batch();
+    run.forward(step);
+    run.sample_decode_rows(step);
+    run.fork_completed_prompts(step);
+    run.retire(step);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (stats) record_step(*stats, step, secs);
+    if (progress) progress(run.progress());
+  }
+  if (stats) stats->generated_tokens = run.generated_tokens();
+  return run.take_results();
 }
 
 }  // namespace hayate

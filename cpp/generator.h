@@ -2,6 +2,8 @@
 // prefilled once (in chunks) and forked into its n samples, which share the prompt's KV blocks; finished
 // sequences free their blocks and batch slots for waiting requests. Sampling is seeded per sequence
 // (derive_seed(request seed, sample index), step = token index), so results never depend on batching.
+// Each step of generate() runs the phases admit -> build_batch -> forward -> sample_decode_rows ->
+// fork_completed_prompts -> retire (GenerationRun in generator.cpp).
 #pragma once
 #include <atomic>
 #include <cstdint>

@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "model_config.h"
+#include "unset_option.h"
 
 namespace hayate {
 
@@ -26,9 +27,10 @@ struct LoraModuleRef {
   LoraTarget target = LoraTarget::Q;
 };
 
+// rank and alpha have no defaults: LoraSet rejects an unset one (rank 0, alpha kUnset).
 struct LoraConfig {
-  int rank = 8;
-  double alpha = 16;
+  int rank = 0;                        // r >= 1
+  double alpha = kUnset;               // scale numerator
   bool rslora = false;                 // scale alpha / sqrt(r) instead of alpha / r
   std::vector<LoraModuleRef> modules;  // which (layer, projection) pairs carry an adapter
   uint64_t seed = 0;                   // initialisation of A (per module: independent of the others)

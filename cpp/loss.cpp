@@ -38,6 +38,8 @@ const char* loss_type_name(LossType t) {
 }
 
 LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
+  HAYATE_CHECK(o.type.has_value(), ErrorCode::kInvalidArgument, "loss type is not set: the engine has no default for it");
+  const LossType type = *o.type;
   const int S = static_cast<int>(in.completion_lens.size());
   int64_t T = 0;
   int max_len = 0;
@@ -47,8 +49,11 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
     max_len = std::max(max_len, len);
   }
   HAYATE_CHECK(static_cast<int64_t>(in.logprobs.size()) == T, ErrorCode::kInternal, "loss: log-prob count mismatch");
-  const bool sft = o.type == LossType::Sft;
+  const bool sft = type == LossType::Sft;
   if (!sft) {
+    require_set(o.epsilon_low, "loss epsilon_low");
+    require_set(o.epsilon_high, "loss epsilon_high");
+    require_set(o.beta, "loss beta");
     HAYATE_CHECK(static_cast<int>(in.advantages.size()) == S, ErrorCode::kInvalidArgument,
                  "GRPO needs one advantage per sequence: got " + std::to_string(in.advantages.size()) + " for " +
                      std::to_string(S) + " sequences");
@@ -67,6 +72,9 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
       check_finite(in.ref_logprobs, "reference log-probs");
     }
   }
+  require_set(o.sequences_in_step, "loss sequences_in_step");
+  require_set(o.tokens_in_step, "loss tokens_in_step");
+  require_set(o.max_completion_length, "loss max_completion_length");
   for (double v : {o.sequences_in_step, o.tokens_in_step, o.max_completion_length})
     HAYATE_CHECK(std::isfinite(v) && v >= 0, ErrorCode::kInvalidArgument, "step totals must be >= 0");
 
@@ -85,7 +93,7 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
     const int len = in.completion_lens[s];
     // weight of a token's loss in the aggregate
     double w = 0;
-    switch (o.type) {
+    switch (type) {
       case LossType::Grpo: w = len > 0 ? 1.0 / (seqs * len) : 0.0; break;
       case LossType::Bnpo:
       case LossType::Dapo:

@@ -1,7 +1,7 @@
 // Training losses over per-token log-probs of completion tokens, computed on the host in double (a few
 // thousand numbers per step): the loss value, its gradient w.r.t. each log-prob (fed to
-// TrainGraph::backward) and the step statistics. GRPO follows DESIGN.md "Training math" and TRL's
-// GRPOTrainer: per token t of completion i, with ratio rho = exp(logp - old_logp),
+// TrainGraph::backward) and the step statistics. GRPO follows TRL's GRPOTrainer: per token t of
+// completion i, with ratio rho = exp(logp - old_logp),
 //   l_it = -min(rho A_i, clip(rho, 1 - eps_low, 1 + eps_high) A_i) + beta * KL_it,
 //   KL_it = exp(ref - logp) - (ref - logp) - 1            (the k3 estimator, vs the LoRA-off reference)
 // aggregated as
@@ -9,11 +9,16 @@
 //   bnpo / dapo:   (1/T) sum_i sum_t l_it                  (token level over the batch)
 //   dr_grpo:       (1/(S * L_max)) sum_i sum_t l_it        (constant normaliser)
 // SFT is the token-level mean negative log-likelihood: -(1/T) sum log p.
-// S and T default to this batch's sequences and completion tokens; with gradient accumulation pass the
+// S and T given as 0 are this batch's sequences and completion tokens; with gradient accumulation pass the
 // whole optimizer step's totals so the micro-batch losses (and gradients) add up to the full batch's.
+// The log-probs come in already taken at the sampling temperature (Trainer::forward_backward's argument):
+// the loss itself has no temperature.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "unset_option.h"
 
 namespace hayate {
 
@@ -22,15 +27,15 @@ enum class LossType { Grpo, Bnpo, Dapo, DrGrpo, Sft };
 LossType parse_loss_type(const std::string& name);
 const char* loss_type_name(LossType t);
 
+// Every field must be set (compute_loss rejects an unset one by name); epsilons and beta only for GRPO types.
 struct LossOptions {
-  LossType type = LossType::Grpo;
-  double epsilon_low = 0.2;
-  double epsilon_high = 0.2;
-  double beta = 0.0;                   // KL weight; 0 skips the reference pass
-  double sequences_in_step = 0;        // S (0: this batch's sequences)
-  double tokens_in_step = 0;           // T (0: this batch's completion tokens)
-  double max_completion_length = 0;    // dr_grpo's L_max (0: the longest completion in this batch)
-  double temperature = 1.0;            // log-probs are taken under softmax(logits / temperature)
+  std::optional<LossType> type;
+  double epsilon_low = kUnset;             // ratio clipped to [1 - epsilon_low, 1 + epsilon_high]
+  double epsilon_high = kUnset;
+  double beta = kUnset;                    // KL weight; 0 skips the reference pass
+  double sequences_in_step = kUnset;       // S (0: this batch's sequences)
+  double tokens_in_step = kUnset;          // T (0: this batch's completion tokens)
+  double max_completion_length = kUnset;   // dr_grpo's L_max (0: the longest completion in this batch)
 };
 
 struct LossInputs {
@@ -55,8 +60,9 @@ struct LossResult {
   int sequences = 0;
 };
 
-// Validates shapes and values (kInvalidArgument for NaN/Inf inputs, bad epsilons, missing reference
-// log-probs with beta != 0, ...). A non-finite result from finite inputs is not an error: the caller checks.
+// Validates options, shapes and values (kInvalidArgument for an unset option, NaN/Inf inputs, bad epsilons,
+// missing reference log-probs with beta != 0, ...). A non-finite result from finite inputs is not an
+// error: the caller checks.
 LossResult compute_loss(const LossOptions& options, const LossInputs& inputs);
 
 }  // namespace hayate

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "decoder_layer.h"
 #include "safetensors.h"
 
 namespace hayate {
@@ -161,40 +162,27 @@ void Model::check_tokens(const std::vector<int32_t>& tokens, const char* what) c
                    std::to_string(rope_rows_) + " (max_position_embeddings)");
 }
 
+// One layer for a batch of prefill and decode tokens (the shared steps are in decoder_layer.h): attention
+// over the paged KV cache, buffers reused in place (h takes the o-projection and the MLP output, SwiGLU
+// overwrites gate) since nothing is kept for a backward.
 void Model::forward_layer(int l, const ForwardBatch& b, KvCache& cache, Tensor x, Tensor pos, Tensor slots,
                           const AttentionMeta& meta) {
   const LayerWeights& w = layers_[l];
+  const LayerShape s = LayerShape::of(cfg_);
   const int64_t n = static_cast<int64_t>(b.tokens.size());
-  const int64_t D = cfg_.hidden_size, F = cfg_.intermediate_size, hd = cfg_.head_dim;
-  const int64_t qd = cfg_.num_heads * hd, kvd = cfg_.num_kv_heads * hd;
   DType act = be_.activation_dtype();
+  const LayerProjections project{*this, l, lora_ && lora_enabled_};
 
-  const bool lora = lora_ && lora_enabled_;
-  Buffer h(be_, act, {n, D}), q(be_, act, {n, qd}), k(be_, act, {n, kvd}), v(be_, act, {n, kvd});
-  Buffer attn(be_, act, {n, qd});
-  be_.rmsnorm(h, x, w.input_norm, static_cast<float>(cfg_.rms_norm_eps));
-  project(q, h, l, LoraTarget::Q, lora);
-  project(k, h, l, LoraTarget::K, lora);
-  project(v, h, l, LoraTarget::V, lora);
-  if (cfg_.qk_norm) {  // Qwen3: RMSNorm over each head's vector before RoPE
-    Tensor qh = q.t().view({n * cfg_.num_heads, hd}), kh = k.t().view({n * cfg_.num_kv_heads, hd});
-    be_.rmsnorm(qh, qh, w.q_norm, static_cast<float>(cfg_.rms_norm_eps));
-    be_.rmsnorm(kh, kh, w.k_norm, static_cast<float>(cfg_.rms_norm_eps));
-  }
-  be_.rope(q, pos, rope_cos_sin_, static_cast<int>(hd));
-  be_.rope(k, pos, rope_cos_sin_, static_cast<int>(hd));
+  Buffer h(be_, act, {n, s.hidden}), q(be_, act, {n, s.q_width}), k(be_, act, {n, s.kv_width}), v(be_, act, {n, s.kv_width});
+  Buffer attn(be_, act, {n, s.q_width});
+  attention_inputs(be_, cfg_, w, project, x, {h, q, k, q, k, v}, pos, rope_cos_sin_);  // q/k normed in place
   be_.kv_store(cache.k(l), cache.v(l), k, v, slots);
   be_.paged_attention(attn, q, cache.k(l), cache.v(l), meta);
-  project(h, attn, l, LoraTarget::O, lora);
+  project(h, attn, LoraTarget::O);
   be_.add(x, x, h);
 
-  Buffer gate(be_, act, {n, F}), up(be_, act, {n, F});
-  be_.rmsnorm(h, x, w.post_norm, static_cast<float>(cfg_.rms_norm_eps));
-  project(gate, h, l, LoraTarget::Gate, lora);
-  project(up, h, l, LoraTarget::Up, lora);
-  be_.swiglu(gate, gate, up);
-  project(h, gate, l, LoraTarget::Down, lora);
-  be_.add(x, x, h);
+  Buffer gate(be_, act, {n, s.intermediate}), up(be_, act, {n, s.intermediate});
+  mlp_residual(be_, cfg_, w, project, x, {h, gate, up, gate, h});
 }
 
 const Linear& Model::projection(int l, LoraTarget t) const {

@@ -69,65 +69,68 @@ struct ParsedHeader {
   uint64_t data_start = 0;  // 8 + N
 };
 
+// Every header problem is reported the same way: the file, that it is not valid, and the cause.
+[[noreturn]] void bad_file(const std::string& path, const std::string& cause) {
+  fail(ErrorCode::kBadSafetensors, path + " is not a valid safetensors file: " + cause);
+}
+
 // Reads a non-negative integer from a JSON value; `what` names it in the message.
 uint64_t get_uint(const JsonValue& v, const std::string& path, const std::string& what) {
-  if (!v.is_number()) fail(ErrorCode::kBadSafetensors, path + ": " + what + " is not a number");
+  if (!v.is_number()) bad_file(path, what + " is not a number");
   double d = v.as_number();
   if (!(d >= 0 && d < 9223372036854775808.0 && d == static_cast<double>(static_cast<int64_t>(d))))
-    fail(ErrorCode::kBadSafetensors, path + ": " + what + " must be a non-negative integer");
+    bad_file(path, what + " must be a non-negative integer");
   return static_cast<uint64_t>(d);
 }
 
 TensorInfo parse_entry(const std::string& name, const JsonValue& entry, uint64_t data_size, const std::string& path) {
-  const std::string where = path + ": tensor '" + name + "'";
-  if (!entry.is_object()) fail(ErrorCode::kBadSafetensors, where + ": entry is not an object");
+  const std::string where = "tensor '" + name + "'";
+  auto bad = [&](const std::string& cause) { bad_file(path, where + ": " + cause); };
+  if (!entry.is_object()) bad("entry is not an object");
   TensorInfo t;
   t.name = name;
   t.file = path;
 
   const JsonValue* dtype = entry.find("dtype");
-  if (!dtype || !dtype->is_string()) fail(ErrorCode::kBadSafetensors, where + ": missing or non-string \"dtype\"");
+  if (!dtype || !dtype->is_string()) bad("missing or non-string \"dtype\"");
   t.dtype_name = dtype->as_string();
   const DTypeEntry* dt = find_dtype(t.dtype_name);
-  if (!dt) fail(ErrorCode::kBadSafetensors, where + ": unknown dtype \"" + t.dtype_name + "\"");
+  if (!dt) bad("unknown dtype \"" + t.dtype_name + "\"");
   t.dtype_supported = dt->supported;
   t.dtype = dt->dtype;
 
   const JsonValue* shape = entry.find("shape");
-  if (!shape || !shape->is_array()) fail(ErrorCode::kBadSafetensors, where + ": missing or non-array \"shape\"");
+  if (!shape || !shape->is_array()) bad("missing or non-array \"shape\"");
   // numel * element size; every partial product must fit in int64 so TensorInfo::numel() cannot overflow.
   uint64_t nbytes = dt->size;
   bool overflow = false;
   for (const JsonValue& d : shape->as_array()) {
-    uint64_t extent = get_uint(d, path, "tensor '" + name + "' shape entry");
+    uint64_t extent = get_uint(d, path, where + " shape entry");
     t.shape.push_back(static_cast<int64_t>(extent));
     if (extent != 0 && nbytes > static_cast<uint64_t>(INT64_MAX) / extent) overflow = true;
     nbytes *= extent;
   }
-  if (overflow) fail(ErrorCode::kBadSafetensors, where + ": shape " + shape_str(t.shape) + " is too large");
+  if (overflow) bad("shape " + shape_str(t.shape) + " is too large");
 
   const JsonValue* offsets = entry.find("data_offsets");
   if (!offsets || !offsets->is_array() || offsets->as_array().size() != 2)
-    fail(ErrorCode::kBadSafetensors, where + ": \"data_offsets\" must be an array of 2 integers");
-  t.data_begin = get_uint(offsets->as_array()[0], path, "tensor '" + name + "' data_offsets[0]");
-  t.data_end = get_uint(offsets->as_array()[1], path, "tensor '" + name + "' data_offsets[1]");
+    bad("\"data_offsets\" must be an array of 2 integers");
+  t.data_begin = get_uint(offsets->as_array()[0], path, where + " data_offsets[0]");
+  t.data_end = get_uint(offsets->as_array()[1], path, where + " data_offsets[1]");
   if (t.data_begin > t.data_end)
-    fail(ErrorCode::kBadSafetensors, where + ": data_offsets begin " + std::to_string(t.data_begin) + " > end " +
-                                         std::to_string(t.data_end));
+    bad("data_offsets begin " + std::to_string(t.data_begin) + " > end " + std::to_string(t.data_end));
   if (t.data_end > data_size)
-    fail(ErrorCode::kBadSafetensors, where + ": data_offsets end " + std::to_string(t.data_end) +
-                                         " is past the end of the data section (" + std::to_string(data_size) +
-                                         " bytes; file truncated?)");
+    bad("data_offsets end " + std::to_string(t.data_end) + " is past the end of the data section (" +
+        std::to_string(data_size) + " bytes; file truncated?)");
   if (t.data_end - t.data_begin != nbytes)
-    fail(ErrorCode::kBadSafetensors, where + ": " + t.dtype_name + " " + shape_str(t.shape) + " needs " +
-                                         std::to_string(nbytes) + " bytes but data_offsets span " +
-                                         std::to_string(t.data_end - t.data_begin));
+    bad(t.dtype_name + " " + shape_str(t.shape) + " needs " + std::to_string(nbytes) + " bytes but data_offsets span " +
+        std::to_string(t.data_end - t.data_begin));
   return t;
 }
 
 ParsedHeader parse_header(const uint8_t* bytes, size_t available, uint64_t file_size, const std::string& path) {
-  auto bad = [&](const std::string& cause) { fail(ErrorCode::kBadSafetensors, path + ": " + cause); };
-  if (file_size == 0) bad("file is empty (not a safetensors file)");
+  auto bad = [&](const std::string& cause) { bad_file(path, cause); };
+  if (file_size == 0) bad("file is empty");
   if (file_size < 8) bad("file is " + std::to_string(file_size) + " bytes, too short for the 8-byte header length");
   if (available < 8) bad("only " + std::to_string(available) + " bytes available, need the 8-byte header length");
   uint64_t n = 0;
@@ -135,13 +138,18 @@ ParsedHeader parse_header(const uint8_t* bytes, size_t available, uint64_t file_
   if (n == 0) bad("header length is 0");
   if (n > file_size - 8)
     bad("header length " + std::to_string(n) + " is larger than the rest of the file (" +
-        std::to_string(file_size - 8) + " bytes; truncated or not a safetensors file)");
+        std::to_string(file_size - 8) + " bytes; truncated?)");
   if (n > kMaxHeaderBytes) bad("header length " + std::to_string(n) + " exceeds the 100 MB limit");
   if (available - 8 < n)
     bad("only " + std::to_string(available) + " bytes available, the header needs " + std::to_string(8 + n));
 
-  JsonValue root = parse_json(reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(n), path + " header",
-                              ErrorCode::kBadSafetensors);
+  JsonValue root;
+  try {
+    root = parse_json(reinterpret_cast<const char*>(bytes + 8), static_cast<size_t>(n), "header",
+                      ErrorCode::kBadSafetensors);
+  } catch (const Error& e) {
+    bad(e.what());  // "header: invalid JSON at byte N: ..."
+  }
   if (!root.is_object()) bad("header is not a JSON object");
 
   ParsedHeader h;

@@ -31,7 +31,8 @@ struct TensorInfo {
 // `file_size` the full file size. Checks: file at least 8 bytes; N <= file_size - 8 and N <= 100 MB;
 // valid JSON object; every entry has a known dtype string, a shape of non-negative ints, data_offsets
 // [begin, end] with begin <= end, end within the data section, end - begin == numel * dtype size
-// (overflow-checked); tensors do not overlap. Throws Error(kBadSafetensors, "<path>: <cause>").
+// (overflow-checked); tensors do not overlap. Throws
+// Error(kBadSafetensors, "<path> is not a valid safetensors file: <cause>").
 std::vector<TensorInfo> parse_safetensors_header(const uint8_t* bytes, size_t available, uint64_t file_size,
                                                  const std::string& path);
 
@@ -70,6 +71,8 @@ class TensorStore {
   // kBadTensor "<file>: tensor '<name>' has shape [a, b], expected [c, d]" / "... dtype I64 ...".
   const TensorInfo& get_checked(const std::string& name, const std::vector<int64_t>& shape) const;
   std::vector<std::string> names() const;
+  // The files in the order they were opened (index order of first appearance, or name order).
+  const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
 
  private:
   std::string dir_;

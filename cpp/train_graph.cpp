@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "decoder_layer.h"
+
 namespace hayate {
 
 namespace {
@@ -98,67 +100,55 @@ TrainGraph::TrainGraph(Model& model, const PackedBatch& b, const TrainGraphOptio
 
 TrainGraph::~TrainGraph() = default;
 
+// One layer over the packed batch (the shared steps are in decoder_layer.h): varlen attention, and every
+// intermediate the backward needs in its own buffer.
 void TrainGraph::layer_forward(int l, Tensor x, LayerActs& a, bool use_lora) {
   const ModelConfig& c = model_.config();
   const LayerWeights& w = model_.layer(l);
-  const int64_t n = n_, D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
-  const int64_t qd = int64_t(c.num_heads) * hd, kvd = int64_t(c.num_kv_heads) * hd;
-  const float eps = static_cast<float>(c.rms_norm_eps);
+  const LayerShape s = LayerShape::of(c);
+  const int64_t n = n_;
   const DType act = be_.activation_dtype();
   LoraSet* lora = use_lora ? model_.lora() : nullptr;
   for (int t = 0; t < kNumLoraTargets; ++t) {
     const LoraAdapter* ad = lora ? lora->find(l, static_cast<LoraTarget>(t)) : nullptr;
     if (ad) a.xa[t] = Buffer(be_, act, {n, lora->rank()});
   }
-  auto project = [&](Tensor out, Tensor in, LoraTarget t) { model_.project(out, in, l, t, use_lora, a.xa[static_cast<int>(t)]); };
+  const LayerProjections project{model_, l, use_lora, a.xa};
 
-  a.h1 = Buffer(be_, act, {n, D});
-  be_.rmsnorm(a.h1, x, w.input_norm, eps);
-  Buffer q(be_, act, {n, qd}), k(be_, act, {n, kvd});
-  a.v = Buffer(be_, act, {n, kvd});
-  project(q, a.h1, LoraTarget::Q);
-  project(k, a.h1, LoraTarget::K);
-  project(a.v, a.h1, LoraTarget::V);
-  if (c.qk_norm) {  // Qwen3: per-head RMSNorm before RoPE; the backward needs the pre-norm values
-    a.q_pre = std::move(q);
-    a.k_pre = std::move(k);
-    q = Buffer(be_, act, {n, qd});
-    k = Buffer(be_, act, {n, kvd});
-    be_.rmsnorm(q.t().view({n * c.num_heads, hd}), a.q_pre.t().view({n * c.num_heads, hd}), w.q_norm, eps);
-    be_.rmsnorm(k.t().view({n * c.num_kv_heads, hd}), a.k_pre.t().view({n * c.num_kv_heads, hd}), w.k_norm, eps);
+  a.h1 = Buffer(be_, act, {n, s.hidden});
+  a.q = Buffer(be_, act, {n, s.q_width});
+  a.k = Buffer(be_, act, {n, s.kv_width});
+  a.v = Buffer(be_, act, {n, s.kv_width});
+  if (c.qk_norm) {  // the backward of Qwen3's q/k norm needs the values before it
+    a.q_pre = Buffer(be_, act, {n, s.q_width});
+    a.k_pre = Buffer(be_, act, {n, s.kv_width});
   }
-  be_.rope(q, pos_.t().slice_rows(0, n), model_.rope_table(), static_cast<int>(hd));
-  be_.rope(k, pos_.t().slice_rows(0, n), model_.rope_table(), static_cast<int>(hd));
-  a.q = std::move(q);
-  a.k = std::move(k);
-  a.attn = Buffer(be_, act, {n, qd});
+  const Tensor q_pre = c.qk_norm ? a.q_pre.t() : a.q.t(), k_pre = c.qk_norm ? a.k_pre.t() : a.k.t();
+  attention_inputs(be_, c, w, project, x, {a.h1, q_pre, k_pre, a.q, a.k, a.v}, pos_.t().slice_rows(0, n),
+                   model_.rope_table());
+  a.attn = Buffer(be_, act, {n, s.q_width});
   a.lse = Buffer(be_, be_.param_dtype(), {n, c.num_heads});
   be_.attention_forward(a.attn, a.lse, a.q, a.k, a.v, meta_);
   {
-    Buffer o(be_, act, {n, D});
+    Buffer o(be_, act, {n, s.hidden});
     project(o, a.attn, LoraTarget::O);
     be_.add(x, x, o);
   }
   a.x_mid = clone(be_, x);
-  a.h2 = Buffer(be_, act, {n, D});
-  be_.rmsnorm(a.h2, x, w.post_norm, eps);
-  a.gate = Buffer(be_, act, {n, F});
-  a.up = Buffer(be_, act, {n, F});
-  project(a.gate, a.h2, LoraTarget::Gate);
-  project(a.up, a.h2, LoraTarget::Up);
-  a.act = Buffer(be_, act, {n, F});
-  be_.swiglu(a.act, a.gate, a.up);
-  Buffer d(be_, act, {n, D});
-  project(d, a.act, LoraTarget::Down);
-  be_.add(x, x, d);
+  a.h2 = Buffer(be_, act, {n, s.hidden});
+  a.gate = Buffer(be_, act, {n, s.intermediate});
+  a.up = Buffer(be_, act, {n, s.intermediate});
+  a.act = Buffer(be_, act, {n, s.intermediate});
+  Buffer d(be_, act, {n, s.hidden});
+  mlp_residual(be_, c, w, project, x, {a.h2, a.gate, a.up, a.act, d});
 }
 
 void TrainGraph::layer_backward(int l, Tensor dres, LayerActs& a, bool need_dx) {
   const ModelConfig& c = model_.config();
   const LayerWeights& w = model_.layer(l);
-  const int64_t n = n_, D = c.hidden_size, F = c.intermediate_size, hd = c.head_dim;
-  const int64_t qd = int64_t(c.num_heads) * hd, kvd = int64_t(c.num_kv_heads) * hd;
-  const float eps = static_cast<float>(c.rms_norm_eps);
+  const LayerShape s = LayerShape::of(c);
+  const int64_t n = n_, D = s.hidden, F = s.intermediate, hd = s.head_dim, qd = s.q_width, kvd = s.kv_width;
+  const float eps = s.eps;
   const DType act = be_.activation_dtype();
   LoraSet& lora = *model_.lora();
   // dx (+)= d/dx of projection t given dout; LoRA gradients accumulate when t is adapted

@@ -12,6 +12,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 void check_optimizer(const OptimizerOptions& o) {
+  require_set(o.lr, "optimizer lr");
+  require_set(o.beta1, "optimizer beta1");
+  require_set(o.beta2, "optimizer beta2");
+  require_set(o.eps, "optimizer eps");
+  require_set(o.weight_decay, "optimizer weight_decay");
+  require_set(o.max_grad_norm, "optimizer max_grad_norm");
   auto ok = [](double v) { return std::isfinite(v); };
   HAYATE_CHECK(ok(o.lr) && o.lr >= 0, ErrorCode::kInvalidArgument, "learning rate must be >= 0");
   HAYATE_CHECK(ok(o.beta1) && o.beta1 >= 0 && o.beta1 < 1 && ok(o.beta2) && o.beta2 >= 0 && o.beta2 < 1,
@@ -63,12 +69,12 @@ std::vector<double> Trainer::logprobs(const PackedBatch& batch, bool use_lora, d
   return g.forward(use_lora, false, entropy, cancel);
 }
 
-ForwardBackwardResult Trainer::forward_backward(const TrainBatch& batch, const LossOptions& loss, bool want_entropy,
-                                                const std::atomic<bool>* cancel) {
+ForwardBackwardResult Trainer::forward_backward(const TrainBatch& batch, const LossOptions& loss, double temperature,
+                                                bool want_entropy, const std::atomic<bool>* cancel) {
   lora();
   const auto t0 = std::chrono::steady_clock::now();
-  HAYATE_CHECK(std::isfinite(loss.temperature) && loss.temperature > 0, ErrorCode::kInvalidArgument, "temperature must be > 0");
-  TrainGraphOptions go{options_.recompute, options_.logits_chunk, static_cast<float>(loss.temperature)};
+  HAYATE_CHECK(std::isfinite(temperature) && temperature > 0, ErrorCode::kInvalidArgument, "temperature must be > 0");
+  TrainGraphOptions go{options_.recompute, options_.logits_chunk, static_cast<float>(temperature)};
   TrainGraph g(model_, batch.packed, go);  // validates the packed batch
   // Validate the loss inputs before any compute (shapes, NaN/Inf, options).
   LossInputs in;

@@ -1,7 +1,8 @@
 // Trainer: LoRA training of a Model, one optimizer step at a time. forward_backward() runs a micro-batch
 // (reference pass when the KL term needs it, policy forward, loss on the host, backward) and accumulates
 // LoRA gradients; step() clips the global gradient norm and applies AdamW; zero_grad() clears the
-// gradients. Non-finite losses or gradients are never applied: the step is skipped and reported.
+// gradients. Non-finite losses or gradients are never applied: the step is skipped and reported. The
+// optimizer and loss options carry no defaults: every field comes from the caller (see unset_option.h).
 #pragma once
 #include <atomic>
 #include <string>
@@ -13,17 +14,18 @@
 
 namespace hayate {
 
+// AdamW; every field must be set (the Trainer rejects an unset one by name).
 struct OptimizerOptions {
-  double lr = 1e-5;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  double max_grad_norm = 1.0;  // global-norm clipping; 0 disables it
+  double lr = kUnset;            // used by step() unless it is given one
+  double beta1 = kUnset;
+  double beta2 = kUnset;
+  double eps = kUnset;
+  double weight_decay = kUnset;
+  double max_grad_norm = kUnset;  // global-norm clipping; 0 disables it
 };
 
 struct TrainerOptions {
-  OptimizerOptions optimizer;
+  OptimizerOptions optimizer;     // required
   bool recompute = false;  // activation recomputation per layer
   int logits_chunk = 128;  // completion rows of full-vocabulary logits held at once
 };
@@ -58,8 +60,9 @@ class Trainer {
   // The model must have LoRA adapters attached; they are what is trained.
   Trainer(Model& model, const TrainerOptions& options);
 
-  ForwardBackwardResult forward_backward(const TrainBatch& batch, const LossOptions& loss, bool want_entropy = false,
-                                         const std::atomic<bool>* cancel = nullptr);
+  // The log-probs the loss sees are taken under softmax(logits / temperature): pass the sampling temperature.
+  ForwardBackwardResult forward_backward(const TrainBatch& batch, const LossOptions& loss, double temperature,
+                                         bool want_entropy = false, const std::atomic<bool>* cancel = nullptr);
   // Per-completion-token log-probs (and entropy) of a batch, LoRA on or off; no gradients.
   std::vector<double> logprobs(const PackedBatch& batch, bool use_lora, double temperature,
                                std::vector<double>* entropy = nullptr, const std::atomic<bool>* cancel = nullptr);

@@ -84,15 +84,8 @@ __global__ void ssq_final_kernel(const double* part, double* out) {
 }  // namespace
 
 void adamw_step(const Ctx& c, Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) {
-  const char* op = "adamw_step";
-  need_float(op, param, "param");
-  need_float(op, grad, "grad");
-  need_float(op, m, "m");
-  need_float(op, v, "v");
+  check_adamw_step(param, grad, m, v, p);
   const int64_t n = param.numel();
-  need(op, grad.numel() == n && m.numel() == n && v.numel() == n,
-       "shapes do not match: param " + param.shape_str() + ", grad " + grad.shape_str());
-  need(op, p.step >= 1, "step must be >= 1");
   if (n == 0) return;
   const AdamWArgs a = adamw_args(p);
   const Launch1D l = plan_elementwise(n, c.num_sms);
@@ -130,7 +123,7 @@ void adamw_step_multi(const Ctx& c, const AdamWMultiEntry* entries, const AdamWC
 }
 
 void sum_squares(const Ctx& c, Tensor x, double* device_result) {
-  need_float("sum_squares", x, "x");
+  check_sum_squares(x);
   double* part = static_cast<double*>(c.ws->get(kSsqBlocks * sizeof(double)));
   ssq_partial_kernel<<<kSsqBlocks, kSsqThreads, 0, c.stream>>>(x.data, x.dtype, x.numel(), part);
   HAYATE_CUDA_CHECK_LAUNCH("sum_squares");

@@ -1,7 +1,9 @@
 // CudaBackend: owns the device, its stream, device memory (cudaMalloc + a size-class cache, never managed
 // memory), a scratch workspace for ops that need temporaries (GEMM split partials, attention partials,
-// log-softmax chunk pairs), pinned staging for sampling, and the device error word. Each Backend op
-// validates its arguments and enqueues the kernels of its own file (kernels.h); nothing here does math.
+// log-softmax chunk pairs), pinned staging for sampling, and the device error word. Every CudaBackend
+// method is defined here: each Backend op validates its arguments, allocates the device scratch its
+// launcher needs (lora_linear, logprob), and enqueues the launchers of its own file (kernels.h); nothing
+// here does math.
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -62,7 +64,7 @@ struct CudaBackend::Impl : gpu::Workspace {
   void* adamw_table_dev = nullptr;
   size_t adamw_table_cap = 0;
   void* cublas = nullptr;
-  GemmImpl gemm_impl = GemmImpl::Hayate;
+  gpu::GemmBackend gemm_backend = gpu::GemmBackend::Hayate;  // linear() and gemm()
   bool debug_sync = false;
 
   ~Impl() override {
@@ -90,7 +92,7 @@ struct CudaBackend::Impl : gpu::Workspace {
     c.num_sms = props.multiProcessorCount;
     c.smem_optin = props.sharedMemPerBlockOptin;
     c.ws = this;
-    c.cublas = gemm_impl == GemmImpl::Cublas ? cublas : nullptr;
+    c.cublas = gemm_backend == gpu::GemmBackend::Cublas ? cublas : nullptr;
     return c;
   }
 
@@ -199,7 +201,7 @@ CudaBackend::CudaBackend(const BackendOptions& options) : impl_(std::make_unique
   *m.err_host = 0;
   HAYATE_CUDA_CHECK(cudaMemsetAsync(m.err_dev, 0, sizeof(int), m.stream));
   if (options.gemm == "cublas" || options.gemm == "blas") {
-    set_gemm_impl(GemmImpl::Cublas);
+    set_gemm_backend(gpu::GemmBackend::Cublas);
   } else if (options.gemm != "auto" && options.gemm != "builtin" && options.gemm != "hayate") {
     fail(ErrorCode::kInvalidArgument, "unknown gemm implementation '" + options.gemm + "' for cuda (auto, hayate, cublas)");
   }
@@ -214,24 +216,24 @@ std::string CudaBackend::description() const {
   const cudaDeviceProp& p = impl_->props;
   char mem[32];
   std::snprintf(mem, sizeof(mem), "%.1f GiB", p.totalGlobalMem / 1073741824.0);
-  std::string g = impl_->gemm_impl == GemmImpl::Cublas ? "cuBLAS (fp32 compute)"
-                                                       : "hayate mma.sync bf16/fp32 (batch-invariant)";
+  std::string g = impl_->gemm_backend == gpu::GemmBackend::Cublas ? "cuBLAS (fp32 compute)"
+                                                                  : "hayate mma.sync bf16/fp32 (batch-invariant)";
   return "cuda: " + std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " +
          std::to_string(p.multiProcessorCount) + " SMs, " + mem + "), bf16 weights/activations, gemm " + g;
 }
 
 bool CudaBackend::cublas_compiled() { return gpu::cublas_available(); }
 
-void CudaBackend::set_gemm_impl(GemmImpl impl) {
-  if (impl == GemmImpl::Cublas) {
+void CudaBackend::set_gemm_backend(gpu::GemmBackend impl) {
+  if (impl == gpu::GemmBackend::Cublas) {
     HAYATE_CHECK(gpu::cublas_available(), ErrorCode::kBackend,
                  "gemm 'cublas' requested but this build has no cuBLAS (the toolkit's cuBLAS was not found)");
     impl_->activate();
     if (!impl_->cublas) impl_->cublas = gpu::cublas_create();
   }
-  impl_->gemm_impl = impl;
+  impl_->gemm_backend = impl;
 }
-CudaBackend::GemmImpl CudaBackend::gemm_impl() const { return impl_->gemm_impl; }
+gpu::GemmBackend CudaBackend::gemm_backend() const { return impl_->gemm_backend; }
 int CudaBackend::device() const { return impl_->device; }
 int CudaBackend::sm_count() const { return impl_->props.multiProcessorCount; }
 std::string CudaBackend::device_name() const { return impl_->props.name; }
@@ -325,9 +327,10 @@ void CudaBackend::fill_zero(Tensor t) {
 
 // ---- ops ---------------------------------------------------------------------------------------------
 
-void CudaBackend::gemm(Tensor out, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
-  const gpu::GemmDims d = gpu::check_gemm(out, a, b, trans_a, trans_b);
-  impl_->activate();
+namespace {
+// linear() is gemm() with w transposed and a bias: one operand fill for both.
+gpu::GemmOperands gemm_operands(Tensor out, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta,
+                                Tensor bias) {
   gpu::GemmOperands g;
   g.out = out;
   g.a = a;
@@ -336,22 +339,22 @@ void CudaBackend::gemm(Tensor out, Tensor a, Tensor b, bool trans_a, bool trans_
   g.trans_b = trans_b;
   g.alpha = alpha;
   g.beta = beta;
-  gpu::gemm(impl_->ctx(), g, d,
-            impl_->gemm_impl == GemmImpl::Cublas ? gpu::GemmBackend::Cublas : gpu::GemmBackend::Hayate);
+  g.bias = bias;
+  return g;
+}
+}  // namespace
+
+void CudaBackend::gemm(Tensor out, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
+  const gpu::GemmDims d = gpu::check_gemm(out, a, b, trans_a, trans_b);
+  const gpu::Ctx c = op_ctx();
+  gpu::gemm(c, gemm_operands(out, a, b, trans_a, trans_b, alpha, beta, {}), d, impl_->gemm_backend);
   after_op("gemm");
 }
 
 void CudaBackend::linear(Tensor out, Tensor x, Tensor w, Tensor bias) {
   const gpu::GemmDims d = gpu::check_linear("linear", out, x, w, bias);
-  impl_->activate();
-  gpu::GemmOperands g;
-  g.out = out;
-  g.a = x;
-  g.b = w;
-  g.trans_b = true;
-  g.bias = bias;
-  gpu::gemm(impl_->ctx(), g, d,
-            impl_->gemm_impl == GemmImpl::Cublas ? gpu::GemmBackend::Cublas : gpu::GemmBackend::Hayate);
+  const gpu::Ctx c = op_ctx();
+  gpu::gemm(c, gemm_operands(out, x, w, false, true, 1.0f, 0.0f, bias), d, impl_->gemm_backend);
   after_op("linear");
 }
 
@@ -409,6 +412,61 @@ void CudaBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dou
                                      Tensor out, Tensor lse, const VarlenMeta& meta) {
   gpu::attention_backward(op_ctx(), dq, dk, dv, dout, q, k, v, out, lse, meta);
   after_op("attention_backward");
+}
+
+void CudaBackend::lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, float scale) {
+  const char* op = "lora_linear";
+  if (a.empty() && b.empty()) {  // no adapter: the base projection
+    linear(out, x, w, bias);
+    return;
+  }
+  const checks::LoraDims ld = gpu::check_lora_linear(out, xa, x, w, bias, a, b);
+  const gpu::GemmDims d = ld.d;
+  const int64_t r = ld.r;
+  if (d.M == 0 || d.N == 0) return;
+  const gpu::Ctx c = op_ctx();
+  const int64_t r8 = gpu::lora_packed_rank(r);
+  Buffer a16(*this, DType::BF16, {r, d.K}), xa32(*this, DType::F32, {d.M, r});
+  Buffer xa16(*this, DType::BF16, {d.M, r8}), sb16(*this, DType::BF16, {d.N, r8});
+  gpu::lora_linear(c, d, out, xa, x, w, bias, a, b, scale, {a16, xa32, xa16, sb16});
+  after_op(op);
+}
+
+void CudaBackend::lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w,
+                                       Tensor a, Tensor b, float scale, bool accumulate_dx) {
+  const char* op = "lora_linear_backward";
+  const checks::LoraDims ld = gpu::check_lora_linear_backward(dx, da, db, dout, x, xa, w, a, b);
+  const int64_t M = ld.d.M, r = ld.r;
+  const bool lora = !a.empty();
+  if (M == 0) return;
+  const gpu::Ctx c = op_ctx();
+  Buffer t = lora ? Buffer(*this, DType::F32, {M, r}) : Buffer();
+  gpu::lora_linear_backward(c, dx, da, db, dout, x, xa, w, a, b, scale, accumulate_dx, t);
+  after_op(op);
+}
+
+void CudaBackend::logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head,
+                                  Tensor targets, float inv_temperature) {
+  const char* op = "logprob_forward";
+  gpu::check_logprob_forward(logprobs, lse, entropy, hidden, lm_head, targets);
+  const int64_t m = hidden.rows(), V = lm_head.rows();
+  if (m == 0) return;
+  const gpu::Ctx c = op_ctx();
+  Buffer z(*this, DType::F32, {m, V});  // the chunk's logits: the caller bounds m
+  gpu::logprob_forward(c, z, logprobs, lse, entropy, hidden, lm_head, targets, inv_temperature);
+  after_op(op);
+}
+
+void CudaBackend::logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head, Tensor targets,
+                                   Tensor lse, float inv_temperature) {
+  const char* op = "logprob_backward";
+  gpu::check_logprob_backward(dhidden, dlogprobs, hidden, lm_head, targets, lse);
+  const int64_t m = hidden.rows(), V = lm_head.rows();
+  if (m == 0) return;
+  const gpu::Ctx c = op_ctx();
+  Buffer z(*this, DType::F32, {m, V});
+  gpu::logprob_backward(c, z, dhidden, dlogprobs, hidden, lm_head, targets, lse, inv_temperature);
+  after_op(op);
 }
 
 void CudaBackend::adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) {

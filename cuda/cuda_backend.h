@@ -1,4 +1,4 @@
-// CUDA backend (DESIGN.md "The backend contract"): the Backend ops on one NVIDIA GPU (compute capability
+// CUDA backend (the contract of cpp/backend.h): the Backend ops on one NVIDIA GPU (compute capability
 // 8.0+: bf16 tensor cores), with the project's own kernels (one op per file under cuda/). Weights and
 // activations are bf16, accumulation fp32 everywhere; logits, log-probs, the RoPE table and LoRA
 // parameters (param_dtype) are fp32. Every op accepts F32 or BF16 float tensors (and rejects other dtypes
@@ -16,6 +16,7 @@
 #include <string>
 
 #include "backend.h"
+#include "gemm_backend.h"
 
 namespace hayate {
 
@@ -83,10 +84,10 @@ class CudaBackend : public Backend {
   double sum_squares(Tensor x) override;
 
   // ---- CUDA specifics (tests, benchmarks) ----
-  enum class GemmImpl { Hayate, Cublas };
   static bool cublas_compiled();
-  void set_gemm_impl(GemmImpl impl);  // throws kBackend when cuBLAS is not compiled in
-  GemmImpl gemm_impl() const;
+  // linear() and gemm() only: lora_linear and the logprob ops always run the batch-invariant kernel.
+  void set_gemm_backend(gpu::GemmBackend impl);  // throws kBackend for Cublas when cuBLAS is not compiled in
+  gpu::GemmBackend gemm_backend() const;
   int device() const;
   int sm_count() const;
   std::string device_name() const;

@@ -91,14 +91,8 @@ __global__ void scatter_add_rows_kernel(void* out, DType to, const void* src, DT
 }  // namespace
 
 void scatter_add_rows(const Ctx& c, Tensor out, Tensor src, Tensor ids) {
-  const char* op = "scatter_add_rows";
-  need_float(op, out, "out");
-  need_float(op, src, "src");
-  need_dtype(op, ids, DType::I32, "ids");
+  check_scatter_add_rows(out, src, ids);
   const int64_t n = ids.numel(), D = out.cols();
-  need(op, src.rows() == n && src.cols() == D,
-       "src " + src.shape_str() + " does not match " + std::to_string(n) + " ids into " + out.shape_str());
-  need_extent(op, n, "number of ids");
   if (n == 0 || D == 0) return;
   scatter_add_rows_kernel<<<static_cast<unsigned>(n), row_threads(D), 0, c.stream>>>(out.data, out.dtype, src.data, src.dtype,
                                                                                    ids.as<const int32_t>(), D, out.rows(), c.err);

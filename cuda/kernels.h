@@ -1,5 +1,5 @@
 // Launchers of the CUDA ops, one family per .cu file (embedding.cu, rmsnorm.cu, ...). Each validates
-// shapes/dtypes (op_checks.h), plans its launch (plan.h) and enqueues kernels on the context's stream;
+// shapes/dtypes (cuda_op_checks.h), plans its launch (plan.h) and enqueues kernels on the context's stream;
 // none synchronises. CudaBackend (cuda_backend.cu) dispatches the Backend ops to these. Backward kernels
 // of the training ops go beside their forward ones (rope.cu already has the inverse rotation).
 #pragma once
@@ -10,7 +10,8 @@
 #include <vector>
 
 #include "backend.h"
-#include "op_checks.h"
+#include "cuda_op_checks.h"
+#include "gemm_backend.h"
 #include "plan.h"
 
 namespace hayate::gpu {
@@ -32,9 +33,6 @@ struct Ctx {
   Workspace* ws = nullptr;
   void* cublas = nullptr;  // cublasHandle_t when the backend uses cuBLAS for GEMMs
 };
-
-// GEMM implementation for linear()/gemm(): the project's tensor-core kernel, or cuBLAS (when compiled in).
-enum class GemmBackend { Hayate, Cublas };
 
 // ---- gemm.cu ----------------------------------------------------------------------------------------
 // out = alpha op(a) op(b) + beta out (+ bias[N]) (+ addend[M,N] f32); a/b/out/bias F32 or BF16 (a and b
@@ -90,10 +88,26 @@ void adamw_step_multi(const Ctx& c, const AdamWMultiEntry* entries, const AdamWC
                       const AdamWParams& p);
 // Deterministic fp64 sum of squares into *device_result (one double on the device).
 void sum_squares(const Ctx& c, Tensor x, double* device_result);
-// Per row of z [m, V] (fp32 logits already scaled by 1/T): lse, logprob of the target, entropy (optional).
-void logprob_rows(const Ctx& c, Tensor z, Tensor targets, Tensor logprobs, Tensor lse, Tensor entropy);
-// In place on z [m, V]: z <- dlogprobs[i] * ([j == t_i] - exp(z - lse_i)).
-void logprob_grad_rows(const Ctx& c, Tensor z, Tensor targets, Tensor dlogprobs, Tensor lse);
+
+// ---- ops that need device scratch: the caller validates the arguments (CudaBackend) and allocates it ---
+// logprob.cu. z: fp32 scratch [m, V] that receives z = hidden lm_head^T / T; per row: lse, logprob of the
+// target, entropy (optional).
+void logprob_forward(const Ctx& c, Tensor z, Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head,
+                     Tensor targets, float inv_temperature);
+// dhidden = dz lm_head / T with dz = dlogprobs[i] * ([j == t_i] - exp(z - lse_i)), computed in place in z.
+void logprob_backward(const Ctx& c, Tensor z, Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head,
+                      Tensor targets, Tensor lse, float inv_temperature);
+// lora_linear.cu: the fused LoRA projection (Backend::lora_linear with an adapter). Scratch, with
+// r8 = lora_packed_rank(r): A in bf16 [r, K], x A^T in fp32 [M, r], and the concatenated GEMM operands
+// xa bf16 [M, r8] and scale * B bf16 [N, r8].
+struct LoraLinearScratch {
+  Tensor a16, xa32, xa16, sb16;
+};
+void lora_linear(const Ctx& c, const GemmDims& d, Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a,
+                 Tensor b, float scale, const LoraLinearScratch& scratch);
+// Backend::lora_linear_backward; t: fp32 scratch [M, r] (unused without an adapter: a empty).
+void lora_linear_backward(const Ctx& c, Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w,
+                          Tensor a, Tensor b, float scale, bool accumulate_dx, Tensor t);
 
 // ---- fused varlen attention (attention_forward.cu, attention_backward.cu) ------------------------------
 // Causal attention over a packed batch (VarlenMeta), GQA, head_dim <= 128 (64 and 128 without padding);

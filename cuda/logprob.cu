@@ -6,7 +6,6 @@
 //             entropy = log sum - sum p (z - max) / sum           (one pass after the max)
 //   backward: dz = dlogprob * ([j == target] - exp(z - lse)) in place, then dhidden = dz lm_head / T
 // TODO(perf): fuse the row reduction into the GEMM epilogue (online softmax per tile) so z is never written.
-#include "cuda_backend.h"
 #include "cuda_check.h"
 #include "device_utils.cuh"
 #include "kernels.h"
@@ -70,93 +69,48 @@ __global__ void __launch_bounds__(kRowThreads) logprob_grad_kernel(float* z, int
 
 }  // namespace
 
-void logprob_rows(const Ctx& c, Tensor z, Tensor targets, Tensor logprobs, Tensor lse, Tensor entropy) {
-  const int64_t m = z.rows();
+namespace {
+
+// z = inv_temperature * hidden lm_head^T in fp32: the logits both passes work from (the backward
+// recomputes them rather than keeping [rows x vocab] alive between the passes).
+void scaled_logits(const Ctx& c, Tensor z, Tensor hidden, Tensor lm_head, float inv_temperature) {
+  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
+  GemmOperands g;
+  g.out = z;
+  g.a = hidden.view({m, D});
+  g.b = lm_head;
+  g.trans_b = true;
+  g.alpha = inv_temperature;
+  gemm(c, g, {m, V, D}, GemmBackend::Hayate);
+}
+
+}  // namespace
+
+void logprob_forward(const Ctx& c, Tensor z, Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head,
+                     Tensor targets, float inv_temperature) {
+  const int64_t m = hidden.rows();
   if (m == 0) return;
+  scaled_logits(c, z, hidden, lm_head, inv_temperature);
   logprob_rows_kernel<<<static_cast<unsigned>(m), kRowThreads, 0, c.stream>>>(
       z.as<const float>(), z.cols(), targets.as<const int32_t>(), logprobs.data, logprobs.dtype, lse.data, lse.dtype,
       entropy.empty() ? nullptr : entropy.data, entropy.empty() ? DType::F32 : entropy.dtype, c.err);
   HAYATE_CUDA_CHECK_LAUNCH("logprob_forward rows");
 }
 
-void logprob_grad_rows(const Ctx& c, Tensor z, Tensor targets, Tensor dlogprobs, Tensor lse) {
-  const int64_t m = z.rows();
+void logprob_backward(const Ctx& c, Tensor z, Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head,
+                      Tensor targets, Tensor lse, float inv_temperature) {
+  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
   if (m == 0) return;
+  scaled_logits(c, z, hidden, lm_head, inv_temperature);
   logprob_grad_kernel<<<static_cast<unsigned>(m), kRowThreads, 0, c.stream>>>(
       z.as<float>(), z.cols(), targets.as<const int32_t>(), dlogprobs.data, dlogprobs.dtype, lse.data, lse.dtype, c.err);
   HAYATE_CUDA_CHECK_LAUNCH("logprob_backward rows");
-}
-
-}  // namespace hayate::gpu
-
-namespace hayate {
-
-namespace {
-// z = inv_temperature * hidden lm_head^T in fp32: the logits both passes work from (the backward
-// recomputes them rather than keeping [rows x vocab] alive between the passes).
-void scaled_logits(const gpu::Ctx& c, Tensor z, Tensor hidden, Tensor lm_head, float inv_temperature) {
-  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
-  gpu::GemmOperands g;
-  g.out = z;
-  g.a = hidden.view({m, D});
-  g.b = lm_head;
-  g.trans_b = true;
-  g.alpha = inv_temperature;
-  gpu::gemm(c, g, {m, V, D}, gpu::GemmBackend::Hayate);
-}
-
-void check_logprob_common(const char* op, Tensor hidden, Tensor lm_head, Tensor targets, std::initializer_list<Tensor> per_row) {
-  gpu::need_float(op, hidden, "hidden");
-  gpu::need_float(op, lm_head, "lm_head");
-  gpu::need_dtype(op, targets, DType::I32, "targets");
-  const int64_t m = hidden.rows();
-  bool ok = lm_head.ndim == 2 && lm_head.cols() == hidden.cols() && targets.numel() == m;
-  for (const Tensor& t : per_row) {
-    gpu::need_float(op, t, "per-row tensor");
-    ok = ok && t.numel() == m;
-  }
-  gpu::need(op, ok, "shapes do not match: hidden " + hidden.shape_str() + ", lm_head " + lm_head.shape_str() +
-                        ", targets " + targets.shape_str());
-  gpu::need_extent(op, m, "rows");
-}
-}  // namespace
-
-void CudaBackend::logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head,
-                                  Tensor targets, float inv_temperature) {
-  const char* op = "logprob_forward";
-  check_logprob_common(op, hidden, lm_head, targets, {logprobs, lse});
-  if (!entropy.empty()) {
-    gpu::need_float(op, entropy, "entropy");
-    gpu::need(op, entropy.numel() == hidden.rows(), "entropy " + entropy.shape_str() + " does not match the rows");
-  }
-  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
-  if (m == 0) return;
-  const gpu::Ctx c = op_ctx();
-  Buffer z(*this, DType::F32, {m, V});
-  scaled_logits(c, z, hidden, lm_head, inv_temperature);
-  gpu::logprob_rows(c, z, targets, logprobs, lse, entropy);
-  after_op(op);
-}
-
-void CudaBackend::logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head, Tensor targets,
-                                   Tensor lse, float inv_temperature) {
-  const char* op = "logprob_backward";
-  check_logprob_common(op, hidden, lm_head, targets, {dlogprobs, lse});
-  gpu::need_float(op, dhidden, "dhidden");
-  gpu::need(op, dhidden.numel() == hidden.numel(), "dhidden " + dhidden.shape_str() + " does not match " + hidden.shape_str());
-  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
-  if (m == 0) return;
-  const gpu::Ctx c = op_ctx();
-  Buffer z(*this, DType::F32, {m, V});
-  scaled_logits(c, z, hidden, lm_head, inv_temperature);
-  gpu::logprob_grad_rows(c, z, targets, dlogprobs, lse);
-  gpu::GemmOperands gb;  // dhidden = inv_t * dz lm_head
+  GemmOperands gb;  // dhidden = inv_t * dz lm_head
   gb.out = dhidden.view({m, D});
   gb.a = z;
   gb.b = lm_head;
   gb.alpha = inv_temperature;
-  gpu::gemm(c, gb, {m, D, V}, gpu::GemmBackend::Hayate);
-  after_op(op);
+  gemm(c, gb, {m, D, V}, GemmBackend::Hayate);
 }
 
-}  // namespace hayate
+}  // namespace hayate::gpu

@@ -17,21 +17,20 @@
 // dA = t^T x and dB = scale dout^T xa are small GEMMs (rank r outputs) accumulated into the gradients.
 // Numerics: the extra columns are their own fixed chunk after K's chunks (plan.h), so results stay
 // batch-invariant; xa and scale*B enter the tensor cores as bf16 (as every GEMM operand does).
-#include "cuda_backend.h"
 #include "cuda_check.h"
 #include "device_utils.cuh"
 #include "kernels.h"
 
-namespace hayate {
+namespace hayate::gpu {
 
 namespace {
 
 Tensor as2d(Tensor t) { return t.ndim == 2 ? t : t.view({t.rows(), t.cols()}); }
 
 // out = alpha op(a) op(b) + beta out (+ addend), with the shape checks of gemm().
-void run_gemm(const gpu::Ctx& c, Tensor out, Tensor a, Tensor b, bool ta, bool tb, float alpha, float beta,
+void run_gemm(const Ctx& c, Tensor out, Tensor a, Tensor b, bool ta, bool tb, float alpha, float beta,
               const float* addend = nullptr) {
-  gpu::GemmOperands g;
+  GemmOperands g;
   g.out = as2d(out);
   g.a = as2d(a);
   g.b = as2d(b);
@@ -40,121 +39,70 @@ void run_gemm(const gpu::Ctx& c, Tensor out, Tensor a, Tensor b, bool ta, bool t
   g.alpha = alpha;
   g.beta = beta;
   g.addend = addend;
-  gpu::gemm(c, g, gpu::check_gemm(g.out, g.a, g.b, ta, tb), gpu::GemmBackend::Hayate);
+  gemm(c, g, check_gemm(g.out, g.a, g.b, ta, tb), GemmBackend::Hayate);
 }
 
 // dst bf16 [R, C8] = scale * src [R, C] (F32 or BF16), columns C..C8-1 zero.
-__global__ void lora_pack_kernel(gpu::bf16* dst, const void* src, DType ts, int64_t R, int64_t C, int64_t C8, float scale) {
+__global__ void lora_pack_kernel(bf16* dst, const void* src, DType ts, int64_t R, int64_t C, int64_t C8, float scale) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < R * C8;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t row = i / C8, col = i % C8;
-    const float v = col < C ? __fmul_rn(scale, gpu::load_as_float(src, ts, row * C + col)) : 0.0f;
+    const float v = col < C ? __fmul_rn(scale, load_as_float(src, ts, row * C + col)) : 0.0f;
     dst[i] = __float2bfloat16_rn(v);
   }
 }
 
-void lora_pack_bf16(const gpu::Ctx& c, Tensor dst, Tensor src, float scale) {
+void lora_pack_bf16(const Ctx& c, Tensor dst, Tensor src, float scale) {
   const int64_t R = src.rows(), C = src.cols(), C8 = dst.cols();
   if (R * C8 == 0) return;
-  const gpu::Launch1D l = gpu::plan_elementwise(R * C8, c.num_sms);
-  lora_pack_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, c.stream>>>(dst.as<gpu::bf16>(), src.data, src.dtype, R,
-                                                                               C, C8, scale);
+  const Launch1D l = plan_elementwise(R * C8, c.num_sms);
+  lora_pack_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, c.stream>>>(dst.as<bf16>(), src.data, src.dtype, R, C,
+                                                                               C8, scale);
   HAYATE_CUDA_CHECK_LAUNCH("lora_linear pack");
 }
 
 }  // namespace
 
-void CudaBackend::lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, float scale) {
-  const char* op = "lora_linear";
-  const gpu::GemmDims d = gpu::check_linear(op, out, x, w, bias);
-  if (a.empty() && b.empty()) {
-    linear(out, x, w, bias);
-    return;
-  }
-  gpu::need_float(op, a, "a");
-  gpu::need_float(op, b, "b");
-  gpu::need(op, a.ndim == 2 && b.ndim == 2 && a.shape[1] == d.K && b.shape[0] == d.N && b.shape[1] == a.shape[0],
-            "adapter shapes do not match: a " + a.shape_str() + ", b " + b.shape_str() + " for x " + x.shape_str() +
-                ", w " + w.shape_str());
-  const int64_t r = a.shape[0];
-  if (!xa.empty()) {
-    gpu::need_float(op, xa, "xa");
-    gpu::need(op, xa.rows() == d.M && xa.cols() == r, "xa " + xa.shape_str() + " does not match [" +
-                                                          std::to_string(d.M) + ", " + std::to_string(r) + "]");
-  }
-  if (d.M == 0 || d.N == 0) return;
-  const gpu::Ctx c = op_ctx();
-  const int64_t r8 = gpu::lora_packed_rank(r);
+void lora_linear(const Ctx& c, const GemmDims& d, Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a,
+                 Tensor b, float scale, const LoraLinearScratch& s) {
   // xa = x A^T (fp32 [M, r]); A goes to bf16 first so a bf16 x takes the GEMM's cp.async path.
-  Buffer a16(*this, DType::BF16, {r, d.K});
-  gpu::convert(c, a16, a);
-  Buffer t(*this, DType::F32, {d.M, r});
-  run_gemm(c, t, x, a16, false, true, 1.0f, 0.0f);
-  if (!xa.empty()) gpu::convert(c, xa, t);
+  convert(c, s.a16, a);
+  run_gemm(c, s.xa32, x, s.a16, false, true, 1.0f, 0.0f);
+  if (!xa.empty()) convert(c, xa, s.xa32);
   // The concatenated operands, bf16 and zero-padded to r8 columns: [xa] [M, r8] and [scale B] [N, r8].
-  Buffer xa16(*this, DType::BF16, {d.M, r8}), sb16(*this, DType::BF16, {d.N, r8});
-  lora_pack_bf16(c, xa16, t, 1.0f);
-  lora_pack_bf16(c, sb16, b, scale);
-  gpu::GemmOperands g;  // out = [x | xa] [W | scale B]^T + bias: one launch
+  lora_pack_bf16(c, s.xa16, s.xa32, 1.0f);
+  lora_pack_bf16(c, s.sb16, b, scale);
+  GemmOperands g;  // out = [x | xa] [W | scale B]^T + bias: one launch
   g.out = as2d(out);
   g.a = as2d(x);
   g.b = w;
   g.trans_b = true;
   g.bias = bias;
-  g.a2 = xa16;
-  g.b2 = sb16;
-  gpu::gemm(c, g, d, gpu::GemmBackend::Hayate);
-  after_op(op);
+  g.a2 = s.xa16;
+  g.b2 = s.sb16;
+  gemm(c, g, d, GemmBackend::Hayate);
 }
 
-void CudaBackend::lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w,
-                                       Tensor a, Tensor b, float scale, bool accumulate_dx) {
-  const char* op = "lora_linear_backward";
-  gpu::need_float(op, dout, "dout");
-  gpu::need_float(op, w, "w");
-  gpu::need(op, w.ndim == 2, "weight must be 2-D, got " + w.shape_str());
-  const int64_t M = dout.rows(), N = dout.cols(), K = w.shape[1];
-  gpu::need(op, w.shape[0] == N, "dout " + dout.shape_str() + " does not match w " + w.shape_str());
-  if (!dx.empty()) {
-    gpu::need_float(op, dx, "dx");
-    gpu::need(op, dx.rows() == M && dx.cols() == K, "dx " + dx.shape_str() + " must be [" + std::to_string(M) + ", " +
-                                                        std::to_string(K) + "]");
-  }
-  const bool lora = !a.empty();
-  int64_t r = 0;
-  if (lora) {
-    for (auto [t, what] : {std::pair<const Tensor*, const char*>{&a, "a"}, {&b, "b"}, {&da, "da"}, {&db, "db"}, {&x, "x"}, {&xa, "xa"}})
-      gpu::need_float(op, *t, what);
-    r = a.rows();
-    gpu::need(op, a.ndim == 2 && a.cols() == K && b.ndim == 2 && b.rows() == N && b.cols() == r &&
-                      da.numel() == a.numel() && db.numel() == b.numel() && x.rows() == M && x.cols() == K &&
-                      xa.rows() == M && xa.cols() == r,
-              "LoRA shapes do not match: dout " + dout.shape_str() + ", x " + x.shape_str() + ", xa " + xa.shape_str() +
-                  ", a " + a.shape_str() + ", b " + b.shape_str());
-  }
-  if (M == 0) return;
-  const gpu::Ctx c = op_ctx();
+void lora_linear_backward(const Ctx& c, Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w,
+                          Tensor a, Tensor b, float scale, bool accumulate_dx, Tensor t) {
   const float beta_dx = accumulate_dx ? 1.0f : 0.0f;
-  if (!lora) {
+  if (a.empty()) {
     if (!dx.empty()) run_gemm(c, dx, dout, w, false, false, 1.0f, beta_dx);  // dx (+)= dout W
-    after_op(op);
     return;
   }
-  Buffer t(*this, DType::F32, {M, r});
   run_gemm(c, t, dout, b, false, false, scale, 0.0f);  // t = scale dout B
   if (!dx.empty()) {  // dx (+)= [dout | t] [W ; A]: one launch, the r columns of t after dout's N
-    gpu::GemmOperands g;
+    GemmOperands g;
     g.out = as2d(dx);
     g.a = as2d(dout);
     g.b = w;
     g.beta = beta_dx;
     g.a2 = t;
     g.b2 = as2d(a);
-    gpu::gemm(c, g, gpu::check_gemm(g.out, g.a, g.b, false, false), gpu::GemmBackend::Hayate);
+    gemm(c, g, check_gemm(g.out, g.a, g.b, false, false), GemmBackend::Hayate);
   }
   run_gemm(c, da, t, x, true, false, 1.0f, 1.0f);       // dA += t^T x
   run_gemm(c, db, dout, xa, true, false, scale, 1.0f);  // dB += scale dout^T xa
-  after_op(op);
 }
 
-}  // namespace hayate
+}  // namespace hayate::gpu

@@ -1,6 +1,6 @@
 // Host-side planning for the CUDA kernels: launch configurations, GEMM tiling and split decisions,
 // paged-attention partitioning, chunking of row reductions, allocator size classes. Plain C++ with no
-// CUDA types, so tests/native/test_cuda_ops.cpp checks this arithmetic on machines without a GPU.
+// CUDA types, so tests/native/test_cuda_host_logic.cpp checks this arithmetic on machines without a GPU.
 //
 // One rule shapes several plans here: the backend contract promises that batching never changes a
 // row's results (linear() is batch-invariant; sampling is reproducible per sequence). So every choice
@@ -285,7 +285,7 @@ constexpr bool flash_tile_needs_mask(int64_t q0, int64_t qn, int64_t k0, int64_t
 }
 
 // Lane patterns of the warp-level tensor-core products (cuda/flash_common.cuh), shared with the host test
-// that replays them against the PTX fragment layouts of ldmatrix and mma.m16n8k16 (test_cuda_ops.cpp).
+// that replays them against the PTX fragment layouts of ldmatrix and mma.m16n8k16 (test_cuda_host_logic.cpp).
 // ldmatrix.x4: lane t supplies the address of row t % 8 of 8x8 matrix t / 8.
 //   A operand (16 rows x k16 of a [rows][k] tile): matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7),
 //   (rows 0-7, k 8-15), (rows 8-15, k 8-15) = registers a0..a3.
@@ -344,43 +344,6 @@ inline FlashPlan plan_flash_attention(const char* op, int64_t n, int64_t num_seq
   p.workspace_bytes = static_cast<size_t>(n) * hq * sizeof(float);
   return p;
 }
-
-// ---- kernel benchmark shapes ----------------------------------------------------------------------------
-// `--shapes` entries of the attention cases: "SxL" (S sequences of L tokens, qwen3-0.6b heads: 16 q / 8 kv
-// of 128) or "SxL:hq/hkv/hd". bench/gpu/torch_baselines.py parses the same syntax.
-struct AttentionBenchShape {
-  int seqs = 0, seqlen = 0, hq = 16, hkv = 8, hd = 128;
-};
-inline AttentionBenchShape parse_attention_bench_shape(const std::string& s) {
-  AttentionBenchShape a;
-  auto bad = [&]() {
-    fail(ErrorCode::kInvalidArgument,
-         "bad attention shape '" + s + "': expected SxL or SxL:hq/hkv/hd (e.g. 8x512 or 4x1024:32/8/64)");
-  };
-  auto parse_int = [&](const std::string& t) {
-    if (t.empty() || t.size() > 7 || t.find_first_not_of("0123456789") != std::string::npos) bad();
-    const int v = std::stoi(t);
-    if (v <= 0) bad();
-    return v;
-  };
-  const size_t colon = s.find(':');
-  const std::string dims = s.substr(0, colon);
-  const size_t x = dims.find('x');
-  if (x == std::string::npos) bad();
-  a.seqs = parse_int(dims.substr(0, x));
-  a.seqlen = parse_int(dims.substr(x + 1));
-  if (colon != std::string::npos) {
-    const std::string heads = s.substr(colon + 1);
-    const size_t c1 = heads.find('/'), c2 = c1 == std::string::npos ? c1 : heads.find('/', c1 + 1);
-    if (c2 == std::string::npos) bad();
-    a.hq = parse_int(heads.substr(0, c1));
-    a.hkv = parse_int(heads.substr(c1 + 1, c2 - c1 - 1));
-    a.hd = parse_int(heads.substr(c2 + 1));
-    if (a.hq % a.hkv != 0) bad();
-  }
-  return a;
-}
-inline std::vector<std::string> default_attention_bench_shapes() { return {"8x512", "2x2048", "16x256:16/8/64"}; }
 
 // ---- log_softmax_gather -------------------------------------------------------------------------------
 // Each row of V logits is cut into chunks of kLsgChunk handled by separate blocks (a decode batch has few

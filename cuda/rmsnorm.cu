@@ -104,13 +104,7 @@ __global__ void rmsnorm_backward_kernel(void* dx, DType tdx, const void* dout, D
 }  // namespace
 
 void rmsnorm_backward(const Ctx& c, Tensor dx, Tensor dout, Tensor x, Tensor weight, float eps, bool accumulate) {
-  const char* op = "rmsnorm_backward";
-  need_float(op, dx, "dx");
-  need_float(op, dout, "dout");
-  need_float(op, x, "x");
-  need_float(op, weight, "weight");
-  need(op, dx.numel() == x.numel() && dout.numel() == x.numel() && weight.numel() == x.cols(),
-       "shapes do not match: x " + x.shape_str() + ", dout " + dout.shape_str() + ", weight " + weight.shape_str());
+  check_rmsnorm_backward(dx, dout, x, weight);
   const int64_t rows = x.rows();
   if (rows == 0 || x.cols() == 0) return;
   const RowPlan p = plan_rows_warp_each(rows);

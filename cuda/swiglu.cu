@@ -11,7 +11,7 @@ struct SwigluOp {
 }  // namespace
 
 void swiglu(const Ctx& c, Tensor out, Tensor gate, Tensor up) {
-  check_binary("swiglu", out, gate, up);
+  check_binary("swiglu", out, gate, up, "gate", "up");
   const int64_t n = gate.numel();
   if (gate.dtype == DType::F32) {
     launch_binary_map(c, out.as<float>(), gate.as<const float>(), up.as<const float>(), n, SwigluOp{}, "swiglu");
@@ -42,15 +42,8 @@ __global__ void swiglu_backward_kernel(void* dgate, DType tdg, void* dup, DType 
 }  // namespace
 
 void swiglu_backward(const Ctx& c, Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
-  const char* op = "swiglu_backward";
-  need_float(op, dgate, "dgate");
-  need_float(op, dup, "dup");
-  need_float(op, dout, "dout");
-  need_float(op, gate, "gate");
-  need_float(op, up, "up");
+  check_swiglu_backward(dgate, dup, dout, gate, up);
   const int64_t n = gate.numel();
-  need(op, up.numel() == n && dout.numel() == n && dgate.numel() == n && dup.numel() == n,
-       "shapes do not match: gate " + gate.shape_str() + ", up " + up.shape_str() + ", dout " + dout.shape_str());
   if (n == 0) return;
   const Launch1D l = plan_elementwise(n, c.num_sms);
   swiglu_backward_kernel<<<static_cast<unsigned>(l.blocks), l.threads, 0, c.stream>>>(

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveDatasetPath } from '../ts/data/bundled.js';
 import { datasetFromJsonl, examplesFromRecords, loadDataset } from '../ts/data/dataset.js';
 import { DatasetError, type LineIssue } from '../ts/data/errors.js';
 import { parseGsm8kAnswer, toBoxedSolution } from '../ts/data/gsm8k.js';
@@ -16,12 +17,23 @@ import { HfTokenizer } from '../ts/tokenizer.js';
 import { cleanupTempDirs, tempDir } from './helpers.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/data/', import.meta.url));
-const GSM8K_TEST = fileURLToPath(new URL('../../shared/data/gsm8k/test.jsonl', import.meta.url));
-const GSM8K_TRAIN = fileURLToPath(new URL('../../shared/data/gsm8k/train.jsonl', import.meta.url));
+const GSM8K_TEST = fileURLToPath(new URL('../data/gsm8k/test.jsonl', import.meta.url));
+const GSM8K_TRAIN = fileURLToPath(new URL('../data/gsm8k/train.jsonl', import.meta.url));
 
 afterAll(() => cleanupTempDirs());
 
 describe('GSM8K datasets', () => {
+  it('resolves the bundled names to the copy shipped in data/gsm8k', async () => {
+    expect(resolveDatasetPath('gsm8k')).toBe(GSM8K_TRAIN);
+    expect(resolveDatasetPath('gsm8k:train')).toBe(GSM8K_TRAIN);
+    expect(resolveDatasetPath('gsm8k:test')).toBe(GSM8K_TEST);
+    expect(resolveDatasetPath('./gsm8k')).toBe('./gsm8k');
+    const test = await loadDataset('gsm8k:test');
+    expect(test.file).toBe(GSM8K_TEST);
+    expect(test.examples).toHaveLength(1319);
+    expect((await loadDataset('gsm8k')).examples).toHaveLength(7473);
+  });
+
   it('loads the real files', async () => {
     const test = await loadDataset(GSM8K_TEST);
     const train = await loadDataset(GSM8K_TRAIN);

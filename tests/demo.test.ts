@@ -79,4 +79,26 @@ describe('demo', () => {
     expect(report).toContain('after GRPO');
     expect(report).toContain(`seed ${c.seed}`);
   });
+
+  it('gives bit-identical results for any thread count (the README table holds on any core count)', async () => {
+    // Every CPU reduction the demo's path takes has a fixed order that does not depend on the thread
+    // count (built-in GEMM, per-row ops, fixed-chunk sums): the adapters, every evaluated completion and
+    // the summary's numbers must match exactly.
+    const outputs = ['sft/adapter_model.safetensors', 'grpo/adapter_model.safetensors', 'grpo/metrics.jsonl', 'eval-sft.jsonl', 'eval-grpo.jsonl'];
+    const runs: { files: Buffer[]; accuracies: unknown }[] = [];
+    for (const threads of [1, 2, 3]) {
+      const out = tempDir(`hayate-demo-t${threads}-`);
+      const r = await runDemo({ config: resolveDemoConfig({ quick: true, threads }), outDir: out });
+      runs.push({ files: outputs.map((f) => readFileSync(join(out, f))), accuracies: [r.afterSft, r.afterGrpo].map(({ seconds: _, ...a }) => a) });
+    }
+    // metrics.jsonl carries timings: compare it without them
+    const untimed = (b: Buffer) => b.toString('utf8').trim().split('\n').map((l) => Object.entries(JSON.parse(l) as Record<string, unknown>).filter(([k]) => !k.startsWith('timing/') && k !== 'tokens_per_second'));
+    for (const run of runs.slice(1)) {
+      expect(run.accuracies).toEqual(runs[0].accuracies);
+      outputs.forEach((f, i) => {
+        if (f.endsWith('metrics.jsonl')) expect(untimed(run.files[i]), f).toEqual(untimed(runs[0].files[i]));
+        else expect(run.files[i].equals(runs[0].files[i]), f).toBe(true);
+      });
+    }
+  });
 });

@@ -15,7 +15,7 @@ import { Model } from '../ts/model.js';
 import { cleanupTempDirs, makeModel, tempDir } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const GSM8K_TEST = fileURLToPath(new URL('../../shared/data/gsm8k/test.jsonl', import.meta.url));
+const GSM8K_TEST = fileURLToPath(new URL('../data/gsm8k/test.jsonl', import.meta.url));
 
 function binom(n: number, k: number): bigint {
   if (k < 0 || k > n) return 0n;

@@ -5,7 +5,7 @@ import { parseGsm8kAnswer } from '../ts/data/gsm8k.js';
 import { extractAnswer, findBoxed, hasBoxed, isCorrect } from '../ts/rewards/extract.js';
 import { findNumbers, formatRational, makeRational, normalizeNumber } from '../ts/rewards/numbers.js';
 
-const GSM8K = new URL('../../shared/data/gsm8k/', import.meta.url);
+const GSM8K = new URL('../data/gsm8k/', import.meta.url);
 
 function records(split: 'train' | 'test'): { question: string; answer: string }[] {
   return readFileSync(new URL(`${split}.jsonl`, GSM8K), 'utf8')

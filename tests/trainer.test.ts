@@ -7,7 +7,8 @@ import { loadAdapter, saveAdapter } from '../ts/adapter.js';
 import { AbortError, HayateError } from '../ts/errors.js';
 import { learningRate } from '../ts/lr-schedule.js';
 import { Model } from '../ts/model.js';
-import { TrainerCore, type TrainSequence } from '../ts/trainer-core.js';
+import { native, type NativeLossOptions } from '../ts/native.js';
+import { TrainerCore, packBatch, type TrainSequence } from '../ts/trainer-core.js';
 import { cleanupTempDirs, makeModel, randomTokens, tempDir } from './helpers.js';
 
 let dir: string;
@@ -217,6 +218,28 @@ describe('learning-rate schedules', () => {
     expect(learningRate(14, { lr: 2, type: 'cosine', warmupSteps: 4, totalSteps: 14, minLrRatio: 0.1 })).toBeCloseTo(0.2, 12);
     expect(() => learningRate(0, { lr: 1, type: 'linear' })).toThrow(/totalSteps/);
     expect(() => learningRate(0, { lr: 1, type: 'exp' as never })).toThrow(/unknown learning-rate schedule/);
+  });
+
+  it('the engine has no training defaults: a loss or optimizer field left out is an error naming it', async () => {
+    const model = await Model.load(dir, { threads: 1 });
+    try {
+      await model.attachLora({ rank: 2, alpha: 4 });
+      const optimizer = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 };
+      const { beta1, ...noBeta1 } = optimizer;
+      await expect(model.runNative(undefined, (m) => native().createTrainer(m, { optimizer: noBeta1 as typeof optimizer, recompute: false, logitsChunk: 128 }))).rejects.toThrow(
+        /optimizer\.beta1 is required/,
+      );
+      const h = await model.runNative(undefined, (m) => native().createTrainer(m, { optimizer: { ...optimizer, beta1 }, recompute: false, logitsChunk: 128 }));
+      const batch = packBatch(sequences(model.info.vocabSize, 2, 2, 3, 1).map((d) => ({ ...d, advantage: 1 })));
+      const loss: NativeLossOptions = { type: 'grpo', epsilonLow: 0.2, epsilonHigh: 0.2, beta: 0, sequencesInStep: 0, tokensInStep: 0, maxCompletionLength: 0 };
+      const { epsilonHigh, ...noEpsilonHigh } = loss;
+      await expect(model.runNative(undefined, () => h.forwardBackward(batch, noEpsilonHigh as NativeLossOptions, { temperature: 1, entropy: false }))).rejects.toThrow(/loss\.epsilonHigh is required/);
+      await expect(model.runNative(undefined, () => h.forwardBackward(batch, { ...loss, epsilonHigh }, {} as never))).rejects.toThrow(/options\.temperature is required/);
+      expect((await model.runNative(undefined, () => h.forwardBackward(batch, loss, { temperature: 1, entropy: false }))).finite).toBe(true);
+      await model.runNative(undefined, () => h.dispose());
+    } finally {
+      await model.dispose();
+    }
   });
 
   it('TrainerCore takes its learning rate from the schedule', async () => {

@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path';
 import { HayateError, ModelFormatError } from './errors.js';
 import { LORA_TARGETS, type LoraTarget, type Model } from './model.js';
 import type { NativeLoraModule, NativeLoraTensors } from './native.js';
-import { floatData, readSafetensors, writeBytesAtomic, writeSafetensors, type WriteTensor } from './safetensors.js';
+import { writeBytesAtomic } from './fs-atomic.js';
+import { floatData, readSafetensors, writeSafetensors, type WriteTensor } from './safetensors.js';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';

@@ -1,4 +1,4 @@
-// hayate's library API.
+// hayate's library API. The map of the code (layers, one GRPO step end to end) is docs/architecture.md.
 import { native, type NativeBuildInfo } from './native.js';
 
 export { Model, LORA_TARGETS } from './model.js';

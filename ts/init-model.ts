@@ -7,7 +7,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameS
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { HayateError } from './errors.js';
-import { numElements, writeBytesAtomic, writeSafetensors, writeShardedSafetensors, type WritableDtype, type WriteTensor } from './safetensors.js';
+import { writeBytesAtomic } from './fs-atomic.js';
+import { numElements, writeSafetensors, writeShardedSafetensors, type WritableDtype, type WriteTensor } from './safetensors.js';
 import { tinyTokenizer, tinyTokenizerConfig, tinyTokenizerJson } from './tiny-tokenizer.js';
 
 export type Arch = 'llama' | 'qwen2' | 'qwen3';

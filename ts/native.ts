@@ -1,5 +1,6 @@
 // Loads the native addon (built by cmake-js into build-cmake/, or by node-gyp into build/) and declares
-// its interface. Nothing else in ts/ touches the addon's untyped surface.
+// its interface. Nothing else in ts/ touches the addon's untyped surface: this is the one door between the
+// TypeScript side and the engine (docs/architecture.md, "The layers").
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -143,24 +144,33 @@ export interface NativeTrainBatch extends NativePackedBatch {
   refLogprobs?: Float64Array;
 }
 
+/** Every field is required: the engine has no defaults for training hyperparameters (see trainer-core.ts). */
 export interface NativeLossOptions {
-  type?: string;
-  epsilonLow?: number;
-  epsilonHigh?: number;
-  beta?: number;
-  temperature?: number;
-  sequencesInStep?: number;
-  tokensInStep?: number;
-  maxCompletionLength?: number;
+  type: string;
+  epsilonLow: number;
+  epsilonHigh: number;
+  beta: number;
+  /** Step totals for gradient accumulation; 0: this batch's. */
+  sequencesInStep: number;
+  tokensInStep: number;
+  /** dr_grpo's normaliser; 0: the longest completion in the batch. */
+  maxCompletionLength: number;
 }
 
+/** The forward pass of forwardBackward: log-probs under softmax(logits / temperature); entropy on request. */
+export interface NativeGraphOptions {
+  temperature: number;
+  entropy: boolean;
+}
+
+/** Every field is required when creating a trainer; setOptimizer changes the ones given. */
 export interface NativeOptimizerOptions {
-  lr?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-  maxGradNorm?: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  maxGradNorm: number;
 }
 
 export interface NativeForwardBackwardStats {
@@ -203,15 +213,15 @@ export interface NativeTrainerState {
 }
 
 export interface NativeTrainerHandle {
-  forwardBackward(batch: NativeTrainBatch, loss: NativeLossOptions, options?: { entropy?: boolean }, cancel?: NativeCancelToken): Promise<NativeForwardBackwardStats>;
+  forwardBackward(batch: NativeTrainBatch, loss: NativeLossOptions, graph: NativeGraphOptions, cancel?: NativeCancelToken): Promise<NativeForwardBackwardStats>;
   logprobs(batch: NativePackedBatch, options?: { lora?: boolean; temperature?: number; entropy?: boolean }, cancel?: NativeCancelToken): Promise<{ logprobs: Float64Array; entropy?: Float64Array }>;
   step(options?: { lr?: number }): Promise<NativeStepResult>;
   zeroGrad(): Promise<void>;
   gradNorm(): Promise<number>;
   getState(): Promise<NativeTrainerState>;
   setState(state: NativeTrainerState): Promise<void>;
-  setOptimizer(options: NativeOptimizerOptions): Promise<void>;
-  info(): { step: number; skippedSteps: number; recompute: boolean; logitsChunk: number; optimizer: Required<NativeOptimizerOptions> };
+  setOptimizer(options: Partial<NativeOptimizerOptions>): Promise<void>;
+  info(): { step: number; skippedSteps: number; recompute: boolean; logitsChunk: number; optimizer: NativeOptimizerOptions };
   dispose(): Promise<void>;
 }
 
@@ -223,6 +233,35 @@ export interface NativeTensorEntry {
   dataEnd: number;
 }
 
+/** A tensor as the native reader returns it: floating dtypes widened to Float64Array, integers in their own typed array. */
+export interface NativeSafetensorsTensor {
+  name: string;
+  dtype: string;
+  shape: number[];
+  data: Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+}
+
+export interface NativeSafetensorsHeader {
+  tensors: { name: string; dtype: string; shape: number[] }[];
+  metadata: Record<string, string>;
+}
+
+/** One tensor to write from float32 values; `length` (the values of a ready array) is checked against the shape up front. */
+export interface NativeWriteTensorHeader {
+  name: string;
+  dtype: string;
+  shape: number[];
+  length?: number;
+}
+
+/** Streams one safetensors file: per tensor writeValues() then endTensor(); then commit(), or abort() to discard. */
+export interface NativeSafetensorsWriter {
+  writeValues(values: Float32Array): void;
+  endTensor(): void;
+  commit(): void;
+  abort(): void;
+}
+
 export interface NativeBuildInfo {
   cudaCompiled: boolean;
   cudaDevices: number;
@@ -232,11 +271,22 @@ export interface NativeBuildInfo {
 
 export interface NativeAddon {
   loadModel(dir: string, options?: { backend?: string; threads?: number; device?: number; gemm?: string; precision?: string }): Promise<NativeModelHandle>;
-  createTrainer(model: NativeModelHandle, options?: { optimizer?: NativeOptimizerOptions; recompute?: boolean; logitsChunk?: number }): Promise<NativeTrainerHandle>;
+  createTrainer(model: NativeModelHandle, options: { optimizer: NativeOptimizerOptions; recompute: boolean; logitsChunk: number }): Promise<NativeTrainerHandle>;
   CancelToken: new () => NativeCancelToken;
   buildInfo(): NativeBuildInfo;
   parseSafetensorsHeader(bytes: Uint8Array, fileSize?: number): NativeTensorEntry[];
   inspectSafetensors(path: string): NativeTensorEntry[];
+  readSafetensors(path: string): NativeSafetensorsTensor[];
+  readSafetensorsDir(dir: string): NativeSafetensorsTensor[];
+  readSafetensorsHeader(path: string): NativeSafetensorsHeader;
+  /** Validates tensors as the writer would; returns their byte sizes. */
+  checkSafetensorsTensors(tensors: NativeWriteTensorHeader[]): number[];
+  SafetensorsWriter: new (path: string, tensors: NativeWriteTensorHeader[], metadata: Record<string, string>) => NativeSafetensorsWriter;
+  writeSafetensorsIndex(path: string, totalSize: number, weightMap: Record<string, string>): void;
+  f32ToBf16Bits(x: number): number;
+  f32ToF16Bits(x: number): number;
+  bf16BitsToF32(bits: number): number;
+  f16BitsToF32(bits: number): number;
 }
 
 let cached: NativeAddon | undefined;

@@ -1,7 +1,8 @@
 // TrainerCore: the library's handle on native LoRA training of a Model. It packs sequences (prompt +
 // completion) into the engine's batch format and drives forwardBackward / step / zeroGrad, all off the JS
 // thread and in call order with the model's other work; the optimizer state (AdamW moments, step count)
-// saves to and loads from a safetensors file. The GRPO rollout loop builds on it.
+// saves to and loads from a safetensors file. The GRPO rollout loop builds on it. Loss and optimizer fields
+// left out are filled from training-defaults.ts here: the engine has no defaults of its own.
 import { existsSync } from 'node:fs';
 import { HayateError, ModelFormatError } from './errors.js';
 import { learningRate, validateSchedule, type LrScheduleOptions } from './lr-schedule.js';
@@ -11,6 +12,7 @@ import {
   native,
   type NativeCancelToken,
   type NativeForwardBackwardStats,
+  type NativeLossOptions,
   type NativeMoments,
   type NativeOptimizerOptions,
   type NativePackedBatch,
@@ -19,12 +21,14 @@ import {
   type NativeTrainerHandle,
 } from './native.js';
 import { floatData, readSafetensors, readSafetensorsHeader, writeSafetensors, type WriteTensor } from './safetensors.js';
+import { LEARNING_RATE_DEFAULTS, LOSS_DEFAULTS, OPTIMIZER_DEFAULTS, SAMPLING_DEFAULTS, TRAINER_CORE_DEFAULTS } from './training-defaults.js';
 
 export type LossType = 'grpo' | 'bnpo' | 'dapo' | 'dr_grpo' | 'sft';
 export const LOSS_TYPES: readonly LossType[] = ['grpo', 'bnpo', 'dapo', 'dr_grpo', 'sft'];
 
+/** AdamW settings; each one left out takes its OPTIMIZER_DEFAULTS value. */
 export interface OptimizerOptions {
-  /** Default 1e-5 (overridden per step by a schedule). */
+  /** Default LEARNING_RATE_DEFAULTS.grpo, 5e-6 (overridden per step by a schedule). */
   lr?: number;
   beta1?: number;
   beta2?: number;
@@ -42,7 +46,7 @@ export interface TrainerCoreOptions {
   schedule?: LrScheduleOptions;
   /** Recompute each layer's activations in the backward pass (less memory, ~1/3 more compute). */
   recompute?: boolean;
-  /** Completion tokens whose full-vocabulary logits are held at once (default 128). */
+  /** Completion tokens whose full-vocabulary logits are held at once (default TRAINER_CORE_DEFAULTS, 128). */
   logitsChunk?: number;
 }
 
@@ -58,10 +62,11 @@ export interface TrainSequence {
   refLogprobs?: ArrayLike<number>;
 }
 
+/** A loss; each field left out takes its LOSS_DEFAULTS value (temperature: SAMPLING_DEFAULTS'). */
 export interface LossOptions {
   /** 'grpo' (per-sequence mean), 'bnpo'/'dapo' (token mean), 'dr_grpo' (constant normaliser), 'sft'. Default 'grpo'. */
   type?: LossType;
-  /** Clip range of the importance ratio: [1 - epsilonLow, 1 + epsilonHigh] (defaults 0.2 and epsilonLow). */
+  /** Clip range of the importance ratio: [1 - epsilonLow, 1 + epsilonHigh] (defaults 0.2 and epsilonLow); GRPO's `epsilon` is epsilonLow. */
   epsilonLow?: number;
   epsilonHigh?: number;
   /** KL weight (k3 estimator against the LoRA-off reference); 0 (default) skips the reference pass. */
@@ -80,6 +85,33 @@ export type StepStats = NativeStepResult;
 
 function invalid(message: string): HayateError {
   return new HayateError('ERR_INVALID_ARGUMENT', message);
+}
+
+/** Every AdamW field, the ones left out from OPTIMIZER_DEFAULTS. */
+function resolveOptimizer(o: OptimizerOptions = {}): NativeOptimizerOptions {
+  const d = OPTIMIZER_DEFAULTS;
+  return {
+    lr: o.lr ?? LEARNING_RATE_DEFAULTS.grpo,
+    beta1: o.beta1 ?? d.beta1,
+    beta2: o.beta2 ?? d.beta2,
+    eps: o.eps ?? d.eps,
+    weightDecay: o.weightDecay ?? d.weightDecay,
+    maxGradNorm: o.maxGradNorm ?? d.maxGradNorm,
+  };
+}
+
+/** Every loss field the engine takes, the ones left out from LOSS_DEFAULTS (step totals: 0, this batch's). */
+function resolveLoss(loss: LossOptions): NativeLossOptions {
+  const epsilonLow = loss.epsilonLow ?? LOSS_DEFAULTS.epsilon;
+  return {
+    type: loss.type ?? LOSS_DEFAULTS.type,
+    epsilonLow,
+    epsilonHigh: loss.epsilonHigh ?? epsilonLow,
+    beta: loss.beta ?? LOSS_DEFAULTS.beta,
+    sequencesInStep: loss.sequencesInStep ?? 0,
+    tokensInStep: loss.tokensInStep ?? 0,
+    maxCompletionLength: loss.maxCompletionLength ?? 0,
+  };
 }
 
 /** Packs sequences into the engine's flat batch (validating lengths and per-token arrays). */
@@ -155,7 +187,11 @@ export class TrainerCore {
     if (options.lora) await model.attachLora(options.lora);
     else if (!model.lora) throw invalid('the model has no LoRA adapters: pass options.lora or load an adapter first');
     const handle = await model.runNative(undefined, (m) =>
-      native().createTrainer(m, { optimizer: options.optimizer as NativeOptimizerOptions, recompute: options.recompute ?? false, logitsChunk: options.logitsChunk ?? 128 }),
+      native().createTrainer(m, {
+        optimizer: resolveOptimizer(options.optimizer),
+        recompute: options.recompute ?? TRAINER_CORE_DEFAULTS.recompute,
+        logitsChunk: options.logitsChunk ?? TRAINER_CORE_DEFAULTS.logitsChunk,
+      }),
     );
     return new TrainerCore(model, handle, options.schedule);
   }
@@ -175,11 +211,13 @@ export class TrainerCore {
    * is reported (finite: false) and makes the next step() skip instead of applying anything.
    */
   async forwardBackward(sequences: readonly TrainSequence[], loss: LossOptions = {}, options: { entropy?: boolean; signal?: AbortSignal } = {}): Promise<ForwardBackwardStats> {
-    const type = loss.type ?? 'grpo';
+    const resolved = resolveLoss(loss);
+    const type = resolved.type as LossType;
     if (!LOSS_TYPES.includes(type)) throw invalid(`unknown loss type '${String(type)}' (${LOSS_TYPES.join(', ')})`);
     const batch = packBatch(sequences);
     if (type !== 'sft' && !batch.advantages) throw invalid(`the ${type} loss needs an advantage for every sequence`);
-    return this.run(options.signal, (h, cancel) => h.forwardBackward(batch, { ...loss, type }, { entropy: options.entropy ?? false }, cancel));
+    const graph = { temperature: loss.temperature ?? SAMPLING_DEFAULTS.temperature, entropy: options.entropy ?? false };
+    return this.run(options.signal, (h, cancel) => h.forwardBackward(batch, resolved, graph, cancel));
   }
 
   /** Per-token log-probs (and entropies) of each sequence's completion, LoRA on (default) or off; no gradients. */
@@ -189,7 +227,7 @@ export class TrainerCore {
   ): Promise<{ logprobs: Float64Array[]; entropy?: Float64Array[] }> {
     const batch: NativePackedBatch = packBatch(sequences.map((s) => ({ prompt: s.prompt, completion: s.completion })), false);
     const out = await this.run(options.signal, (h, cancel) =>
-      h.logprobs(batch, { lora: options.lora ?? true, temperature: options.temperature ?? 1, entropy: options.entropy ?? false }, cancel),
+      h.logprobs(batch, { lora: options.lora ?? true, temperature: options.temperature ?? SAMPLING_DEFAULTS.temperature, entropy: options.entropy ?? false }, cancel),
     );
     const result: { logprobs: Float64Array[]; entropy?: Float64Array[] } = { logprobs: splitPerSequence(out.logprobs, sequences) };
     if (out.entropy) result.entropy = splitPerSequence(out.entropy, sequences);
@@ -223,8 +261,10 @@ export class TrainerCore {
     return this.run(undefined, (h) => h.gradNorm());
   }
 
+  /** Changes the given AdamW fields; the others keep their current values. */
   async setOptimizer(options: OptimizerOptions): Promise<void> {
-    await this.run(undefined, (h) => h.setOptimizer(options));
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<NativeOptimizerOptions>;
+    await this.run(undefined, (h) => h.setOptimizer(given));
   }
 
   /**

@@ -26,7 +26,7 @@ import math
 import sys
 import time
 
-DEFAULT_SHAPES = ["8x512", "2x2048", "16x256:16/8/64"]  # cuda/plan.h default_attention_bench_shapes()
+DEFAULT_SHAPES = ["8x512", "2x2048", "16x256:16/8/64"]  # bench/native/attention_bench_shape.h default_attention_bench_shapes()
 LINEAR_CASES = [("q_proj", 2048, 1024), ("gate_proj", 3072, 1024), ("down_proj", 1024, 3072), ("lm_head", 151936, 1024)]
 LINEAR_M = [1, 64, 512, 2048]
 

@@ -88,15 +88,29 @@ std::string run_train_bench_json(const std::string& shape, const std::vector<int
     }
     const int64_t tokens = static_cast<int64_t>(sequences) * L, completion = batch.packed.completion_tokens();
     for (bool recompute : {false, true}) {
-      TrainerOptions to;
+      TrainerOptions to;  // the engine has no defaults: AdamW as torch's, no decay, clipping at 1
+      to.optimizer.lr = 1e-5;
+      to.optimizer.beta1 = 0.9;
+      to.optimizer.beta2 = 0.999;
+      to.optimizer.eps = 1e-8;
+      to.optimizer.weight_decay = 0.0;
+      to.optimizer.max_grad_norm = 1.0;
       to.recompute = recompute;
       Trainer trainer(*model, to);
-      LossOptions lo;  // grpo, beta 0: no reference pass
-      trainer.forward_backward(batch, lo);  // warm-up (first-touch of buffers)
+      LossOptions lo;  // grpo, beta 0: no reference pass; step totals 0: the batch's own
+      lo.type = LossType::Grpo;
+      lo.epsilon_low = 0.2;
+      lo.epsilon_high = 0.2;
+      lo.beta = 0.0;
+      lo.sequences_in_step = 0;
+      lo.tokens_in_step = 0;
+      lo.max_completion_length = 0;
+      const double temperature = 1.0;
+      trainer.forward_backward(batch, lo, temperature);  // warm-up (first-touch of buffers)
       std::vector<double> times;
       be->reset_peak();
       const double resident_mb = be->bytes_in_use() / 1048576.0;  // weights, LoRA, gradients, moments
-      for (int r = 0; r < repeats; ++r) times.push_back(trainer.forward_backward(batch, lo).seconds);
+      for (int r = 0; r < repeats; ++r) times.push_back(trainer.forward_backward(batch, lo, temperature).seconds);
       const double peak_mb = be->peak_bytes() / 1048576.0;
       auto s0 = std::chrono::steady_clock::now();
       trainer.step();

@@ -14,6 +14,8 @@
 
 namespace hayate::js {
 
+struct NoProgress {};  // the Progress of a job that reports none
+
 template <class Progress>
 class EngineJob : public Napi::AsyncProgressWorker<Progress> {
  public:

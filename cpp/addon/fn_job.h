@@ -4,14 +4,11 @@
 #pragma once
 #include <functional>
 #include <memory>
-#include <mutex>
 
+#include "engine.h"
 #include "engine_job.h"
-#include "native_model.h"
 
 namespace hayate::js {
-
-struct NoProgress {};
 
 class FnJob : public EngineJob<NoProgress> {
  public:
@@ -29,12 +26,7 @@ class FnJob : public EngineJob<NoProgress> {
   }
 
  protected:
-  void Run(const ExecutionProgress&) override {
-    std::lock_guard<std::mutex> lock(engine_->mutex);
-    engine_->clear_graveyard();
-    HAYATE_CHECK(engine_->model != nullptr, ErrorCode::kInvalidArgument, "model has been disposed");
-    run_();
-  }
+  void Run(const ExecutionProgress&) override { engine_->run_locked(run_); }
   Napi::Value Result(Napi::Env env) override { return result_ ? result_(env) : env.Undefined(); }
 
  private:

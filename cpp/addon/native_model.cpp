@@ -1,7 +1,7 @@
 #include "native_model.h"
 
 #include "engine_job.h"
-#include "fn_job.h"
+#include "generator.h"
 #include "js_convert.h"
 
 namespace hayate::js {
@@ -47,12 +47,12 @@ class GenerateJob : public EngineJob<GenerationProgress> {
 
  protected:
   void Run(const ExecutionProgress& progress) override {
-    std::lock_guard<std::mutex> lock(engine_->mutex);
-    HAYATE_CHECK(engine_->model != nullptr, ErrorCode::kInvalidArgument, "model has been disposed");
-    LoraSwitch lora(*engine_->model, lora_);
-    Generator gen(*engine_->model, engine_->token_bytes);
-    outputs_ = gen.generate(
-        requests_, options_, [&](const GenerationProgress& p) { progress.Send(&p, 1); }, cancel_.get(), &stats_);
+    engine_->run_locked([&] {
+      LoraSwitch lora(*engine_->model, lora_);
+      Generator gen(*engine_->model, engine_->token_bytes);
+      outputs_ = gen.generate(
+          requests_, options_, [&](const GenerationProgress& p) { progress.Send(&p, 1); }, cancel_.get(), &stats_);
+    });
   }
   Napi::Value ProgressToJs(Napi::Env env, const GenerationProgress& p) override {
     Napi::Object o = Napi::Object::New(env);
@@ -110,14 +110,14 @@ class LogprobsJob : public EngineJob<NoProgress> {
 
  protected:
   void Run(const ExecutionProgress&) override {
-    std::lock_guard<std::mutex> lock(engine_->mutex);
-    HAYATE_CHECK(engine_->model != nullptr, ErrorCode::kInvalidArgument, "model has been disposed");
-    LoraSwitch lora(*engine_->model, lora_);
-    if (full_logits_) {
-      result_.push_back(engine_->model->sequence_logits(seqs_.at(0)));
-    } else {
-      result_ = engine_->model->sequence_logprobs(seqs_, temperature_);
-    }
+    engine_->run_locked([&] {
+      LoraSwitch lora(*engine_->model, lora_);
+      if (full_logits_) {
+        result_.push_back(engine_->model->sequence_logits(seqs_.at(0)));
+      } else {
+        result_ = engine_->model->sequence_logprobs(seqs_, temperature_);
+      }
+    });
   }
   Napi::Value Result(Napi::Env env) override {
     if (full_logits_) return to_float32_array(env, result_[0]);

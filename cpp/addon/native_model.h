@@ -1,39 +1,17 @@
-// NativeModel: the JS handle of a loaded model. It owns the backend, the model and the generator through
-// a shared Engine, so a job still running on a worker thread keeps them alive after dispose().
+// NativeModel: the JS handle of a loaded model. It holds the model's Engine (engine.h: backend, model, token
+// bytes, job mutex) through a shared_ptr, so a job still running on a worker thread keeps the engine alive
+// after dispose(); each generate job builds its own Generator on it. Also here: the per-environment
+// constructors, the LoRA switch of a job and the CancelToken class.
 #pragma once
 #include <napi.h>
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 
-#include "backend.h"
-#include "generator.h"
+#include "engine.h"
 #include "model.h"
 
 namespace hayate::js {
-
-struct Engine {
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<Model> model;
-  std::vector<std::string> token_bytes;
-  std::mutex mutex;  // one job at a time per model
-  // Engine objects (e.g. a garbage-collected trainer) released while a job held the mutex: they are freed
-  // by the next job, under the mutex, since backend memory is not freed concurrently with a running job.
-  std::mutex graveyard_mutex;
-  std::vector<std::shared_ptr<void>> graveyard;
-  void bury(std::shared_ptr<void> p) {
-    std::lock_guard<std::mutex> lock(graveyard_mutex);
-    graveyard.push_back(std::move(p));
-  }
-  void clear_graveyard() {  // call with `mutex` held
-    std::vector<std::shared_ptr<void>> dead;
-    {
-      std::lock_guard<std::mutex> lock(graveyard_mutex);
-      dead.swap(graveyard);
-    }
-  }
-};
 
 // Per-environment constructors (the addon may be loaded in several worker threads).
 struct AddonData {

@@ -9,7 +9,31 @@ namespace hayate::js {
 
 namespace {
 
-OptimizerOptions parse_optimizer(const Napi::Object& o, OptimizerOptions opt) {
+// The engine has no defaults for training hyperparameters: a loss or optimizer field missing from JS is a
+// clear error naming it (the TS library fills every one from ts/training-defaults.ts).
+double required_number(const Napi::Object& o, const char* key, const std::string& ctx) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) throw_error(o.Env(), "ERR_INVALID_ARGUMENT", ctx + "." + key + " is required (the engine has no default for it)");
+  return get_number(v, ctx + "." + key);
+}
+
+// Every AdamW field, each one required.
+OptimizerOptions parse_optimizer(const Napi::Value& v) {
+  if (!v.IsObject()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "optimizer options are required: {lr, beta1, beta2, eps, weightDecay, maxGradNorm}");
+  Napi::Object o = v.As<Napi::Object>();
+  const std::string ctx = "optimizer";
+  OptimizerOptions opt;
+  opt.lr = required_number(o, "lr", ctx);
+  opt.beta1 = required_number(o, "beta1", ctx);
+  opt.beta2 = required_number(o, "beta2", ctx);
+  opt.eps = required_number(o, "eps", ctx);
+  opt.weight_decay = required_number(o, "weightDecay", ctx);
+  opt.max_grad_norm = required_number(o, "maxGradNorm", ctx);
+  return opt;
+}
+
+// setOptimizer's partial update: the fields given replace those of `opt`.
+OptimizerOptions parse_optimizer_update(const Napi::Object& o, OptimizerOptions opt) {
   const std::string ctx = "optimizer";
   opt.lr = opt_number(o, "lr", opt.lr, ctx);
   opt.beta1 = opt_number(o, "beta1", opt.beta1, ctx);
@@ -50,25 +74,42 @@ TrainBatch parse_batch(const Napi::Value& v) {
   return b;
 }
 
+// Every loss field, each one required (step totals and maxCompletionLength: 0 means this batch's).
 LossOptions parse_loss(const Napi::Value& v) {
-  LossOptions l;
-  if (v.IsUndefined() || v.IsNull()) return l;
-  if (!v.IsObject()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "loss options must be an object");
+  if (!v.IsObject()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "loss options are required: {type, epsilonLow, epsilonHigh, beta, sequencesInStep, tokensInStep, maxCompletionLength}");
   Napi::Object o = v.As<Napi::Object>();
   const std::string ctx = "loss";
+  LossOptions l;
+  Napi::Value type = o.Get("type");
+  if (type.IsUndefined() || type.IsNull()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "loss.type is required (the engine has no default for it)");
   try {
-    l.type = parse_loss_type(opt_string(o, "type", "grpo", ctx));
+    l.type = parse_loss_type(get_string(type, ctx + ".type"));
   } catch (const Error& e) {
     throw_error(v.Env(), "ERR_INVALID_ARGUMENT", e.what());
   }
-  l.epsilon_low = opt_number(o, "epsilonLow", l.epsilon_low, ctx);
-  l.epsilon_high = opt_number(o, "epsilonHigh", l.epsilon_low, ctx);
-  l.beta = opt_number(o, "beta", l.beta, ctx);
-  l.temperature = opt_number(o, "temperature", l.temperature, ctx);
-  l.sequences_in_step = opt_number(o, "sequencesInStep", 0, ctx);
-  l.tokens_in_step = opt_number(o, "tokensInStep", 0, ctx);
-  l.max_completion_length = opt_number(o, "maxCompletionLength", 0, ctx);
+  l.epsilon_low = required_number(o, "epsilonLow", ctx);
+  l.epsilon_high = required_number(o, "epsilonHigh", ctx);
+  l.beta = required_number(o, "beta", ctx);
+  l.sequences_in_step = required_number(o, "sequencesInStep", ctx);
+  l.tokens_in_step = required_number(o, "tokensInStep", ctx);
+  l.max_completion_length = required_number(o, "maxCompletionLength", ctx);
   return l;
+}
+
+// forwardBackward's forward-pass options: the temperature the log-probs are taken at (required) and
+// whether to report the mean entropy.
+struct GraphOptions {
+  double temperature = kUnset;
+  bool entropy = false;
+};
+
+GraphOptions parse_graph_options(const Napi::Value& v) {
+  if (!v.IsObject()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "forwardBackward options are required: {temperature, entropy?}");
+  Napi::Object o = v.As<Napi::Object>();
+  GraphOptions g;
+  g.temperature = required_number(o, "temperature", "options");
+  g.entropy = opt_bool(o, "entropy", false, "options");
+  return g;
 }
 
 }  // namespace
@@ -115,17 +156,17 @@ std::shared_ptr<Trainer> NativeTrainer::trainer(Napi::Env env) const {
   return trainer_;
 }
 
-// forwardBackward(batch, loss, {entropy}?, cancel?) -> Promise<stats>
+// forwardBackward(batch, loss, {temperature, entropy?}, cancel?) -> Promise<stats>
 Napi::Value NativeTrainer::ForwardBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto tr = trainer(env);
   auto batch = std::make_shared<TrainBatch>(parse_batch(info[0]));
   LossOptions loss = parse_loss(info[1]);
-  bool entropy = info.Length() > 2 && info[2].IsObject() ? opt_bool(info[2].As<Napi::Object>(), "entropy", false, "options") : false;
+  const GraphOptions graph = parse_graph_options(info[2]);
   auto cancel = cancel_flag(info.Length() > 3 ? info[3] : env.Undefined());
   auto res = std::make_shared<ForwardBackwardResult>();
   return FnJob::start(
-      env, engine_, [tr, batch, loss, entropy, cancel, res] { *res = tr->forward_backward(*batch, loss, entropy, cancel.get()); },
+      env, engine_, [tr, batch, loss, graph, cancel, res] { *res = tr->forward_backward(*batch, loss, graph.temperature, graph.entropy, cancel.get()); },
       [res](Napi::Env env) -> Napi::Value {
         const LossResult& l = res->loss;
         Napi::Object o = Napi::Object::New(env);
@@ -329,7 +370,7 @@ Napi::Value NativeTrainer::SetOptimizer(const Napi::CallbackInfo& info) {
   auto tr = trainer(env);
   if (!info[0].IsObject()) throw_error(env, "ERR_INVALID_ARGUMENT", "setOptimizer expects an options object");
   Napi::Object o = info[0].As<Napi::Object>();
-  OptimizerOptions parsed = parse_optimizer(o, OptimizerOptions{});  // type-check now; merged on the worker
+  OptimizerOptions parsed = parse_optimizer_update(o, OptimizerOptions{});  // type-check now; merged on the worker
   struct Fields {
     bool lr, b1, b2, eps, wd, mgn;
   } f{o.Has("lr"), o.Has("beta1"), o.Has("beta2"), o.Has("eps"), o.Has("weightDecay"), o.Has("maxGradNorm")};
@@ -370,15 +411,15 @@ Napi::Value NativeTrainer::Dispose(const Napi::CallbackInfo& info) {
   return FnJob::start(env, engine_, [box] { box->reset(); }, nullptr);
 }
 
-// createTrainer(model, {optimizer, recompute, logitsChunk}) -> Promise<NativeTrainer>
+// createTrainer(model, {optimizer, recompute, logitsChunk}) -> Promise<NativeTrainer>; optimizer required
 Napi::Value CreateTrainer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto e = engine_of(info[0]);
   TrainerOptions opts;
-  if (info.Length() > 1 && info[1].IsObject()) {
+  if (!(info.Length() > 1 && info[1].IsObject())) throw_error(env, "ERR_INVALID_ARGUMENT", "createTrainer needs options: {optimizer, recompute, logitsChunk}");
+  {
     Napi::Object o = info[1].As<Napi::Object>();
-    Napi::Value opt = o.Get("optimizer");
-    if (opt.IsObject()) opts.optimizer = parse_optimizer(opt.As<Napi::Object>(), opts.optimizer);
+    opts.optimizer = parse_optimizer(o.Get("optimizer"));
     opts.recompute = opt_bool(o, "recompute", false, "options");
     opts.logits_chunk = static_cast<int>(opt_int(o, "logitsChunk", opts.logits_chunk, 1, 1 << 20, "options"));
   }

@@ -2,6 +2,11 @@
 // "f64", used by gradient checks against finite differences), multi-threaded with a ThreadPool, GEMMs
 // through OpenBLAS when built with it (or the built-in batch-invariant kernel). Every other backend is
 // checked op by op against this one.
+//
+// Layout: this class's construction, memory and GEMM dispatch live in cpu_backend.cpp; each op family, its
+// forward and backward together, in a file of its own named as in cuda/ (embedding.cpp, rmsnorm.cpp,
+// add.cpp, rope.cpp, swiglu.cpp, kv_store.cpp, attention.cpp, logprob.cpp, lora_linear.cpp, adamw.cpp,
+// sampling.cpp). Every op checks its arguments against the shared contract (op_checks.h) first.
 #pragma once
 #include <map>
 #include <memory>
@@ -12,6 +17,7 @@
 
 #include "backend.h"
 #include "cpu/gemm.h"
+#include "op_checks.h"
 #include "thread_pool.h"
 
 namespace hayate {
@@ -33,35 +39,45 @@ class CpuBackend : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override;
   void fill_zero(Tensor t) override;
 
+  // cpu_backend.cpp
   void gemm(Tensor out, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) override;
   void linear(Tensor out, Tensor x, Tensor w, Tensor bias) override;
+  // embedding.cpp
   void embedding(Tensor out, Tensor table, Tensor ids) override;
+  void scatter_add_rows(Tensor out, Tensor src, Tensor ids) override;
+  // rmsnorm.cpp
   void rmsnorm(Tensor out, Tensor x, Tensor weight, float eps) override;
+  void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor weight, float eps, bool accumulate) override;
+  // add.cpp
   void add(Tensor out, Tensor a, Tensor b) override;
+  // rope.cpp
   void rope(Tensor x, Tensor positions, Tensor cos_sin, int head_dim) override;
+  void rope_backward(Tensor dx, Tensor positions, Tensor cos_sin, int head_dim) override;
+  // swiglu.cpp
   void swiglu(Tensor out, Tensor gate, Tensor up) override;
+  void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) override;
+  // kv_store.cpp
   void kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, Tensor slots) override;
+  // attention.cpp: paged (generation) and varlen (training)
   void paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const AttentionMeta& meta) override;
-  void log_softmax_gather(Tensor out, Tensor logits, Tensor targets, float inv_temperature) override;
-  void sample(Tensor logits, const SamplingRow* rows, int32_t* out_ids, float* out_logprobs) override;
-
-  // training ops (cpu_train_ops.cpp)
-  void lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, float scale) override;
-  void lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w, Tensor a,
-                            Tensor b, float scale, bool accumulate_dx) override;
   void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, const VarlenMeta& meta) override;
   void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
                           Tensor lse, const VarlenMeta& meta) override;
-  void rmsnorm_backward(Tensor dx, Tensor dout, Tensor x, Tensor weight, float eps, bool accumulate) override;
-  void rope_backward(Tensor dx, Tensor positions, Tensor cos_sin, int head_dim) override;
-  void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) override;
-  void scatter_add_rows(Tensor out, Tensor src, Tensor ids) override;
+  // logprob.cpp
+  void log_softmax_gather(Tensor out, Tensor logits, Tensor targets, float inv_temperature) override;
   void logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head, Tensor targets,
                        float inv_temperature) override;
   void logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head, Tensor targets, Tensor lse,
                         float inv_temperature) override;
+  // lora_linear.cpp
+  void lora_linear(Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a, Tensor b, float scale) override;
+  void lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w, Tensor a,
+                            Tensor b, float scale, bool accumulate_dx) override;
+  // adamw.cpp
   void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWParams& p) override;
   double sum_squares(Tensor x) override;
+  // sampling.cpp
+  void sample(Tensor logits, const SamplingRow* rows, int32_t* out_ids, float* out_logprobs) override;
 
  protected:
   void* raw_alloc(size_t bytes) override;
@@ -106,6 +122,7 @@ class CpuBackend : public Backend {
   std::unique_ptr<ThreadPool> pool_;
   cpu::GemmImpl gemm_impl_;
   DType fdt_ = DType::F32;  // every float tensor's dtype (F64 in precision "f64")
+  checks::DTypeRules dtypes_ = checks::DTypeRules::one_dtype(DType::F32);  // the contract's dtypes: fdt_
 };
 
 // Picks one token from a row of logits with the SamplingRow semantics of backend.h (cpu/sampling.cpp

@@ -1,26 +1,13 @@
-// Helpers shared by the CPU backend's op files: argument checks that throw kInvalidArgument naming the op,
-// dispatch on the backend's float type, and small vector kernels written so the compiler vectorises them.
+// Helpers shared by the CPU backend's op files: dispatch on the backend's float type, the work size of a
+// parallel chunk, and small vector kernels written so the compiler vectorises them. (Argument checks are
+// the shared op contract, op_checks.h.)
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <string>
 
 #include "backend.h"
 
 namespace hayate::cpu {
-
-[[noreturn]] inline void bad(const char* op, const std::string& msg) {
-  fail(ErrorCode::kInvalidArgument, std::string(op) + ": " + msg);
-}
-
-inline void need(const char* op, bool cond, const std::string& msg) {
-  if (!cond) bad(op, msg);
-}
-
-inline void need_dtype(const char* op, const Tensor& t, DType d, const char* what) {
-  if (t.data == nullptr) bad(op, std::string(what) + " is missing");
-  if (t.dtype != d) bad(op, std::string(what) + " must be " + dtype_name(d) + ", got " + dtype_name(t.dtype));
-}
 
 // Calls f(T{}) with T = double for F64, float otherwise.
 template <class F>

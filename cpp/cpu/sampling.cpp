@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "cpu/cpu_backend.h"
-#include "cpu/cpu_util.h"
 #include "cpu/vec_math.h"
 #include "rng.h"
 
@@ -225,13 +224,9 @@ void sample_row(const float* logits, int64_t V, const SamplingRow& row, int32_t*
 }
 
 void CpuBackend::sample(Tensor logits, const SamplingRow* rows, int32_t* out_ids, float* out_logprobs) {
-  const char* op = "sample";
-  cpu::need(op, logits.dtype == DType::F32 || logits.dtype == DType::F64,
-            std::string("logits must be F32 or F64, got ") + dtype_name(logits.dtype));
-  cpu::need(op, logits.data != nullptr && logits.ndim >= 1, "logits are missing");
+  checks::check_sample(dtypes_, logits);
   const int64_t B = logits.rows(), V = logits.cols();
-  cpu::need(op, V > 0, "empty vocabulary: logits " + logits.shape_str());
-  cpu::need(op, B == 0 || (rows && out_ids && out_logprobs), "rows, out_ids and out_logprobs must not be null");
+  checks::need("sample", B == 0 || (rows && out_ids && out_logprobs), "rows, out_ids and out_logprobs must not be null");
   pool_->parallel_for(B, [&](int64_t b, int64_t e) {
     SampleScratch s;
     std::vector<float> row_f32;

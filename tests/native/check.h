@@ -1,8 +1,14 @@
 // Minimal native test harness (no external dependencies so the GPU machine can build it with CMake alone).
-// TEST(name) { CHECK(cond); CHECK_NEAR(a, b, tol); CHECK_THROWS_CODE(expr, code); }
+// TEST(name) { CHECK(cond); CHECK_NEAR(a, b, tol); CHECK_THROWS_CODE(expr, code); } and a TempDir for
+// tests that read files.
 #pragma once
+#include <dirent.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -26,6 +32,32 @@ inline void report(const char* file, int line, const std::string& what) {
   std::fprintf(stderr, "  FAILED %s:%d: %s\n", file, line, what.c_str());
   ++g_failures;
 }
+
+// A fresh directory under /tmp, removed (one level deep) at scope exit.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/hayate_test_XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    if (DIR* d = ::opendir(path.c_str())) {
+      while (dirent* e = ::readdir(d))
+        if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) ::unlink((path + "/" + e->d_name).c_str());
+      ::closedir(d);
+    }
+    ::rmdir(path.c_str());
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  void write(const std::string& name, const std::string& text) const {
+    FILE* f = std::fopen(file(name).c_str(), "wb");
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+};
 
 }  // namespace hayate_test
 

@@ -89,26 +89,7 @@ std::string error_of(const std::string& json) {
   return "";
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/hayate_cfg_XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) ::unlink((path + "/" + e->d_name).c_str());
-      ::closedir(d);
-    }
-    ::rmdir(path.c_str());
-  }
-  void write(const std::string& name, const std::string& text) const {
-    FILE* f = std::fopen((path + "/" + name).c_str(), "wb");
-    std::fwrite(text.data(), 1, text.size(), f);
-    std::fclose(f);
-  }
-};
+using hayate_test::TempDir;
 
 // Reference for the llama3 rule, written the way transformers' tensor code reads: compute the
 // "low frequencies divided" vector first, then pick the smoothed value for the medium band.

@@ -1,18 +1,22 @@
 // Safetensors reader: files written by a tiny writer below, read back through the mmap; every invalid
-// header class; sharded directories; and a fuzz loop that must only ever produce hayate::Error.
+// header class; sharded directories; and a fuzz loop that must only ever produce hayate::Error. Writer:
+// exact header bytes, streaming, bad input, the sharded index, and no temporary file left behind.
 #include "safetensors.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "check.h"
 #include "rng.h"
+#include "safetensors_writer.h"
 
 using hayate::ErrorCode;
 using hayate::SafetensorsFile;
@@ -21,23 +25,7 @@ using hayate::TensorStore;
 
 namespace {
 
-// A fresh directory under /tmp, removed (one level deep) at scope exit.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/hayate_st_XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) ::unlink((path + "/" + e->d_name).c_str());
-      ::closedir(d);
-    }
-    ::rmdir(path.c_str());
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
+using hayate_test::TempDir;
 
 void write_file(const std::string& path, const std::string& bytes) {
   FILE* f = std::fopen(path.c_str(), "wb");
@@ -408,4 +396,150 @@ TEST(safetensors_fuzz_only_throws_hayate_errors) {
   CHECK(other == 0);
   CHECK(accepted > 0 && rejected > 0);
   std::fprintf(stderr, "    fuzz: %d accepted, %d rejected\n", accepted, rejected);
+}
+
+// --- writer ----------------------------------------------------------------------------------------
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::string out;
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    char buf[4096];
+    size_t got;
+    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, got);
+    std::fclose(f);
+  }
+  return out;
+}
+
+// Names in a directory other than "." and "..".
+std::vector<std::string> dir_entries(const std::string& path) {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(path.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) out.push_back(e->d_name);
+    ::closedir(d);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(safetensors_writer_header_bytes_and_round_trip) {
+  TempDir dir;
+  const std::string path = dir.file("w.safetensors");
+  {
+    hayate::SafetensorsWriter w(path,
+                                {{"a", "F32", {2}}, {"q\"\n\t\x01", "BF16", {2, 2}}, {"h", "F16", {3}}, {"e", "F32", {0, 4}}},
+                                {{"step", "3"}, {"format", "pt"}});
+    const float a[] = {1.f, -2.5f}, q[] = {1.f, 2.f, 3.f, 1.f + 1.f / 256}, h[] = {0.5f, 65520.f, -0.f};
+    w.write_f32(a, 2);
+    w.end_tensor();
+    w.write_f32(q, 1);  // chunks of any size
+    w.write_f32(q + 1, 3);
+    w.end_tensor();
+    w.write_f32(h, 3);
+    w.end_tensor();
+    w.end_tensor();  // the empty tensor
+    w.commit();
+  }
+  const std::string file = read_file(path);
+  // Metadata first in the given order, keys escaped as JSON.stringify does, padded with spaces to 8 bytes.
+  std::string json =
+      R"({"__metadata__":{"step":"3","format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+      R"("q\"\n\t\u0001":{"dtype":"BF16","shape":[2,2],"data_offsets":[8,16]},)"
+      R"("h":{"dtype":"F16","shape":[3],"data_offsets":[16,22]},"e":{"dtype":"F32","shape":[0,4],"data_offsets":[22,22]}})";
+  while (json.size() % 8) json += ' ';
+  CHECK(file.size() == 8 + json.size() + 22);
+  CHECK(file.substr(0, 8) == le64(json.size()));
+  CHECK(file.substr(8, json.size()) == json);
+  CHECK((dir_entries(dir.path) == std::vector<std::string>{"w.safetensors"}));  // no temporary file left
+
+  SafetensorsFile f(path);
+  CHECK(f.tensors().size() == 4 && f.metadata().at("step") == "3");
+  float out[4];
+  hayate::convert_to_f32(out, f.tensors()[1].data, hayate::DType::BF16, 4);
+  CHECK(out[0] == 1.f && out[3] == 1.f);  // 1 + 2^-8 is a tie: rounds to the even bf16, 1
+  hayate::convert_to_f32(out, f.tensors()[2].data, hayate::DType::F16, 3);
+  CHECK(out[0] == 0.5f && std::isinf(out[1]) && out[2] == 0.f && std::signbit(out[2]));
+}
+
+TEST(safetensors_writer_rejects_bad_input_and_leaves_nothing) {
+  TempDir dir;
+  const std::string path = dir.file("bad.safetensors");
+  using hayate::SafetensorsWriter;
+  CHECK_THROWS_CODE(SafetensorsWriter(path, {{"a", "F128", {1}}}, {}), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(SafetensorsWriter(path, {{"a", "F32", {-1}}}, {}), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(SafetensorsWriter(path, {{"a", "F32", {1}}, {"a", "F32", {1}}}, {}), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(SafetensorsWriter(path, {{"__metadata__", "F32", {1}}}, {}), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(SafetensorsWriter(path, {{"a", "U8", {int64_t(1) << 40, int64_t(1) << 40}}}, {}),
+                    ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(SafetensorsWriter(path, {}, {{"k", "1"}, {"k", "2"}}), ErrorCode::kInvalidArgument);
+  CHECK(dir_entries(dir.path).empty());
+  {
+    SafetensorsWriter w(path, {{"w", "F32", {2, 2}}, {"ids", "I64", {1}}}, {});
+    const float v[5] = {};
+    try {
+      w.write_f32(v, 5);
+      CHECK(false);
+    } catch (const hayate::Error& e) {
+      CHECK(std::string(e.what()) == "tensor w: more values than its shape [2,2] holds");
+    }
+    w.write_f32(v, 3);
+    try {
+      w.end_tensor();
+      CHECK(false);
+    } catch (const hayate::Error& e) {
+      CHECK(std::string(e.what()) == "tensor w: 3 values for shape [2,2]");
+    }
+    w.write_f32(v, 1);
+    w.end_tensor();
+    CHECK_THROWS_CODE(w.write_f32(v, 1), ErrorCode::kInvalidArgument);  // I64 cannot come from floats
+    CHECK_THROWS_CODE(w.commit(), ErrorCode::kInvalidArgument);         // "ids" unfinished
+    CHECK(dir_entries(dir.path).size() == 1);                           // the temporary file, until abort
+  }
+  CHECK(dir_entries(dir.path).empty());  // destroyed unfinished: removed
+  // A directory that does not exist: kIo naming the cause.
+  try {
+    SafetensorsWriter w(dir.file("no/such/dir.safetensors"), {}, {});
+    CHECK(false);
+  } catch (const hayate::Error& e) {
+    CHECK(e.code() == ErrorCode::kIo && std::string(e.what()).find("(ENOENT)") != std::string::npos);
+  }
+}
+
+TEST(safetensors_write_whole_file_and_index) {
+  TempDir dir;
+  const std::vector<int64_t> ids = {7, -9};
+  hayate::SafetensorsEntry fixed{"ids", "I64", {2}, 16, ids.data(), nullptr};
+  hayate::SafetensorsEntry lazy{"b", "U8", {3}, 3, nullptr, [] { return std::vector<uint8_t>{1, 2, 3}; }};
+  hayate::write_safetensors(dir.file("m.safetensors"), {fixed, lazy});
+  SafetensorsFile f(dir.file("m.safetensors"));
+  CHECK(f.metadata().at("format") == "pt");
+  int64_t second;
+  std::memcpy(&second, static_cast<const char*>(f.tensors()[0].data) + 8, 8);
+  CHECK(second == -9 && static_cast<const uint8_t*>(f.tensors()[1].data)[2] == 3);
+  hayate::SafetensorsEntry wrong{"w", "F32", {2}, 4, ids.data(), nullptr};
+  CHECK_THROWS_CODE(hayate::write_safetensors(dir.file("x.safetensors"), {wrong}), ErrorCode::kInvalidArgument);
+
+  // The index, as JSON.stringify(index, null, 2) + "\n" spells it.
+  hayate::write_safetensors_index(dir.file("model.safetensors.index.json"), 19, {{"ids", "m.safetensors"}, {"b", "m.safetensors"}});
+  CHECK(read_file(dir.file("model.safetensors.index.json")) ==
+        "{\n  \"metadata\": {\n    \"total_size\": 19\n  },\n  \"weight_map\": {\n    \"ids\": \"m.safetensors\",\n"
+        "    \"b\": \"m.safetensors\"\n  }\n}\n");
+  auto store = TensorStore::open_dir(dir.path);
+  CHECK(store->has("ids") && store->has("b") && store->files().size() == 1);
+  hayate::write_safetensors_index(dir.file("empty.json"), 0, {});
+  CHECK(read_file(dir.file("empty.json")) == "{\n  \"metadata\": {\n    \"total_size\": 0\n  },\n  \"weight_map\": {}\n}\n");
+}
+
+TEST(safetensors_f16_nan_keeps_payload) {
+  // A NaN stays a quiet NaN with the top payload bits, in f16 as in bf16.
+  uint32_t bits = 0xffc12345u;
+  float nan;
+  std::memcpy(&nan, &bits, 4);
+  CHECK(hayate::f32_to_f16(nan) == 0xfe09);
+  CHECK(hayate::f32_to_bf16(nan) == 0xffc1);
+  CHECK(hayate::f32_to_f16(std::numeric_limits<float>::infinity()) == 0x7c00);
 }

@@ -9,6 +9,7 @@
 #include "loss.h"
 #include "model.h"
 #include "train_check.h"
+#include "train_options.h"
 #include "trainer.h"
 
 using namespace hayate;
@@ -89,10 +90,10 @@ TrainBatch make_batch(int vocab, uint32_t seed) {
 Vec download(Backend& be, Tensor t) { return host(be, t); }
 
 // The loss as a function of the LoRA parameters: forward only.
-double loss_value(Trainer& tr, const TrainBatch& b, const LossOptions& o) {
+double loss_value(Trainer& tr, const TrainBatch& b, const LossOptions& o, double temperature) {
   LossInputs in;
   for (int s = 0; s < b.packed.num_seqs(); ++s) in.completion_lens.push_back(b.packed.completion_len(s));
-  in.logprobs = tr.logprobs(b.packed, true, o.temperature);
+  in.logprobs = tr.logprobs(b.packed, true, temperature);
   in.advantages = b.advantages;
   in.old_logprobs = b.old_logprobs;
   in.ref_logprobs = b.ref_logprobs;
@@ -100,26 +101,26 @@ double loss_value(Trainer& tr, const TrainBatch& b, const LossOptions& o) {
 }
 
 // Checks d loss / d (every LoRA tensor) against central differences at a few elements of each.
-void check_lora_gradients(Arch arch, LossOptions o, bool rslora, const std::string& what) {
+void check_lora_gradients(Arch arch, LossOptions o, double temperature, bool rslora, const std::string& what) {
   CpuBackend be(2, "auto", "f64");
   ModelConfig cfg = tiny_config(arch);
   auto model = random_model(be, cfg, 11);
   LoraSet& lora = model->attach_lora(all_targets(cfg, 3, 5.0, rslora));
   randomize_b(be, lora, 100);
-  TrainerOptions to;
+  TrainerOptions to = trainer_options(1e-5);
   to.logits_chunk = 3;
   Trainer tr(*model, to);
   TrainBatch b = make_batch(cfg.vocab_size, 3);
   // rollout log-probs near the current ones, so some tokens clip and some do not
-  Vec lp = tr.logprobs(b.packed, true, o.temperature);
+  Vec lp = tr.logprobs(b.packed, true, temperature);
   b.old_logprobs = lp;
   Vec noise = randv(lp.size(), 9, 0.25);
   for (size_t i = 0; i < lp.size(); ++i) b.old_logprobs[i] += noise[i];
-  if (o.beta != 0) b.ref_logprobs = tr.logprobs(b.packed, false, o.temperature);
+  if (o.beta != 0) b.ref_logprobs = tr.logprobs(b.packed, false, temperature);
 
-  ForwardBackwardResult r = tr.forward_backward(b, o);
+  ForwardBackwardResult r = tr.forward_backward(b, o, temperature);
   CHECK(r.finite);
-  CHECK_NEAR(r.loss.loss, loss_value(tr, b, o), 1e-12);
+  CHECK_NEAR(r.loss.loss, loss_value(tr, b, o, temperature), 1e-12);
   std::mt19937 rng(1);
   double worst = 0;
   for (LoraAdapter& a : lora.adapters()) {
@@ -133,9 +134,9 @@ void check_lora_gradients(Arch arch, LossOptions o, bool rslora, const std::stri
         double* x = p.as<double>() + i;  // CPU memory: poke the parameter in place
         const double old = *x, h = 1e-6;
         *x = old + h;
-        const double lp1 = loss_value(tr, b, o);
+        const double lp1 = loss_value(tr, b, o, temperature);
         *x = old - h;
-        const double lm1 = loss_value(tr, b, o);
+        const double lm1 = loss_value(tr, b, o, temperature);
         *x = old;
         worst = std::max(worst, std::fabs((lp1 - lm1) / (2 * h) - g[i]) / scale);
       }
@@ -147,31 +148,24 @@ void check_lora_gradients(Arch arch, LossOptions o, bool rslora, const std::stri
 }  // namespace
 
 TEST(grpo_lora_gradients_vs_finite_differences_qwen3) {
-  LossOptions o;
-  o.type = LossType::Grpo;
-  o.beta = 0.04;
+  LossOptions o = loss_options(LossType::Grpo, 0.04);
   o.epsilon_low = 0.2;
   o.epsilon_high = 0.28;
-  check_lora_gradients(Arch::Qwen3, o, false, "qwen3 grpo beta=0.04");
-  o.temperature = 0.7;
+  check_lora_gradients(Arch::Qwen3, o, 1.0, false, "qwen3 grpo beta=0.04");
   o.beta = 0;
-  check_lora_gradients(Arch::Qwen3, o, true, "qwen3 grpo temperature 0.7 rslora");
+  check_lora_gradients(Arch::Qwen3, o, 0.7, true, "qwen3 grpo temperature 0.7 rslora");
 }
 
 TEST(grpo_lora_gradients_vs_finite_differences_llama) {
-  LossOptions o;
-  o.type = LossType::Grpo;
-  o.beta = 0.1;
-  check_lora_gradients(Arch::Llama, o, false, "llama grpo beta=0.1");
+  LossOptions o = loss_options(LossType::Grpo, 0.1);
+  check_lora_gradients(Arch::Llama, o, 1.0, false, "llama grpo beta=0.1");
 }
 
 TEST(loss_aggregations_gradients_vs_finite_differences) {
   for (LossType t : {LossType::Bnpo, LossType::Dapo, LossType::DrGrpo, LossType::Sft}) {
-    LossOptions o;
-    o.type = t;
-    o.beta = t == LossType::Sft ? 0 : 0.02;
+    LossOptions o = loss_options(t, t == LossType::Sft ? 0 : 0.02);
     o.max_completion_length = t == LossType::DrGrpo ? 8 : 0;
-    check_lora_gradients(Arch::Qwen2, o, false, std::string("qwen2 ") + loss_type_name(t));
+    check_lora_gradients(Arch::Qwen2, o, 1.0, false, std::string("qwen2 ") + loss_type_name(t));
   }
 }
 
@@ -183,11 +177,11 @@ TEST(policy_gradient_closed_form_with_equal_old_logprobs) {
   auto model = random_model(be, cfg, 12);
   LoraSet& lora = model->attach_lora(all_targets(cfg, 2, 4.0));
   randomize_b(be, lora, 200);
-  Trainer tr(*model, TrainerOptions{});
+  Trainer tr(*model, trainer_options(1e-5));
   TrainBatch b = make_batch(cfg.vocab_size, 4);
   b.old_logprobs = tr.logprobs(b.packed, true, 1.0);
-  LossOptions o;  // grpo, beta 0
-  ForwardBackwardResult r = tr.forward_backward(b, o);
+  LossOptions o = loss_options(LossType::Grpo);  // beta 0
+  ForwardBackwardResult r = tr.forward_backward(b, o, 1.0);
   const int S = b.packed.num_seqs();
   double mean_a = 0;  // sequences without completion tokens contribute nothing
   for (int s = 0; s < S; ++s) mean_a += b.packed.completion_len(s) > 0 ? b.advantages[s] : 0.0;
@@ -228,16 +222,15 @@ TEST(recompute_and_chunking_leave_gradients_unchanged) {
   LoraSet& lora = model->attach_lora(all_targets(cfg, 4, 8.0));
   randomize_b(be, lora, 300);
   TrainBatch b = make_batch(cfg.vocab_size, 5);
-  LossOptions o;
-  o.beta = 0.05;
+  LossOptions o = loss_options(LossType::Grpo, 0.05);
   std::vector<Vec> grads[2];
   for (int run = 0; run < 2; ++run) {
-    TrainerOptions to;
+    TrainerOptions to = trainer_options(1e-5);
     to.recompute = run == 1;
     to.logits_chunk = run == 1 ? 1 : 1000;
     Trainer tr(*model, to);
     tr.zero_grad();
-    tr.forward_backward(b, o);
+    tr.forward_backward(b, o, 1.0);
     for (LoraAdapter& a : lora.adapters()) {
       grads[run].push_back(download(be, a.grad_a));
       grads[run].push_back(download(be, a.grad_b));
@@ -253,14 +246,13 @@ TEST(gradient_accumulation_equals_the_full_batch) {
   auto model = random_model(be, cfg, 14);
   LoraSet& lora = model->attach_lora(all_targets(cfg, 2, 2.0));
   randomize_b(be, lora, 400);
-  Trainer tr(*model, TrainerOptions{});
+  Trainer tr(*model, trainer_options(1e-5));
   TrainBatch full = make_batch(cfg.vocab_size, 6);
   for (LossType t : {LossType::Grpo, LossType::Bnpo, LossType::DrGrpo, LossType::Sft}) {
-    LossOptions o;
-    o.type = t;
+    LossOptions o = loss_options(t);
     o.max_completion_length = 6;
     tr.zero_grad();
-    double whole = tr.forward_backward(full, o).loss.loss;
+    double whole = tr.forward_backward(full, o, 1.0).loss.loss;
     std::vector<Vec> g_full;
     for (LoraAdapter& a : lora.adapters()) g_full.push_back(download(be, a.grad_a));
     // split: sequence 0 | sequences 1, 2
@@ -277,7 +269,7 @@ TEST(gradient_accumulation_equals_the_full_batch) {
     o.sequences_in_step = full.packed.num_seqs();
     o.tokens_in_step = static_cast<double>(full.packed.completion_tokens());
     tr.zero_grad();
-    double parts = tr.forward_backward(m1, o).loss.loss + tr.forward_backward(m2, o).loss.loss;
+    double parts = tr.forward_backward(m1, o, 1.0).loss.loss + tr.forward_backward(m2, o, 1.0).loss.loss;
     CHECK_NEAR(parts, whole, 1e-12);
     size_t i = 0;
     for (LoraAdapter& a : lora.adapters()) CHECK(rel_err(download(be, a.grad_a), g_full[i++]) < 1e-10);
@@ -290,7 +282,7 @@ TEST(training_logprobs_match_the_inference_path_with_lora) {
   auto model = random_model(be, cfg, 15);
   LoraSet& lora = model->attach_lora(all_targets(cfg, 4, 8.0));
   randomize_b(be, lora, 500);
-  Trainer tr(*model, TrainerOptions{});
+  Trainer tr(*model, trainer_options(1e-5));
   TrainBatch b = make_batch(cfg.vocab_size, 7);
   for (bool use_lora : {true, false}) {
     Vec lp = tr.logprobs(b.packed, use_lora, 1.0);
@@ -317,14 +309,12 @@ TEST(adamw_step_clips_and_skips_non_finite_updates) {
   ModelConfig cfg = tiny_config(Arch::Qwen3);
   auto model = random_model(be, cfg, 16);
   LoraSet& lora = model->attach_lora(all_targets(cfg, 2, 4.0));
-  TrainerOptions to;
-  to.optimizer.lr = 1e-3;
+  TrainerOptions to = trainer_options(1e-3);
   to.optimizer.max_grad_norm = 1e-4;  // forces clipping
   Trainer tr(*model, to);
   TrainBatch b = make_batch(cfg.vocab_size, 8);
-  LossOptions o;
-  o.type = LossType::Sft;
-  tr.forward_backward(b, o);
+  LossOptions o = loss_options(LossType::Sft);
+  tr.forward_backward(b, o, 1.0);
   StepResult s1 = tr.step();
   CHECK(s1.applied && s1.step == 1 && s1.grad_norm > 1e-4);
   CHECK_NEAR(s1.grad_scale * s1.grad_norm, 1e-4, 1e-8);
@@ -336,7 +326,7 @@ TEST(adamw_step_clips_and_skips_non_finite_updates) {
   Vec bad = download(be, lora.adapters()[0].b);
   bad[0] = std::nan("");
   be.upload(lora.adapters()[0].b, bad.data(), DType::F64);
-  ForwardBackwardResult r = tr.forward_backward(b, o);
+  ForwardBackwardResult r = tr.forward_backward(b, o, 1.0);
   CHECK(!r.finite);
   StepResult s2 = tr.step();
   CHECK(!s2.applied && s2.step == 2 && !s2.skipped_reason.empty());
@@ -346,7 +336,7 @@ TEST(adamw_step_clips_and_skips_non_finite_updates) {
   // Inf in a gradient: skipped too, and the gradients are discarded
   bad[0] = 0.1;
   be.upload(lora.adapters()[0].b, bad.data(), DType::F64);
-  tr.forward_backward(b, o);
+  tr.forward_backward(b, o, 1.0);
   Vec g = download(be, lora.adapters()[1].grad_a);
   g[2] = INFINITY;
   be.upload(lora.adapters()[1].grad_a, g.data(), DType::F64);
@@ -360,7 +350,7 @@ TEST(training_bad_input_is_reported) {
   CpuBackend be(1, "auto", "f32");
   ModelConfig cfg = tiny_config(Arch::Qwen3);
   auto model = random_model(be, cfg, 17);
-  CHECK_THROWS_CODE(Trainer(*model, TrainerOptions{}), ErrorCode::kInvalidArgument);  // no LoRA attached
+  CHECK_THROWS_CODE(Trainer(*model, trainer_options(1e-5)), ErrorCode::kInvalidArgument);  // no LoRA attached
   LoraConfig bad = all_targets(cfg, 0, 1.0);
   CHECK_THROWS_CODE(model->attach_lora(bad), ErrorCode::kInvalidArgument);  // rank 0
   bad = all_targets(cfg, 2, 1.0);
@@ -373,40 +363,81 @@ TEST(training_bad_input_is_reported) {
   CHECK_THROWS_CODE(parse_loss_type("ppo"), ErrorCode::kInvalidArgument);
 
   model->attach_lora(all_targets(cfg, 2, 4.0));
-  TrainerOptions to;
-  Trainer tr(*model, to);
-  LossOptions o;
+  Trainer tr(*model, trainer_options(1e-5));
+  LossOptions o = loss_options(LossType::Grpo);
   TrainBatch b = make_batch(cfg.vocab_size, 9);
   TrainBatch t = b;
   t.advantages[1] = std::nan("");
-  CHECK_THROWS_CODE(tr.forward_backward(t, o), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(tr.forward_backward(t, o, 1.0), ErrorCode::kInvalidArgument);
   t = b;
   t.advantages.pop_back();
-  CHECK_THROWS_CODE(tr.forward_backward(t, o), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(tr.forward_backward(t, o, 1.0), ErrorCode::kInvalidArgument);
   t = b;
   t.old_logprobs = {0.0};
-  CHECK_THROWS_CODE(tr.forward_backward(t, o), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(tr.forward_backward(t, o, 1.0), ErrorCode::kInvalidArgument);
   t = b;
   t.packed.tokens[0] = cfg.vocab_size;
-  CHECK_THROWS_CODE(tr.forward_backward(t, o), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(tr.forward_backward(t, o, 1.0), ErrorCode::kInvalidArgument);
   t = b;
   t.packed.prompt_lens[0] = 0;
-  CHECK_THROWS_CODE(tr.forward_backward(t, o), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(tr.forward_backward(t, o, 1.0), ErrorCode::kInvalidArgument);
   t = b;
   t.packed.seq_lens[0] += 1;
-  CHECK_THROWS_CODE(tr.forward_backward(t, o), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(tr.forward_backward(t, o, 1.0), ErrorCode::kInvalidArgument);
   t = b;
   t.packed.tokens.assign(70, 1);
   t.packed.seq_lens = {70};
   t.packed.prompt_lens = {1};
   t.advantages = {1.0};
-  CHECK_THROWS_CODE(tr.forward_backward(t, o), ErrorCode::kContextOverflow);
+  CHECK_THROWS_CODE(tr.forward_backward(t, o, 1.0), ErrorCode::kContextOverflow);
   o.epsilon_low = 1.5;
-  CHECK_THROWS_CODE(tr.forward_backward(b, o), ErrorCode::kInvalidArgument);
+  CHECK_THROWS_CODE(tr.forward_backward(b, o, 1.0), ErrorCode::kInvalidArgument);
   CHECK(tr.grad_norm() == 0);  // nothing was accumulated by the rejected calls
   // a replaced adapter set invalidates the trainer
   model->attach_lora(all_targets(cfg, 2, 4.0));
   CHECK_THROWS_CODE(tr.step(), ErrorCode::kInvalidArgument);
+}
+
+// The engine has no defaults for training hyperparameters: an option left unset is an error naming it.
+TEST(unset_training_options_are_rejected_by_name) {
+  CpuBackend be(1, "auto", "f32");
+  ModelConfig cfg = tiny_config(Arch::Qwen3);
+  auto model = random_model(be, cfg, 19);
+  auto message_of = [](auto&& call) -> std::string {
+    try {
+      call();
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::kInvalidArgument);
+      return e.what();
+    }
+    return "(no error)";
+  };
+  LoraConfig lora = all_targets(cfg, 2, 4.0);
+  lora.alpha = kUnset;
+  CHECK(message_of([&] { model->attach_lora(lora); }).find("alpha") != std::string::npos);
+  lora = all_targets(cfg, 2, 4.0);
+  lora.rank = LoraConfig{}.rank;
+  CHECK(message_of([&] { model->attach_lora(lora); }).find("rank") != std::string::npos);
+
+  model->attach_lora(all_targets(cfg, 2, 4.0));
+  TrainerOptions to = trainer_options(1e-5);
+  to.optimizer.beta2 = kUnset;
+  CHECK(message_of([&] { Trainer t(*model, to); }).find("beta2 is not set") != std::string::npos);
+  CHECK(message_of([&] { Trainer t(*model, TrainerOptions{}); }).find("lr is not set") != std::string::npos);
+
+  Trainer tr(*model, trainer_options(1e-5));
+  const TrainBatch b = make_batch(cfg.vocab_size, 10);
+  CHECK(message_of([&] { tr.forward_backward(b, LossOptions{}, 1.0); }).find("loss type is not set") != std::string::npos);
+  LossOptions o = loss_options(LossType::Grpo);
+  o.epsilon_high = kUnset;
+  CHECK(message_of([&] { tr.forward_backward(b, o, 1.0); }).find("epsilon_high is not set") != std::string::npos);
+  o = loss_options(LossType::Sft);
+  o.tokens_in_step = kUnset;
+  CHECK(message_of([&] { tr.forward_backward(b, o, 1.0); }).find("tokens_in_step is not set") != std::string::npos);
+  o = loss_options(LossType::Sft);
+  o.epsilon_low = kUnset;  // SFT reads no clip range
+  CHECK(message_of([&] { tr.forward_backward(b, o, 1.0); }) == "(no error)");
+  CHECK(tr.grad_norm() > 0);
 }
 
 TEST(lora_init_follows_peft) {

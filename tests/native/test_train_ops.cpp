@@ -381,6 +381,9 @@ TEST(adamw_step_multi_equals_per_tensor_adamw_step) {
     for (size_t i = 0; i < sizes.size(); ++i) refs.push_back({p1[i], g[i], m1[i], v1[i]});
     AdamWParams hp;
     hp.lr = 0.01;
+    hp.beta1 = 0.9;
+    hp.beta2 = 0.999;
+    hp.eps = 1e-8;
     hp.weight_decay = 0.1;
     hp.grad_scale = 0.5;
     for (int t = 1; t <= 3; ++t) {

@@ -79,7 +79,7 @@ export function evalCommand(): Command {
   return new Command('eval')
     .description('evaluate a model on a test set: accuracy, pass@k, maj@k (GSM8K format by default)')
     .argument('<model>', 'model directory (Hugging Face layout)')
-    .requiredOption('--data <jsonl>', 'test file: GSM8K JSONL ({question, answer ending in "#### N"}) or any JSONL with --format jsonl')
+    .requiredOption('--data <jsonl>', 'test data: gsm8k:test (the bundled GSM8K test split), a GSM8K JSONL ({question, answer ending in "#### N"}) or any JSONL with --format jsonl')
     .option('--format <fmt>', 'gsm8k or jsonl (fields chosen by --prompt-field / --answer-field)', 'gsm8k')
     .option('--prompt-field <name>', 'jsonl: field holding the question (dotted paths allowed)', 'prompt')
     .option('--answer-field <name>', 'jsonl: field holding the answer (a number, or text ending in "#### N")', 'answer')

@@ -1,12 +1,27 @@
 // `hayate train` settings: one table lists every setting once, with its config-file key (TRL's GRPOConfig /
 // TrainingArguments name where one exists), its command-line flag, its type and help text. The command's
 // flags, its --help, config-file parsing and validation are all generated from this table, so a flag and
-// its config key cannot drift apart. Precedence: flag > config file > default.
+// its config key cannot drift apart (the README's settings table is generated from it too: settings-doc.ts).
+// Training defaults and shared bounds come from training-defaults.ts, their one definition. Precedence:
+// flag > config file > default.
 import { readFileSync, existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { HayateError } from '../errors.js';
+import {
+  GRPO_DEFAULTS,
+  LEARNING_RATE_DEFAULTS,
+  LORA_DEFAULTS,
+  LOSS_DEFAULTS,
+  OPTIMIZER_DEFAULTS,
+  RUN_DEFAULTS,
+  SAMPLING_DEFAULTS,
+  SCHEDULE_DEFAULTS,
+  SETTING_BOUNDS,
+  SFT_DEFAULTS,
+  inBounds,
+} from '../training-defaults.js';
 
 export type SettingType = 'int' | 'float' | 'bool' | 'string' | 'list' | 'numlist' | 'scale' | 'resume';
 
@@ -20,21 +35,31 @@ export interface Setting {
   /** Bool settings defaulting to true get a --no-<flag> form instead of --<flag>. */
   type: SettingType;
   description: string;
+  /** Range of int/float values: inclusive unless minOpen / maxOpen. */
   min?: number;
   max?: number;
+  minOpen?: boolean;
+  maxOpen?: boolean;
   choices?: readonly string[];
   /** Shown in --help and used when neither a flag nor the config sets it. */
   default?: unknown;
+  /** Shown instead, for a setting without a `default` whose value the trainer decides (per mode, or from another setting). */
+  defaultText?: string;
   /** Other accepted config keys (aliases). */
   aliases?: readonly string[];
   /** list: the flag is repeated for several values, never split at commas (stop strings may hold commas). */
   repeatOnly?: boolean;
 }
 
+/** A number as help text shows it: 5e-6 rather than 0.000005. */
+export function showNumber(n: number): string {
+  return n !== 0 && Math.abs(n) < 1e-3 ? n.toExponential() : String(n);
+}
+
 export const TRAIN_SETTINGS: readonly Setting[] = [
   { key: 'model_name_or_path', flag: 'model', type: 'string', description: 'model directory (Hugging Face layout), instead of the positional argument', aliases: ['model'] },
   // data
-  { key: 'dataset', flag: 'data', type: 'string', description: 'training data: a GSM8K JSONL file ({question, answer ending in "#### N"}), any JSONL with --dataset-format jsonl, or synthetic[:level] (generated arithmetic problems, level 1-5)', aliases: ['train_file', 'dataset_name'] },
+  { key: 'dataset', flag: 'data', type: 'string', description: 'training data: gsm8k or gsm8k:test (the bundled GSM8K splits), a GSM8K JSONL file ({question, answer ending in "#### N"}), any JSONL with --dataset-format jsonl, or synthetic[:level] (generated arithmetic problems, level 1-5)', aliases: ['train_file', 'dataset_name'] },
   { key: 'dataset_format', flag: 'dataset-format', type: 'string', choices: ['gsm8k', 'jsonl'], default: 'gsm8k', description: 'format of a dataset file' },
   { key: 'prompt_field', flag: 'prompt-field', type: 'string', default: 'prompt', description: 'jsonl: field holding the question (dotted paths allowed)' },
   { key: 'answer_field', flag: 'answer-field', type: 'string', default: 'answer', description: 'jsonl: field holding the answer (a number, or text ending in "#### N")' },
@@ -46,18 +71,18 @@ export const TRAIN_SETTINGS: readonly Setting[] = [
   // run
   { key: 'output_dir', flag: 'output-dir', short: 'o', type: 'string', default: 'hayate-output', description: 'directory for checkpoints, metrics.jsonl, samples.jsonl, reward_curve.svg and the final adapter' },
   { key: 'max_steps', flag: 'max-steps', type: 'int', min: 1, description: 'training steps (GRPO: batches of rollouts; SFT: optimizer updates); default: from num_train_epochs' },
-  { key: 'num_train_epochs', flag: 'epochs', type: 'float', min: 0, default: 1, description: 'passes over the dataset when max_steps is not set' },
-  { key: 'seed', flag: 'seed', short: 's', type: 'int', min: 0, default: 0, description: 'seed of data order, sampling and adapter initialisation' },
-  { key: 'save_steps', flag: 'save-steps', type: 'int', min: 0, default: 0, description: 'write checkpoint-<step>/ every N steps (0: only at the end)' },
+  { key: 'num_train_epochs', flag: 'epochs', type: 'float', ...SETTING_BOUNDS.numTrainEpochs, default: RUN_DEFAULTS.numTrainEpochs, description: 'passes over the dataset when max_steps is not set' },
+  { key: 'seed', flag: 'seed', short: 's', type: 'int', min: 0, default: RUN_DEFAULTS.seed, description: 'seed of data order, sampling and adapter initialisation' },
+  { key: 'save_steps', flag: 'save-steps', type: 'int', min: 0, default: GRPO_DEFAULTS.saveSteps, description: 'write checkpoint-<step>/ every N steps (0: only at the end)' },
   { key: 'save_total_limit', flag: 'save-total-limit', type: 'int', min: 1, description: 'keep only the newest N checkpoints' },
   { key: 'logging_steps', flag: 'logging-steps', type: 'int', min: 1, default: 1, description: 'print the progress line every N steps when stderr is not a terminal' },
-  { key: 'sample_steps', flag: 'sample-steps', type: 'int', min: 0, default: 10, description: 'print and log sample completions every N steps (0: never)', aliases: ['log_completions_steps'] },
-  { key: 'num_completions_to_print', flag: 'samples', type: 'int', min: 1, default: 2, description: 'completions printed/logged each time' },
+  { key: 'sample_steps', flag: 'sample-steps', type: 'int', min: 0, default: GRPO_DEFAULTS.sampleSteps, description: 'print and log sample completions every N steps (0: never)', aliases: ['log_completions_steps'] },
+  { key: 'num_completions_to_print', flag: 'samples', type: 'int', min: 1, default: GRPO_DEFAULTS.samplesPerLog, description: 'completions printed/logged each time' },
   { key: 'overwrite_output_dir', flag: 'overwrite-output-dir', type: 'bool', default: false, description: 'start a new run in an output directory that holds checkpoints of an earlier one (they are replaced as the run reaches their steps)' },
   { key: 'resume_from_checkpoint', flag: 'resume', type: 'resume', description: 'resume from a checkpoint directory, or (no value) from the newest checkpoint in --output-dir' },
-  { key: 'sync', flag: 'sync', type: 'bool', default: false, description: 'strict on-policy: generate each batch after the previous update (default: one step off-policy, generation overlapped with training)' },
+  { key: 'sync', flag: 'sync', type: 'bool', default: GRPO_DEFAULTS.sync, description: 'strict on-policy: generate each batch after the previous update (default: one step off-policy, generation overlapped with training)' },
   { key: 'mode', flag: 'mode', type: 'string', choices: ['grpo', 'sft'], default: 'grpo', description: 'grpo, or sft (supervised fine-tuning on the dataset\'s worked solutions, answer in \\boxed{})' },
-  { key: 'plot', flag: 'plot', type: 'bool', default: true, description: 'write reward_curve.svg (sft: loss_curve.svg) at the end (--no-plot to skip)' },
+  { key: 'plot', flag: 'plot', type: 'bool', default: GRPO_DEFAULTS.plot, description: 'write reward_curve.svg (sft: loss_curve.svg) at the end (--no-plot to skip)' },
   // model and engine
   { key: 'adapter', flag: 'adapter', type: 'string', description: 'start from this LoRA adapter (PEFT directory, e.g. an SFT run) instead of fresh adapters' },
   { key: 'backend', flag: 'backend', type: 'string', choices: ['cpu', 'cuda'], default: 'cpu', description: 'compute backend' },
@@ -66,41 +91,41 @@ export const TRAIN_SETTINGS: readonly Setting[] = [
   { key: 'generator_threads', flag: 'generator-threads', type: 'int', min: 0, default: 0, description: 'CPU threads of the generator copy (0: all; with --threads 0 too, the cores are split between the two engines)' },
   { key: 'max_batch', flag: 'max-batch', type: 'int', min: 1, description: 'sequences decoded at once (default: all completions of a step)' },
   // LoRA
-  { key: 'lora_r', flag: 'lora-r', type: 'int', min: 1, default: 32, description: 'LoRA rank' },
-  { key: 'lora_alpha', flag: 'lora-alpha', type: 'float', default: 64, description: 'LoRA alpha (scale alpha / r)' },
+  { key: 'lora_r', flag: 'lora-r', type: 'int', min: 1, default: LORA_DEFAULTS.rank, description: 'LoRA rank' },
+  { key: 'lora_alpha', flag: 'lora-alpha', type: 'float', default: LORA_DEFAULTS.alpha, description: 'LoRA alpha (scale alpha / r)' },
   { key: 'lora_target_modules', flag: 'lora-target-modules', type: 'list', description: 'projections to adapt, comma-separated (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj; default all; "all-linear" = all)' },
-  { key: 'use_rslora', flag: 'rslora', type: 'bool', default: false, description: 'rank-stabilised LoRA: scale alpha / sqrt(r)' },
+  { key: 'use_rslora', flag: 'rslora', type: 'bool', default: LORA_DEFAULTS.rslora, description: 'rank-stabilised LoRA: scale alpha / sqrt(r)' },
   // optimisation
-  { key: 'learning_rate', flag: 'lr', type: 'float', min: 0, description: 'peak learning rate (default: grpo 5e-6, sft 1e-4)', aliases: ['lr'] },
-  { key: 'lr_scheduler_type', flag: 'lr-scheduler', type: 'string', choices: ['constant', 'linear', 'cosine'], default: 'constant', description: 'learning-rate schedule after warmup' },
-  { key: 'warmup_ratio', flag: 'warmup-ratio', type: 'float', min: 0, max: 1, default: 0, description: 'warmup as a fraction of all updates' },
+  { key: 'learning_rate', flag: 'lr', type: 'float', ...SETTING_BOUNDS.learningRate, defaultText: `grpo ${showNumber(LEARNING_RATE_DEFAULTS.grpo)}, sft ${showNumber(LEARNING_RATE_DEFAULTS.sft)}`, description: 'peak learning rate', aliases: ['lr'] },
+  { key: 'lr_scheduler_type', flag: 'lr-scheduler', type: 'string', choices: ['constant', 'linear', 'cosine'], default: SCHEDULE_DEFAULTS.type, description: 'learning-rate schedule after warmup' },
+  { key: 'warmup_ratio', flag: 'warmup-ratio', type: 'float', ...SETTING_BOUNDS.warmupRatio, default: SCHEDULE_DEFAULTS.warmupRatio, description: 'warmup as a fraction of all updates' },
   { key: 'warmup_steps', flag: 'warmup-steps', type: 'int', min: 0, description: 'warmup updates (overrides warmup_ratio)' },
-  { key: 'weight_decay', flag: 'weight-decay', type: 'float', min: 0, default: 0, description: 'AdamW weight decay' },
-  { key: 'max_grad_norm', flag: 'max-grad-norm', type: 'float', min: 0, default: 1, description: 'clip the global gradient norm (0: off)' },
-  { key: 'adam_beta1', flag: 'adam-beta1', type: 'float', min: 0, max: 1, default: 0.9, description: 'AdamW beta1' },
-  { key: 'adam_beta2', flag: 'adam-beta2', type: 'float', min: 0, max: 1, default: 0.999, description: 'AdamW beta2' },
-  { key: 'adam_epsilon', flag: 'adam-epsilon', type: 'float', min: 0, default: 1e-8, description: 'AdamW epsilon' },
-  { key: 'gradient_accumulation_steps', flag: 'grad-accum', type: 'int', min: 1, default: 1, description: 'micro-batches per optimizer update', aliases: ['gradient_accumulation'] },
-  { key: 'per_device_train_batch_size', flag: 'batch-size', type: 'int', min: 1, description: 'sequences per micro-batch (TRL meaning; GRPO: prompts per step = batch size x grad accum / G unless prompts_per_step is set; SFT default 8)' },
+  { key: 'weight_decay', flag: 'weight-decay', type: 'float', min: 0, default: OPTIMIZER_DEFAULTS.weightDecay, description: 'AdamW weight decay' },
+  { key: 'max_grad_norm', flag: 'max-grad-norm', type: 'float', min: 0, default: OPTIMIZER_DEFAULTS.maxGradNorm, description: 'clip the global gradient norm (0: off)' },
+  { key: 'adam_beta1', flag: 'adam-beta1', type: 'float', ...SETTING_BOUNDS.adamBeta, default: OPTIMIZER_DEFAULTS.beta1, description: 'AdamW beta1' },
+  { key: 'adam_beta2', flag: 'adam-beta2', type: 'float', ...SETTING_BOUNDS.adamBeta, default: OPTIMIZER_DEFAULTS.beta2, description: 'AdamW beta2' },
+  { key: 'adam_epsilon', flag: 'adam-epsilon', type: 'float', ...SETTING_BOUNDS.adamEpsilon, default: OPTIMIZER_DEFAULTS.eps, description: 'AdamW epsilon' },
+  { key: 'gradient_accumulation_steps', flag: 'grad-accum', type: 'int', min: 1, default: RUN_DEFAULTS.gradientAccumulationSteps, description: 'micro-batches per optimizer update', aliases: ['gradient_accumulation'] },
+  { key: 'per_device_train_batch_size', flag: 'batch-size', type: 'int', min: 1, defaultText: `sft ${SFT_DEFAULTS.batchSize}`, description: 'sequences per micro-batch (TRL meaning; GRPO: prompts per step = batch size x grad accum / G unless prompts_per_step is set)' },
   // GRPO
-  { key: 'prompts_per_step', flag: 'prompts-per-step', short: 'P', type: 'int', min: 1, description: 'GRPO: prompts per step (default 4)' },
-  { key: 'num_generations', flag: 'num-generations', short: 'G', type: 'int', min: 2, default: 8, description: 'GRPO: completions per prompt (group size, >= 2)' },
-  { key: 'max_completion_length', flag: 'max-completion-length', short: 'm', type: 'int', min: 1, default: 256, description: 'GRPO: max new tokens per completion', aliases: ['max_new_tokens'] },
-  { key: 'temperature', flag: 'temperature', short: 't', type: 'float', min: 0, default: 1.0, description: 'GRPO: sampling temperature (> 0)' },
-  { key: 'top_p', flag: 'top-p', type: 'float', min: 0, max: 1, default: 1.0, description: 'GRPO: nucleus sampling threshold (1: off)' },
-  { key: 'top_k', flag: 'top-k', type: 'int', min: 0, default: 0, description: 'GRPO: keep the k most likely tokens (0: off)' },
-  { key: 'min_p', flag: 'min-p', type: 'float', min: 0, max: 1, default: 0, description: 'GRPO: min-p sampling threshold (0: off)' },
-  { key: 'beta', flag: 'beta', type: 'float', min: 0, default: 0, description: 'GRPO: KL weight against the base model (0: no reference pass)' },
-  { key: 'epsilon', flag: 'epsilon', type: 'float', min: 0, max: 0.999, default: 0.2, description: 'GRPO: lower clip range of the importance ratio' },
-  { key: 'epsilon_high', flag: 'epsilon-high', type: 'float', min: 0, description: 'GRPO: upper clip range (default: epsilon; DAPO uses 0.28)' },
-  { key: 'loss_type', flag: 'loss-type', type: 'string', choices: ['grpo', 'bnpo', 'dapo', 'dr_grpo'], default: 'grpo', description: 'GRPO: loss aggregation' },
-  { key: 'num_iterations', flag: 'num-iterations', type: 'int', min: 1, default: 1, description: 'GRPO: optimizer updates per batch of rollouts (mu)' },
-  { key: 'scale_rewards', flag: 'scale-rewards', type: 'scale', default: 'group', description: 'GRPO: divide advantages by the std of the group, the batch, or none (true = group, false = none)' },
-  { key: 'filter_zero_std_groups', flag: 'filter-zero-std', type: 'bool', default: false, description: 'GRPO: leave groups whose rewards are all equal out of the update' },
-  { key: 'mask_truncated_completions', flag: 'mask-truncated', type: 'bool', default: false, description: 'GRPO: leave completions cut at max_completion_length out of the loss' },
+  { key: 'prompts_per_step', flag: 'prompts-per-step', short: 'P', type: 'int', min: 1, defaultText: String(GRPO_DEFAULTS.promptsPerStep), description: 'GRPO: prompts per step' },
+  { key: 'num_generations', flag: 'num-generations', short: 'G', type: 'int', min: SETTING_BOUNDS.numGenerations.min, default: GRPO_DEFAULTS.numGenerations, description: `GRPO: completions per prompt (group size, >= ${SETTING_BOUNDS.numGenerations.min})` },
+  { key: 'max_completion_length', flag: 'max-completion-length', short: 'm', type: 'int', min: 1, default: SAMPLING_DEFAULTS.maxCompletionLength, description: 'GRPO: max new tokens per completion', aliases: ['max_new_tokens'] },
+  { key: 'temperature', flag: 'temperature', short: 't', type: 'float', ...SETTING_BOUNDS.temperature, default: SAMPLING_DEFAULTS.temperature, description: 'GRPO: sampling temperature (> 0)' },
+  { key: 'top_p', flag: 'top-p', type: 'float', ...SETTING_BOUNDS.topP, default: SAMPLING_DEFAULTS.topP, description: 'GRPO: nucleus sampling threshold (1: off)' },
+  { key: 'top_k', flag: 'top-k', type: 'int', min: 0, default: SAMPLING_DEFAULTS.topK, description: 'GRPO: keep the k most likely tokens (0: off)' },
+  { key: 'min_p', flag: 'min-p', type: 'float', ...SETTING_BOUNDS.minP, default: SAMPLING_DEFAULTS.minP, description: 'GRPO: min-p sampling threshold (0: off)' },
+  { key: 'beta', flag: 'beta', type: 'float', ...SETTING_BOUNDS.beta, default: LOSS_DEFAULTS.beta, description: 'GRPO: KL weight against the base model (0: no reference pass)' },
+  { key: 'epsilon', flag: 'epsilon', type: 'float', ...SETTING_BOUNDS.epsilon, default: LOSS_DEFAULTS.epsilon, description: 'GRPO: lower clip range of the importance ratio' },
+  { key: 'epsilon_high', flag: 'epsilon-high', type: 'float', ...SETTING_BOUNDS.epsilonHigh, defaultText: 'epsilon', description: 'GRPO: upper clip range (DAPO uses 0.28)' },
+  { key: 'loss_type', flag: 'loss-type', type: 'string', choices: ['grpo', 'bnpo', 'dapo', 'dr_grpo'], default: LOSS_DEFAULTS.type, description: 'GRPO: loss aggregation' },
+  { key: 'num_iterations', flag: 'num-iterations', type: 'int', min: 1, default: GRPO_DEFAULTS.numIterations, description: 'GRPO: optimizer updates per batch of rollouts (mu)' },
+  { key: 'scale_rewards', flag: 'scale-rewards', type: 'scale', default: GRPO_DEFAULTS.scaleRewards, description: 'GRPO: divide advantages by the std of the group, the batch, or none (true = group, false = none)' },
+  { key: 'filter_zero_std_groups', flag: 'filter-zero-std', type: 'bool', default: GRPO_DEFAULTS.filterZeroStdGroups, description: 'GRPO: leave groups whose rewards are all equal out of the update' },
+  { key: 'mask_truncated_completions', flag: 'mask-truncated', type: 'bool', default: GRPO_DEFAULTS.maskTruncatedCompletions, description: 'GRPO: leave completions cut at max_completion_length out of the loss' },
   { key: 'reward_funcs', flag: 'reward', type: 'list', description: 'GRPO: rewards, comma-separated or repeated: built-ins correctness, format, length(maxLength=N), overlong(maxLength=N), or module paths ./file.js[:export], each optionally =weight (default: correctness,format)' },
   { key: 'reward_weights', flag: 'reward-weights', type: 'numlist', description: 'GRPO: one weight per reward, comma-separated' },
-  { key: 'reward_timeout', flag: 'reward-timeout', type: 'float', min: 0.001, default: 30, description: 'GRPO: seconds one reward may take on one batch before it gives 0 (with a warning)' },
+  { key: 'reward_timeout', flag: 'reward-timeout', type: 'float', min: 0.001, default: GRPO_DEFAULTS.rewardTimeoutMs / 1000, description: 'GRPO: seconds one reward may take on one batch before it gives 0 (with a warning)' },
   { key: 'stop', flag: 'stop', type: 'list', repeatOnly: true, description: 'GRPO: stop string (repeat the flag for several)' },
   // SFT
   { key: 'max_length', flag: 'max-length', type: 'int', min: 2, description: 'SFT: longest prompt + completion in tokens (default: the model context)', aliases: ['max_seq_length'] },
@@ -121,8 +146,8 @@ function bad(where: string, message: string): HayateError {
 /** Checks and converts one value (from a flag's text or a config file's value). */
 export function coerceSetting(s: Setting, value: unknown, where: string): unknown {
   const range = (n: number) => {
-    if (s.min !== undefined && n < s.min) throw bad(where, `must be >= ${s.min}, got ${n}`);
-    if (s.max !== undefined && n > s.max) throw bad(where, `must be <= ${s.max}, got ${n}`);
+    if (!inBounds(n, { min: s.min, minOpen: s.minOpen })) throw bad(where, `must be ${s.minOpen ? '>' : '>='} ${s.min}, got ${n}`);
+    if (!inBounds(n, { max: s.max, maxOpen: s.maxOpen })) throw bad(where, `must be ${s.maxOpen ? '<' : '<='} ${s.max}, got ${n}`);
     return n;
   };
   switch (s.type) {
@@ -231,11 +256,19 @@ function optionFor(s: Setting): Option {
   return opt;
 }
 
+/** How --help shows a setting's default (bools show theirs through the flag's --no- form), or undefined. */
+function helpDefault(s: Setting): string | undefined {
+  if (s.defaultText !== undefined) return s.defaultText;
+  if (s.default === undefined || s.type === 'bool') return undefined;
+  return typeof s.default === 'string' ? s.default : JSON.stringify(s.default);
+}
+
 /** Adds every setting's flag to `cmd` (no commander defaults: defaults are applied after merging the config). */
 export function addSettingOptions(cmd: Command): Command {
   for (const s of TRAIN_SETTINGS) {
     const opt = optionFor(s);
-    if (s.default !== undefined && s.type !== 'bool') opt.description += ` (default: ${typeof s.default === 'string' ? s.default : JSON.stringify(s.default)})`;
+    const shown = helpDefault(s);
+    if (shown !== undefined) opt.description += ` (default: ${shown})`;
     cmd.addOption(opt);
   }
   return cmd;

@@ -15,9 +15,11 @@ import { plotMetricsFile } from '../metrics/plot.js';
 import { ProgressLine } from '../metrics/progress.js';
 import { MetricsWriter } from '../metrics/writer.js';
 import { LORA_TARGETS, Model, type LoraOptions, type LoraTarget } from '../model.js';
+import type { OptimizerOptions } from '../trainer-core.js';
 import { listCheckpoints } from '../train/checkpoint.js';
 import { GrpoTrainer } from '../train/grpo-trainer.js';
 import type { GrpoTrainerOptions } from '../train/grpo-options.js';
+import type { ScheduleOptions } from '../train/schedule.js';
 import { SftTrainer } from '../train/sft-trainer.js';
 import { EXIT_INTERRUPTED, reportAndExit } from './errors.js';
 import { addSettingOptions, mergeSettings, readConfigFile, TRAIN_SETTINGS, type SettingValues } from './train-config.js';
@@ -54,7 +56,7 @@ function interruptController(): { signal: AbortSignal; dispose: () => void } {
 
 async function loadExamples(v: SettingValues): Promise<Example[]> {
   const data = v.dataset as string | undefined;
-  if (data === undefined) throw invalid('no training data: pass --data <file> (or synthetic[:level]), or set dataset in the config file');
+  if (data === undefined) throw invalid('no training data: pass --data <file> (or gsm8k, gsm8k:test, synthetic[:level]), or set dataset in the config file');
   const instruction = (v.instruction as string) === '' ? null : (v.instruction as string);
   const prompt = { instruction, chat: v.chat_template as boolean, systemPrompt: v.system_prompt as string | undefined };
   if (prompt.systemPrompt !== undefined && !prompt.chat) throw invalid('--system needs --chat');
@@ -93,20 +95,28 @@ function fmt(v: unknown): string {
   return typeof v === 'number' ? (Math.abs(v) >= 100 || Number.isInteger(v) ? String(Math.round(v * 10) / 10) : v.toPrecision(3)) : String(v);
 }
 
-async function runGrpo(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues, signal: AbortSignal): Promise<number> {
+/** Prompts per step: prompts_per_step, else TRL's per_device_train_batch_size x grad accum / G, else the trainer's default. */
+function promptsPerStep(v: SettingValues): number | undefined {
   const G = v.num_generations as number;
-  let promptsPerStep = v.prompts_per_step as number | undefined;
-  if (promptsPerStep === undefined && v.per_device_train_batch_size !== undefined) {
-    const completions = (v.per_device_train_batch_size as number) * (v.gradient_accumulation_steps as number);
-    if (completions % G !== 0) throw invalid(`per_device_train_batch_size x gradient_accumulation_steps (${completions}) must be a multiple of num_generations (${G}); or set prompts_per_step`);
-    promptsPerStep = completions / G;
-  }
-  const outputDir = v.output_dir as string;
+  const given = v.prompts_per_step as number | undefined;
+  if (given !== undefined || v.per_device_train_batch_size === undefined) return given;
+  const completions = (v.per_device_train_batch_size as number) * (v.gradient_accumulation_steps as number);
+  if (completions % G !== 0) throw invalid(`per_device_train_batch_size x gradient_accumulation_steps (${completions}) must be a multiple of num_generations (${G}); or set prompts_per_step`);
+  return completions / G;
+}
+
+function optimizerOptions(v: SettingValues): Omit<OptimizerOptions, 'lr'> {
+  return { weightDecay: v.weight_decay as number, maxGradNorm: v.max_grad_norm as number, beta1: v.adam_beta1 as number, beta2: v.adam_beta2 as number, eps: v.adam_epsilon as number };
+}
+
+function scheduleOptions(v: SettingValues): ScheduleOptions {
+  return { type: v.lr_scheduler_type as 'constant' | 'linear' | 'cosine', warmupRatio: v.warmup_ratio as number, warmupSteps: v.warmup_steps as number | undefined };
+}
+
+/** GrpoTrainer's options from the settings; a setting left undefined takes the trainer's default. */
+function grpoOptions(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues): GrpoTrainerOptions {
   const resume = v.resume_from_checkpoint as string | boolean | undefined;
-  if ((resume === undefined || resume === false) && listCheckpoints(outputDir).length > 0 && !v.overwrite_output_dir) {
-    throw invalid(`${outputDir} already holds checkpoints of an earlier run: continue it with --resume, or start over with --overwrite-output-dir (or another --output-dir)`);
-  }
-  const options: GrpoTrainerOptions = {
+  return {
     model,
     generator,
     dataset: examples,
@@ -114,17 +124,11 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
     rewardWeights: v.reward_weights as number[] | undefined,
     rewardTimeoutMs: Math.round((v.reward_timeout as number) * 1000),
     lora: v.adapter !== undefined ? undefined : loraOptions(v),
-    learningRate: (v.learning_rate as number | undefined) ?? 5e-6,
-    optimizer: {
-      weightDecay: v.weight_decay as number,
-      maxGradNorm: v.max_grad_norm as number,
-      beta1: v.adam_beta1 as number,
-      beta2: v.adam_beta2 as number,
-      eps: v.adam_epsilon as number,
-    },
-    schedule: { type: v.lr_scheduler_type as 'constant' | 'linear' | 'cosine', warmupRatio: v.warmup_ratio as number, warmupSteps: v.warmup_steps as number | undefined },
-    promptsPerStep,
-    numGenerations: G,
+    learningRate: v.learning_rate as number | undefined,
+    optimizer: optimizerOptions(v),
+    schedule: scheduleOptions(v),
+    promptsPerStep: promptsPerStep(v),
+    numGenerations: v.num_generations as number,
     gradientAccumulationSteps: v.gradient_accumulation_steps as number,
     maxCompletionLength: v.max_completion_length as number,
     temperature: v.temperature as number,
@@ -144,7 +148,7 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
     numTrainEpochs: v.num_train_epochs as number,
     seed: v.seed as number,
     sync: v.sync as boolean,
-    outputDir,
+    outputDir: v.output_dir as string,
     saveSteps: v.save_steps as number,
     saveTotalLimit: v.save_total_limit as number | undefined,
     sampleSteps: v.sample_steps as number,
@@ -155,13 +159,11 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
     maxBatch: v.max_batch as number | undefined,
     log: (m) => info(m),
   };
-  const trainer = new GrpoTrainer(options);
+}
+
+/** Shows a GRPO run on stderr: a progress line per step, sample completions, checkpoints written. */
+function reportGrpoProgress(trainer: GrpoTrainer, v: SettingValues): ProgressLine {
   const total = trainer.totalSteps;
-  const c = trainer.config;
-  info(
-    `GRPO: ${total} steps x ${c.promptsPerStep} prompts x ${G} completions (up to ${c.maxCompletionLength} tokens), lr ${c.learningRate}, ` +
-      `${c.sync ? 'on-policy (sync)' : `one step off-policy${generator ? ', separate generator engine' : ''}`}, ${examples.length} prompts in the dataset; writing to ${outputDir}`,
-  );
   const tty = process.stderr.isTTY === true;
   const logEvery = v.logging_steps as number;
   const progress = new ProgressLine({ label: 'train', total, intervalMs: 0 });
@@ -185,6 +187,22 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
     progress.finish();
     info(`saved ${e.dir}`);
   });
+  return progress;
+}
+
+async function runGrpo(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues, signal: AbortSignal): Promise<number> {
+  const options = grpoOptions(model, generator, examples, v);
+  const outputDir = options.outputDir as string;
+  if (options.resumeFrom === undefined && listCheckpoints(outputDir).length > 0 && !v.overwrite_output_dir) {
+    throw invalid(`${outputDir} already holds checkpoints of an earlier run: continue it with --resume, or start over with --overwrite-output-dir (or another --output-dir)`);
+  }
+  const trainer = new GrpoTrainer(options);
+  const c = trainer.config;
+  info(
+    `GRPO: ${trainer.totalSteps} steps x ${c.promptsPerStep} prompts x ${c.numGenerations} completions (up to ${c.sampling.maxCompletionLength} tokens), lr ${c.learningRate}, ` +
+      `${c.sync ? 'on-policy (sync)' : `one step off-policy${generator ? ', separate generator engine' : ''}`}, ${examples.length} prompts in the dataset; writing to ${outputDir}`,
+  );
+  const progress = reportGrpoProgress(trainer, v);
   try {
     const result = await trainer.train({ signal });
     progress.finish();
@@ -212,10 +230,10 @@ async function runSft(model: Model, examples: Example[], v: SettingValues, signa
     model,
     data: examples,
     lora: v.adapter !== undefined ? undefined : loraOptions(v),
-    learningRate: (v.learning_rate as number | undefined) ?? 1e-4,
-    optimizer: { weightDecay: v.weight_decay as number, maxGradNorm: v.max_grad_norm as number, beta1: v.adam_beta1 as number, beta2: v.adam_beta2 as number, eps: v.adam_epsilon as number },
-    schedule: { type: v.lr_scheduler_type as 'constant' | 'linear' | 'cosine', warmupRatio: v.warmup_ratio as number, warmupSteps: v.warmup_steps as number | undefined },
-    batchSize: (v.per_device_train_batch_size as number | undefined) ?? 8,
+    learningRate: v.learning_rate as number | undefined,
+    optimizer: optimizerOptions(v),
+    schedule: scheduleOptions(v),
+    batchSize: v.per_device_train_batch_size as number | undefined,
     gradientAccumulationSteps: v.gradient_accumulation_steps as number,
     epochs: v.num_train_epochs as number,
     maxSteps: v.max_steps as number | undefined,

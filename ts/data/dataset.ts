@@ -3,6 +3,7 @@
 // fatal, by option. An empty result is always an error.
 import { normalizeNumber } from '../rewards/numbers.js';
 import { DatasetError, formatIssue, type LineIssue, type OnInvalidLine } from './errors.js';
+import { resolveDatasetPath } from './bundled.js';
 import { parseGsm8kAnswer } from './gsm8k.js';
 import { parseJsonl, readTextFile } from './jsonl.js';
 import { buildPrompt, type ExamplePrompt, type PromptOptions } from './prompt.js';
@@ -138,7 +139,8 @@ export function datasetFromJsonl(text: string, file: string, options: LoadDatase
   return { file, examples, skipped: issues };
 }
 
-/** Loads a GSM8K-style or field-mapped JSONL file. */
+/** Loads a GSM8K-style or field-mapped JSONL file, or a bundled data set by name (`gsm8k`, `gsm8k:test`). */
 export async function loadDataset(path: string, options: LoadDatasetOptions = {}): Promise<LoadedDataset> {
-  return datasetFromJsonl(await readTextFile(path, 'dataset file'), path, options);
+  const file = resolveDatasetPath(path);
+  return datasetFromJsonl(await readTextFile(file, 'dataset file'), file, options);
 }

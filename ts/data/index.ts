@@ -1,6 +1,7 @@
 // Data: datasets, prompts, deterministic order and sharding, synthetic problems, tokenization pool.
 export { DEFAULT_INSTRUCTION, buildPrompt, renderPrompt } from './prompt.js';
 export type { ExamplePrompt, PromptOptions } from './prompt.js';
+export { BUNDLED_DATASETS, bundledDataDir, bundledDatasetPath, resolveDatasetPath } from './bundled.js';
 export { datasetFromJsonl, examplesFromRecords, loadDataset } from './dataset.js';
 export type { DatasetFormat, Example, LoadDatasetOptions, LoadedDataset } from './dataset.js';
 export { DatasetError, formatIssue } from './errors.js';

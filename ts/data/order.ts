@@ -1,4 +1,4 @@
-// Deterministic data order: seeded subsets, sharding by rank / world size (DESIGN "Scale-out": every rank
+// Deterministic data order: seeded subsets, sharding by rank / world size (for data-parallel scale-out: every rank
 // computes the same permutation from the same seed and takes a disjoint part of it), and a resumable
 // batch sampler that walks seeded epochs.
 import { HayateError } from '../errors.js';

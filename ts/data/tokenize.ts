@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { HayateError } from '../errors.js';
 import type { TokenizeTask } from './tokenize-worker.js';
-import { workerModule } from './workers.js';
+import { workerModule } from '../workers.js';
 
 export interface TokenizeOptions {
   /** Add the tokenizer's special tokens (BOS...) as transformers does; false for chat-template output. Default true. */

@@ -140,7 +140,11 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoResult> {
     seed: c.seed,
     overwrite: true,
   });
-  const model = await Model.load(modelDir, { threads: c.threads, signal });
+  // The built-in GEMM, whatever BLAS the build has: its fixed reduction order makes the demo's numbers the
+  // same on every machine with the same SIMD level and any thread count (a BLAS picks its kernel per CPU
+  // model, and GRPO's sampling turns last-bit differences into different runs). At this model size it
+  // costs little speed. See docs/architecture.md, "Reproducibility".
+  const model = await Model.load(modelDir, { threads: c.threads, gemm: 'builtin', signal });
   const data = buildDemoData({ seed: c.seed, level: c.task.level, trainProblems: c.task.trainProblems, evalProblems: c.task.evalProblems, drillsPerProblem: c.sft.drillsPerProblem });
   onProgress?.({ phase: 'init', done: 1, total: 1 });
   const tInit = seconds(t0);
@@ -219,6 +223,7 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoResult> {
       sync: true,
       outputDir: grpoDir,
       sampleSteps: 10,
+      samplesPerLog: 4,
     });
     grpo.on('step', (e) => {
       onProgress?.({ phase: 'grpo', done: e.step, total: e.totalSteps, values: { reward: Number(e.metrics.reward) } });

@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { Piscina } from 'piscina';
 import { HayateError } from '../errors.js';
-import { execArgvFor, workerModule } from '../data/workers.js';
+import { execArgvFor, workerModule } from '../workers.js';
 import { mean, std } from '../metrics/stats.js';
 import { makeBuiltinReward } from './builtin.js';
 import type { InspectResult, RewardTarget, RewardTask } from './reward-worker.js';

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { peftTensorName } from '../adapter.js';
 import { HayateError } from '../errors.js';
 import type { LoraInfo, LoraTensors } from '../model.js';
-import { floatData, readSafetensors, writeBytesAtomic, writeSafetensors, type WriteTensor } from '../safetensors.js';
+import { writeBytesAtomic } from '../fs-atomic.js';
+import { floatData, readSafetensors, writeSafetensors, type WriteTensor } from '../safetensors.js';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';

@@ -1,13 +1,16 @@
 // GrpoTrainer's options: the typed surface (names follow TRL's GRPOConfig in camelCase where one exists),
-// defaults, and validation into one resolved configuration. Validation happens in the constructor, so bad
-// values (G < 2, an empty dataset, a bad loss type) fail before any model work starts.
+// validation, and resolution into one configuration with the defaults of training-defaults.ts. Validation
+// happens in the constructor, so bad values (G < 2, an empty dataset, a bad loss type) fail before any
+// model work starts.
 import type { Example } from '../data/dataset.js';
 import { LOSS_TYPES, type LossType, type OptimizerOptions } from '../trainer-core.js';
 import type { LoraOptions, Model } from '../model.js';
 import type { RewardFunction, RewardSpec } from '../rewards/index.js';
+import { GRPO_DEFAULTS, LEARNING_RATE_DEFAULTS, LOSS_DEFAULTS, RUN_DEFAULTS, SAMPLING_DEFAULTS, SETTING_BOUNDS } from '../training-defaults.js';
 import { normalizeScaleRewards, type ScaleRewards } from './advantages.js';
+import type { RolloutSampling } from './rollout.js';
 import type { ScheduleOptions } from './schedule.js';
-import { checkInt, checkNumber, invalid } from './validate.js';
+import { checkInBounds, checkInt, checkNumber, invalid } from './validate.js';
 
 /** A reward: a built-in name or module spec string ("correctness", "format=0.5", "./r.js:fn"), a spec object, or a plain function. */
 export type GrpoReward = string | RewardSpec | RewardFunction;
@@ -29,13 +32,13 @@ export interface GrpoTrainerOptions {
   rewards?: readonly GrpoReward[];
   /** Weights per reward, in order (TRL reward_weights); overrides weights given in the specs. */
   rewardWeights?: readonly number[];
-  /** Time limit of one reward call on one batch, ms (default 30000). */
+  /** Time limit of one reward call on one batch, ms (default GRPO_DEFAULTS.rewardTimeoutMs, 30000). */
   rewardTimeoutMs?: number;
-  /** Fresh adapters to attach (seeded with `seed` unless lora.seed is set); omit to train the attached ones (default when none: rank 16, alpha 32). */
+  /** Fresh adapters to attach (seeded with `seed` unless lora.seed is set); omit to train the attached ones (default when none: LORA_DEFAULTS, rank 32, alpha 64). */
   lora?: LoraOptions;
-  /** Peak learning rate (default 5e-6, the recipe's). */
+  /** Peak learning rate (default LEARNING_RATE_DEFAULTS.grpo, 5e-6, the recipe's). */
   learningRate?: number;
-  /** AdamW settings (lr comes from learningRate and the schedule). Defaults: weightDecay 0, maxGradNorm 1. */
+  /** AdamW settings (lr comes from learningRate and the schedule); defaults: OPTIMIZER_DEFAULTS. */
   optimizer?: Omit<OptimizerOptions, 'lr'>;
   schedule?: ScheduleOptions;
   /** Prompts per step (default 4). */
@@ -85,7 +88,7 @@ export interface GrpoTrainerOptions {
   saveTotalLimit?: number;
   /** Emit 'sample' (and append to samples.jsonl) every N steps (default 10; 0 = never). */
   sampleSteps?: number;
-  /** Completions per 'sample' event (default 4). */
+  /** Completions per 'sample' event (default 2). */
   samplesPerLog?: number;
   /** Resume from this checkpoint directory, or `true` for the newest one in outputDir. */
   resumeFrom?: string | boolean;
@@ -101,16 +104,13 @@ export interface GrpoTrainerOptions {
   log?: (message: string) => void;
 }
 
+/** Every option resolved: defaults (training-defaults.ts) applied, the step count derived. */
 export interface ResolvedGrpoOptions {
   promptsPerStep: number;
   numGenerations: number;
   gradientAccumulationSteps: number;
-  maxCompletionLength: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  minP: number;
-  stop: string[];
+  /** How each rollout samples (maxBatch resolved to a whole step's completions when not set). */
+  sampling: RolloutSampling;
   numIterations: number;
   scaleRewards: ScaleRewards;
   filterZeroStdGroups: boolean;
@@ -126,28 +126,31 @@ export interface ResolvedGrpoOptions {
   saveSteps: number;
   sampleSteps: number;
   samplesPerLog: number;
+  rewardTimeoutMs: number;
+  plot: boolean;
 }
 
 export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
   if (!o || typeof o !== 'object') throw invalid('GrpoTrainer needs an options object');
   if (!o.model) throw invalid('GrpoTrainer: options.model is required (a loaded Model)');
   if (!Array.isArray(o.dataset) || o.dataset.length === 0) throw invalid('GrpoTrainer: the dataset is empty (options.dataset has no examples)');
-  const G = o.numGenerations ?? 8;
-  if (!Number.isInteger(G) || G < 2) throw invalid(`numGenerations (G) must be an integer >= 2: GRPO compares completions within a group, got ${G}`);
+  const G = o.numGenerations ?? GRPO_DEFAULTS.numGenerations;
+  const minG = SETTING_BOUNDS.numGenerations.min;
+  if (!Number.isInteger(G) || G < minG) throw invalid(`numGenerations (G) must be an integer >= ${minG}: GRPO compares completions within a group, got ${G}`);
   checkInt('promptsPerStep', o.promptsPerStep, 1);
   checkInt('gradientAccumulationSteps', o.gradientAccumulationSteps, 1);
   checkInt('maxCompletionLength', o.maxCompletionLength, 1);
-  checkNumber('temperature', o.temperature, 0, Infinity, { minOpen: true });
-  checkNumber('topP', o.topP, 0, 1, { minOpen: true });
+  checkInBounds('temperature', o.temperature, SETTING_BOUNDS.temperature);
+  checkInBounds('topP', o.topP, SETTING_BOUNDS.topP);
   checkInt('topK', o.topK, 0);
-  checkNumber('minP', o.minP, 0, 1);
+  checkInBounds('minP', o.minP, SETTING_BOUNDS.minP);
   checkInt('numIterations', o.numIterations, 1);
-  checkNumber('beta', o.beta, 0);
-  checkNumber('epsilon', o.epsilon, 0, 1 - 1e-9);
-  checkNumber('epsilonHigh', o.epsilonHigh, 0);
-  checkNumber('learningRate', o.learningRate, 0);
+  checkInBounds('beta', o.beta, SETTING_BOUNDS.beta);
+  checkInBounds('epsilon', o.epsilon, SETTING_BOUNDS.epsilon);
+  checkInBounds('epsilonHigh', o.epsilonHigh, SETTING_BOUNDS.epsilonHigh);
+  checkInBounds('learningRate', o.learningRate, SETTING_BOUNDS.learningRate);
   checkInt('maxSteps', o.maxSteps, 1);
-  checkNumber('numTrainEpochs', o.numTrainEpochs, 0, Infinity, { minOpen: true });
+  checkInBounds('numTrainEpochs', o.numTrainEpochs, SETTING_BOUNDS.numTrainEpochs);
   checkInt('seed', o.seed, 0);
   checkInt('saveSteps', o.saveSteps, 0);
   checkInt('saveTotalLimit', o.saveTotalLimit, 1);
@@ -156,7 +159,7 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
   checkInt('rewardTimeoutMs', o.rewardTimeoutMs, 1);
   checkInt('maxBatch', o.maxBatch, 1);
   checkInt('kvCacheTokens', o.kvCacheTokens, 1);
-  const lossType = o.lossType ?? 'grpo';
+  const lossType = o.lossType ?? LOSS_DEFAULTS.type;
   if (!(LOSS_TYPES as readonly string[]).includes(lossType) || lossType === ('sft' as string)) {
     throw invalid(`lossType must be one of grpo, bnpo, dapo, dr_grpo, got '${String(lossType)}'`);
   }
@@ -166,37 +169,43 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
     if (!Array.isArray(o.rewardWeights) || o.rewardWeights.length !== n) throw invalid(`rewardWeights must have one weight per reward (${n})`);
     o.rewardWeights.forEach((w, i) => checkNumber(`rewardWeights[${i}]`, w, -Infinity));
   }
-  if ((o.saveSteps ?? 0) > 0 && o.outputDir === undefined) throw invalid('saveSteps needs outputDir');
+  if ((o.saveSteps ?? GRPO_DEFAULTS.saveSteps) > 0 && o.outputDir === undefined) throw invalid('saveSteps needs outputDir');
   if (o.resumeFrom !== undefined && o.resumeFrom !== false && o.outputDir === undefined && typeof o.resumeFrom !== 'string') throw invalid('resumeFrom: true needs outputDir');
   if (o.generator !== undefined && o.generator === o.model) throw invalid('generator must be a second Model instance (or omitted to generate with model)');
-  const P = o.promptsPerStep ?? 4;
-  const epochs = o.numTrainEpochs ?? 1;
+  const P = o.promptsPerStep ?? GRPO_DEFAULTS.promptsPerStep;
+  const epochs = o.numTrainEpochs ?? RUN_DEFAULTS.numTrainEpochs;
   const totalSteps = o.maxSteps ?? Math.max(1, Math.ceil((o.dataset.length * epochs) / P));
-  const epsilon = o.epsilon ?? 0.2;
+  const epsilon = o.epsilon ?? LOSS_DEFAULTS.epsilon;
   return {
     promptsPerStep: P,
     numGenerations: G,
-    gradientAccumulationSteps: o.gradientAccumulationSteps ?? 1,
-    maxCompletionLength: o.maxCompletionLength ?? 256,
-    temperature: o.temperature ?? 1.0,
-    topP: o.topP ?? 1.0,
-    topK: o.topK ?? 0,
-    minP: o.minP ?? 0,
-    stop: o.stop ?? [],
-    numIterations: o.numIterations ?? 1,
-    scaleRewards: normalizeScaleRewards(o.scaleRewards),
-    filterZeroStdGroups: o.filterZeroStdGroups ?? false,
-    maskTruncatedCompletions: o.maskTruncatedCompletions ?? false,
-    beta: o.beta ?? 0,
+    gradientAccumulationSteps: o.gradientAccumulationSteps ?? RUN_DEFAULTS.gradientAccumulationSteps,
+    sampling: {
+      maxCompletionLength: o.maxCompletionLength ?? SAMPLING_DEFAULTS.maxCompletionLength,
+      temperature: o.temperature ?? SAMPLING_DEFAULTS.temperature,
+      topP: o.topP ?? SAMPLING_DEFAULTS.topP,
+      topK: o.topK ?? SAMPLING_DEFAULTS.topK,
+      minP: o.minP ?? SAMPLING_DEFAULTS.minP,
+      stop: o.stop ?? [],
+      maxBatch: o.maxBatch ?? P * G,
+      kvCacheTokens: o.kvCacheTokens,
+    },
+    numIterations: o.numIterations ?? GRPO_DEFAULTS.numIterations,
+    scaleRewards: normalizeScaleRewards(o.scaleRewards ?? GRPO_DEFAULTS.scaleRewards),
+    filterZeroStdGroups: o.filterZeroStdGroups ?? GRPO_DEFAULTS.filterZeroStdGroups,
+    maskTruncatedCompletions: o.maskTruncatedCompletions ?? GRPO_DEFAULTS.maskTruncatedCompletions,
+    beta: o.beta ?? LOSS_DEFAULTS.beta,
     epsilon,
     epsilonHigh: o.epsilonHigh ?? epsilon,
     lossType,
-    learningRate: o.learningRate ?? 5e-6,
+    learningRate: o.learningRate ?? LEARNING_RATE_DEFAULTS.grpo,
     totalSteps,
-    seed: o.seed ?? 0,
-    sync: o.sync ?? false,
-    saveSteps: o.saveSteps ?? 0,
-    sampleSteps: o.sampleSteps ?? 10,
-    samplesPerLog: o.samplesPerLog ?? 4,
+    seed: o.seed ?? RUN_DEFAULTS.seed,
+    sync: o.sync ?? GRPO_DEFAULTS.sync,
+    saveSteps: o.saveSteps ?? GRPO_DEFAULTS.saveSteps,
+    sampleSteps: o.sampleSteps ?? GRPO_DEFAULTS.sampleSteps,
+    samplesPerLog: o.samplesPerLog ?? GRPO_DEFAULTS.samplesPerLog,
+    rewardTimeoutMs: o.rewardTimeoutMs ?? GRPO_DEFAULTS.rewardTimeoutMs,
+    plot: o.plot ?? GRPO_DEFAULTS.plot,
   };
 }

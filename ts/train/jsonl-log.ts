@@ -1,7 +1,7 @@
 // Run logs on resume: metrics.jsonl and samples.jsonl are cut back to the resumed checkpoint's step (the
 // interrupted run may have logged steps past it), so the resumed run appends exactly where it continues.
 import { existsSync, readFileSync } from 'node:fs';
-import { writeBytesAtomic } from '../safetensors.js';
+import { writeBytesAtomic } from '../fs-atomic.js';
 
 /** Keeps the complete lines whose "step" is <= maxStep (and lines without a step); atomic rewrite. */
 export function truncateJsonlByStep(path: string, maxStep: number): void {

@@ -1,15 +1,17 @@
-// One batch of GRPO rollouts: G completions for each of the step's prompts from the generator, scored by
-// the reward pool, with group advantages. Sampling is reproducible: the G samples of prompt i at step t are
-// drawn with the engine's per-sequence seed stream (rolloutSeed(seed, t) + i, j) for j = 0..G-1, so a
-// resumed run draws exactly what the uninterrupted run drew.
+// One batch of GRPO rollouts, in three phases: generation (G completions for each of the step's prompts
+// from the generator), scoring (the reward pool) and advantages (group-relative). Sampling is
+// reproducible: the G samples of prompt i at step t are drawn with the engine's per-sequence seed stream
+// (rolloutSeed(seed, t) + i, j) for j = 0..G-1, so a resumed run draws exactly what the uninterrupted run
+// drew.
 import { deriveSeed } from '../data/random.js';
 import type { Example } from '../data/dataset.js';
-import type { Completion, Model } from '../model.js';
+import { HayateError } from '../errors.js';
+import type { Completion, GenerateResult, Model } from '../model.js';
 import type { RewardPool, RewardScores } from '../rewards/pool.js';
 import { groupAdvantages, type GroupAdvantages, type ScaleRewards } from './advantages.js';
 
+/** How a rollout samples its completions. */
 export interface RolloutSampling {
-  numGenerations: number;
   maxCompletionLength: number;
   temperature: number;
   topP: number;
@@ -48,11 +50,7 @@ export interface PendingRollout {
   done: Promise<Rollout>;
 }
 
-/**
- * Starts the rollout of `step`: the generation request is queued on `generator` before this function
- * returns (so native work queued afterwards on the same model, such as an adapter update, runs after it).
- */
-export function startRollout(args: {
+export interface RolloutRequest {
   generator: Model;
   pool: RewardPool;
   step: number;
@@ -60,58 +58,32 @@ export function startRollout(args: {
   indices: number[];
   examples: Example[];
   promptTokens: number[][];
+  /** Completions per prompt (G). */
+  numGenerations: number;
   sampling: RolloutSampling;
   scaleRewards: ScaleRewards;
   signal?: AbortSignal;
-}): PendingRollout {
-  const { generator, pool, step, indices, examples, promptTokens, sampling: s } = args;
-  const G = s.numGenerations;
+}
+
+/**
+ * Starts the rollout of `step`: the generation request is queued on `generator` before this function
+ * returns (so native work queued afterwards on the same model, such as an adapter update, runs after it).
+ */
+export function startRollout(args: RolloutRequest): PendingRollout {
   const started = performance.now();
-  const generation = generator.generate(
-    promptTokens.map((tokens) => ({ tokens })),
-    {
-      n: G,
-      maxNewTokens: s.maxCompletionLength,
-      temperature: s.temperature,
-      topP: s.topP,
-      topK: s.topK,
-      minP: s.minP,
-      stop: s.stop.length > 0 ? s.stop : undefined,
-      seed: rolloutSeed(args.seed, step),
-      maxBatch: s.maxBatch,
-      kvCacheTokens: s.kvCacheTokens,
-      signal: args.signal,
-      lora: true,
-    },
-  );
+  const generation = generateCompletions(args);
   const done = (async () => {
-    const { results } = await generation;
+    const completions = groupedCompletions(await generation, args.numGenerations);
     const generationSeconds = (performance.now() - started) / 1000;
-    const completions: Completion[] = [];
-    for (const r of results) {
-      // the engine returns a prompt's samples in sample order
-      if (r.completions.length !== G) throw new Error(`generator returned ${r.completions.length} completions for a prompt, expected ${G}`);
-      completions.push(...r.completions);
-    }
     const rewardStarted = performance.now();
-    const prompts = examples.flatMap((e) => Array.from({ length: G }, () => e.prompt));
-    const scores = await pool.score(
-      prompts,
-      completions.map((c) => c.text),
-      {
-        answers: examples.flatMap((e) => Array.from({ length: G }, () => e.answer)),
-        questions: examples.flatMap((e) => Array.from({ length: G }, () => e.question)),
-        completionLengths: completions.map((c) => c.tokens.length),
-        completionIds: completions.map((c) => c.tokens),
-      },
-    );
+    const scores = await scoreCompletions(args.pool, args.examples, completions, args.numGenerations);
     const rewardSeconds = (performance.now() - rewardStarted) / 1000;
-    const adv = groupAdvantages(scores.total, G, args.scaleRewards);
+    const adv = groupAdvantages(scores.total, args.numGenerations, args.scaleRewards);
     return {
-      step,
-      indices,
-      examples,
-      promptTokens,
+      step: args.step,
+      indices: args.indices,
+      examples: args.examples,
+      promptTokens: args.promptTokens,
       completions,
       scores,
       adv,
@@ -121,4 +93,51 @@ export function startRollout(args: {
     };
   })();
   return { generated: generation, done };
+}
+
+/** Generation: queues G samples of every prompt on the generator, with the adapter it holds now. */
+function generateCompletions(args: RolloutRequest): Promise<GenerateResult> {
+  const s = args.sampling;
+  return args.generator.generate(
+    args.promptTokens.map((tokens) => ({ tokens })),
+    {
+      n: args.numGenerations,
+      maxNewTokens: s.maxCompletionLength,
+      temperature: s.temperature,
+      topP: s.topP,
+      topK: s.topK,
+      minP: s.minP,
+      stop: s.stop.length > 0 ? s.stop : undefined,
+      seed: rolloutSeed(args.seed, args.step),
+      maxBatch: s.maxBatch,
+      kvCacheTokens: s.kvCacheTokens,
+      signal: args.signal,
+      lora: true,
+    },
+  );
+}
+
+/** The completions of all prompts, group by group (the engine returns a prompt's samples in sample order). */
+function groupedCompletions({ results }: GenerateResult, G: number): Completion[] {
+  const completions: Completion[] = [];
+  for (const r of results) {
+    if (r.completions.length !== G) throw new HayateError('ERR_INTERNAL', `generator returned ${r.completions.length} completions for a prompt, expected ${G}`);
+    completions.push(...r.completions);
+  }
+  return completions;
+}
+
+/** Scoring: every reward on every completion, in the reward pool's worker threads. */
+function scoreCompletions(pool: RewardPool, examples: readonly Example[], completions: readonly Completion[], G: number): Promise<RewardScores> {
+  const perCompletion = <T>(field: (e: Example) => T): T[] => examples.flatMap((e) => Array.from({ length: G }, () => field(e)));
+  return pool.score(
+    perCompletion((e) => e.prompt),
+    completions.map((c) => c.text),
+    {
+      answers: perCompletion((e) => e.answer),
+      questions: perCompletion((e) => e.question),
+      completionLengths: completions.map((c) => c.tokens.length),
+      completionIds: completions.map((c) => c.tokens),
+    },
+  );
 }

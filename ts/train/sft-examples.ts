@@ -5,6 +5,7 @@ import type { Example } from '../data/dataset.js';
 import { stripCalculatorAnnotations, toBoxedSolution } from '../data/gsm8k.js';
 import { HayateError } from '../errors.js';
 import type { Model, PromptInput } from '../model.js';
+import { SFT_DEFAULTS } from '../training-defaults.js';
 
 /** A prompt and the completion to learn, as text (the prompt may be chat messages or token ids). */
 export interface SftTextExample {
@@ -68,7 +69,7 @@ export function encodeSftExamples(model: Model, examples: readonly SftExample[],
   const vocab = model.info.vocabSize;
   const maxLength = options.maxLength ?? model.info.maxPositionEmbeddings;
   if (!Number.isInteger(maxLength) || maxLength < 2) throw new HayateError('ERR_INVALID_ARGUMENT', `maxLength must be an integer >= 2, got ${maxLength}`);
-  const appendEos = options.appendEos ?? true;
+  const appendEos = options.appendEos ?? SFT_DEFAULTS.appendEos;
   const eos = model.tokenizer?.eosTokenIds[0] ?? model.info.eosTokenIds[0];
   let truncated = 0;
   const sequences = examples.map((x, i) => {

@@ -10,21 +10,23 @@ import { BatchSampler } from '../data/order.js';
 import { AbortError, HayateError } from '../errors.js';
 import type { LoraOptions, Model } from '../model.js';
 import { TrainerCore, type OptimizerOptions } from '../trainer-core.js';
+import { LEARNING_RATE_DEFAULTS, RUN_DEFAULTS, SETTING_BOUNDS, SFT_DEFAULTS } from '../training-defaults.js';
 import { TypedEmitter } from './events.js';
+import { adaptersToAttach } from './fresh-adapters.js';
 import { resolveSchedule, type ScheduleOptions } from './schedule.js';
 import { encodeSftExamples, type EncodedSftExample, type SftExample } from './sft-examples.js';
-import { checkInt, checkNumber, invalid } from './validate.js';
+import { checkInBounds, checkInt, invalid } from './validate.js';
 
 export interface SftTrainerOptions {
   /** A loaded model; training changes its LoRA adapters in place. */
   model: Model;
   /** Dataset examples (target: worked solution + \boxed{answer}), {prompt, completion} texts or token ids. */
   data: readonly SftExample[];
-  /** Attach fresh adapters with these options; omit to train the adapters already attached (default when none: rank 16, alpha 32). */
+  /** Attach fresh adapters with these options; omit to train the adapters already attached (default when none: LORA_DEFAULTS, rank 32, alpha 64). */
   lora?: LoraOptions;
-  /** Peak learning rate (default 1e-4). */
+  /** Peak learning rate (default LEARNING_RATE_DEFAULTS.sft, 1e-4). */
   learningRate?: number;
-  /** AdamW settings (its lr is replaced by learningRate and the schedule). Defaults: weight decay 0, max grad norm 1. */
+  /** AdamW settings (its lr is replaced by learningRate and the schedule); defaults: OPTIMIZER_DEFAULTS. */
   optimizer?: Omit<OptimizerOptions, 'lr'>;
   schedule?: ScheduleOptions;
   /** Sequences per micro-batch (one forward/backward) (default 8). */
@@ -88,10 +90,10 @@ export class SftTrainer extends TypedEmitter<SftTrainerEvents> {
     if (!options || typeof options !== 'object') throw invalid('SftTrainer needs an options object');
     if (!options.model) throw invalid('SftTrainer: options.model is required (a loaded Model)');
     if (!Array.isArray(options.data) || options.data.length === 0) throw new HayateError('ERR_INVALID_ARGUMENT', 'SftTrainer: the dataset is empty (options.data has no examples)');
-    checkNumber('learningRate', options.learningRate, 0);
+    checkInBounds('learningRate', options.learningRate, SETTING_BOUNDS.learningRate);
     checkInt('batchSize', options.batchSize, 1);
     checkInt('gradientAccumulationSteps', options.gradientAccumulationSteps, 1);
-    checkNumber('epochs', options.epochs, 0, Infinity, { minOpen: true });
+    checkInBounds('epochs', options.epochs, SETTING_BOUNDS.numTrainEpochs);
     checkInt('maxSteps', options.maxSteps, 1);
     checkInt('seed', options.seed, 0);
     this.options = { ...options };
@@ -101,8 +103,8 @@ export class SftTrainer extends TypedEmitter<SftTrainerEvents> {
   get totalSteps(): number {
     const o = this.options;
     if (o.maxSteps !== undefined) return o.maxSteps;
-    const perStep = (o.batchSize ?? 8) * (o.gradientAccumulationSteps ?? 1);
-    return Math.max(1, Math.ceil((o.data.length * (o.epochs ?? 1)) / perStep));
+    const perStep = (o.batchSize ?? SFT_DEFAULTS.batchSize) * (o.gradientAccumulationSteps ?? RUN_DEFAULTS.gradientAccumulationSteps);
+    return Math.max(1, Math.ceil((o.data.length * (o.epochs ?? RUN_DEFAULTS.numTrainEpochs)) / perStep));
   }
 
   /** Runs the training; rejects with AbortError when `signal` aborts (updates done so far stay applied). */
@@ -121,19 +123,18 @@ export class SftTrainer extends TypedEmitter<SftTrainerEvents> {
     const started = performance.now();
     if (signal?.aborted) throw new AbortError('SFT training was aborted before it started');
     const { model } = o;
-    const seed = o.seed ?? 0;
-    const { sequences, truncated } = encodeSftExamples(model, o.data, { appendEos: o.appendEos, maxLength: o.maxLength });
-    const microBatch = o.batchSize ?? 8;
-    const accumulation = o.gradientAccumulationSteps ?? 1;
+    const seed = o.seed ?? RUN_DEFAULTS.seed;
+    const { sequences, truncated } = encodeSftExamples(model, o.data, { appendEos: o.appendEos ?? SFT_DEFAULTS.appendEos, maxLength: o.maxLength });
+    const microBatch = o.batchSize ?? SFT_DEFAULTS.batchSize;
+    const accumulation = o.gradientAccumulationSteps ?? RUN_DEFAULTS.gradientAccumulationSteps;
     const totalSteps = this.totalSteps;
-    const lr = o.learningRate ?? 1e-4;
-    const lora = o.lora ?? (model.lora ? undefined : { rank: 16, alpha: 32 });
+    const lr = o.learningRate ?? LEARNING_RATE_DEFAULTS.sft;
     const trainer = await TrainerCore.create(model, {
-      lora: lora ? { seed, ...lora } : undefined,
-      optimizer: { weightDecay: 0, maxGradNorm: 1, ...o.optimizer, lr },
+      lora: adaptersToAttach(model, o.lora, seed),
+      optimizer: { ...o.optimizer, lr },
       schedule: resolveSchedule(lr, totalSteps, o.schedule),
     });
-    const sampler = new BatchSampler(sequences.length, { batchSize: microBatch * accumulation, seed, shuffle: o.shuffle ?? true });
+    const sampler = new BatchSampler(sequences.length, { batchSize: microBatch * accumulation, seed, shuffle: o.shuffle ?? SFT_DEFAULTS.shuffle });
     const losses: number[] = [];
     let tokens = 0;
     try {

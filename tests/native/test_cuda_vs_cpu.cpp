@@ -1,14 +1,10 @@
-// CUDA backend checks.
-//  - Host-side logic of cuda/ (launch plans, GEMM tiling and split decisions, attention partitioning,
-//    the fused varlen attention's tile decomposition and tensor-core fragment layouts (replayed against
-//    the PTX ldmatrix / mma semantics), allocator size classes, argument checks, benchmark shapes, and the
-//    sampler's threshold algorithm against the CPU backend's sample_row) runs everywhere, GPU or not.
-//  - Every op on the CUDA backend vs the CPU backend on the same random inputs, over several shapes with
-//    odd sizes, plus generation on a tiny model and one GRPO step (LoRA gradients), runs only when a CUDA
-//    device is present; otherwise one test prints a visible SKIPPED line.
-//    Inputs are rounded to bf16 first (the CUDA backend stores bf16), so differences measure the kernels'
-//    arithmetic, not input quantisation. Tolerances are stated per op and dtype next to each check:
-//    max |cuda - cpu| / max |cpu| unless said otherwise.
+// The CUDA backend against the CPU backend (needs a CUDA device): every op on the same random inputs, over
+// several shapes with odd sizes, plus generation on a tiny model and one GRPO step (LoRA gradients).
+// Without a device every test returns at once and cuda_backend_availability prints one visible SKIPPED
+// line. Inputs are rounded to bf16 first (the CUDA backend stores bf16), so differences measure the
+// kernels' arithmetic, not input quantisation. Tolerances are stated per op and dtype next to each check:
+// max |cuda - cpu| / max |cpu| unless said otherwise. The host-side logic of cuda/ (plans, tiling, checks)
+// is checked on every machine in test_cuda_host_logic.cpp.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -20,9 +16,7 @@
 #include <random>
 #include <vector>
 
-#include "../../cuda/op_checks.h"
 #include "../../cuda/plan.h"
-#include "../../cuda/sampling_select.h"
 #include "backend.h"
 #include "check.h"
 #include "cpu/cpu_backend.h"
@@ -33,6 +27,7 @@
 #include "model.h"
 #include "rng.h"
 #include "trainer.h"
+#include "train_options.h"
 #ifdef HAYATE_WITH_CUDA
 #include "cuda_backend.h"
 #endif
@@ -117,10 +112,7 @@ const char* dn(DType t) { return dtype_name(t); }
 
 }  // namespace
 
-// =====================================================================================================
-// Runs everywhere: the visible skip, and host-side logic.
-// =====================================================================================================
-
+// The visible skip: without a device, the checks below return at once and this says so.
 TEST(cuda_backend_availability) {
   if (cuda_present()) {
     std::printf("CUDA device present: running the CUDA op checks\n");
@@ -135,652 +127,6 @@ TEST(cuda_backend_availability) {
   CHECK_THROWS_CODE(make_cuda_backend(o), ErrorCode::kBackend);
 #endif
 }
-
-TEST(cuda_plan_elementwise_and_vectors) {
-  for (int64_t units : std::vector<int64_t>{0, 1, 255, 256, 257, 1 << 20, int64_t(1) << 33}) {
-    const g::Launch1D l = g::plan_elementwise(units, 132);
-    CHECK(l.blocks >= 1 && l.blocks <= 132 * 8 && l.threads == 256);
-    // grid-stride: every unit is covered by some thread
-    CHECK(l.blocks * l.threads >= std::min<int64_t>(std::max<int64_t>(units, 1), 132 * 8 * 256));
-  }
-  alignas(16) static char buf[64];
-  CHECK(g::vector_width(2, {buf, buf + 16}) == 8);
-  CHECK(g::vector_width(4, {buf, nullptr}) == 4);
-  CHECK(g::vector_width(2, {buf, buf + 2}) == 1);
-  const g::RowPlan r = g::plan_rows_warp_each(9);
-  CHECK(r.blocks * r.rows_per_block >= 9 && r.threads == 32 * r.rows_per_block);
-}
-
-TEST(cuda_plan_gemm_tiles_and_split) {
-  const int sms = 132;
-  for (auto [M, N, K] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {3, 17, 5}, {8, 1024, 1024}, {64, 1024, 3072},
-                                                             {64, 151936, 1024}, {512, 3072, 1024}, {2048, 1024, 3072},
-                                                             {300, 200, 520}, {1, 2048, 0}, {37, 65, 127}}) {
-    const g::GemmPlan p = g::plan_gemm(M, N, K, sms, true);
-    CHECK(p.tiles_m * p.shape.bm >= M && (p.tiles_m - 1) * p.shape.bm < std::max<int64_t>(M, 1));
-    CHECK(p.tiles_n * p.shape.bn >= N && (p.tiles_n - 1) * p.shape.bn < std::max<int64_t>(N, 1));
-    // the K chunking is a function of K alone: it defines the summation order of every output element
-    CHECK(p.chunks == (K + g::kGemmChunkK - 1) / g::kGemmChunkK);
-    CHECK(!p.split || (p.chunks >= 2 && M <= 256 && p.tiles_m * p.tiles_n < sms));
-    CHECK(p.workspace_bytes == (p.split ? size_t(M) * N * p.chunks * 4 : 0));
-    CHECK(p.shape.threads() % 32 == 0 && p.shape.threads() <= 256);
-    CHECK(p.shape.bm % p.shape.wm == 0 && p.shape.bn % p.shape.wn == 0 && p.shape.wn % 16 == 0 && p.shape.wm % 16 == 0);
-    CHECK(p.smem_bytes <= 227 * 1024 && p.smem_bytes == g::gemm_smem_bytes(p.shape, true));
-  }
-  // decode projections get split-K (enough blocks to stream the weights); prefill does not
-  CHECK(g::plan_gemm(8, 1024, 1024, sms, true).split);
-  CHECK(g::plan_gemm(64, 1024, 3072, sms, true).blocks() >= sms);
-  CHECK(!g::plan_gemm(2048, 3072, 1024, sms, true).split);
-  CHECK(g::plan_gemm(2048, 3072, 1024, sms, true).tile == g::GemmTile::L128x128);
-  CHECK(g::plan_gemm(4, 1024, 1024, sms, true).tile == g::GemmTile::S16x64);
-  CHECK(!g::plan_gemm(64, 151936, 1024, sms, true).split);  // the lm head has tiles enough
-  // fast path: bf16, K-contiguous operands (linear's layout), K % 8 == 0, aligned
-  alignas(16) static char buf[64];
-  CHECK(g::gemm_fast_path_ok(true, true, false, true, 1024, buf, buf));
-  CHECK(!g::gemm_fast_path_ok(true, true, false, true, 1023, buf, buf));
-  CHECK(!g::gemm_fast_path_ok(true, false, false, true, 1024, buf, buf));
-  CHECK(!g::gemm_fast_path_ok(true, true, true, true, 1024, buf, buf));
-  CHECK(!g::gemm_fast_path_ok(true, true, false, false, 1024, buf, buf));
-  CHECK(!g::gemm_fast_path_ok(true, true, false, true, 1024, buf + 2, buf));
-  CHECK(g::gemm_smem_bytes(g::gemm_tile_shape(g::GemmTile::L128x128), false) <= 48 * 1024);
-}
-
-// The fused LoRA GEMM's concatenated reduction: K main columns, then K2 extra ones, each region cut into
-// its own fixed chunks. The kernel takes a chunk's tile range (split mode) and the fold points from these
-// functions, so: the chunks must tile [0, kt_main + kt_extra) exactly, in order, never straddling the
-// region boundary, and a tile closes a chunk iff it is the last tile of its chunk's range.
-TEST(cuda_plan_gemm_concatenated_k) {
-  const int sms = 132;
-  for (auto [K, K2] : std::vector<std::array<int64_t, 2>>{{1024, 32}, {1024, 8}, {999, 8}, {96, 64}, {33, 8},
-                                                          {256, 256}, {257, 264}, {0, 16}, {3072, 0}, {31, 1}}) {
-    const int64_t ktm = g::gemm_k_tiles(K), kte = g::gemm_k_tiles(K2), ktt = ktm + kte;
-    const int64_t chunks = g::gemm_region_chunks(ktm) + g::gemm_region_chunks(kte);
-    CHECK(chunks == (K + g::kGemmChunkK - 1) / g::kGemmChunkK + (K2 + g::kGemmChunkK - 1) / g::kGemmChunkK);
-    for (int64_t M : {1, 8, 300, 2048}) {
-      const g::GemmPlan p = g::plan_gemm(M, 1000, K, sms, true, K2);
-      CHECK(p.chunks == chunks);
-      CHECK(p.workspace_bytes == (p.split ? size_t(M) * 1000 * p.chunks * 4 : 0));
-    }
-    int64_t next = 0;
-    std::vector<int> closes(static_cast<size_t>(ktt), 0);
-    for (int64_t z = 0; z < chunks; ++z) {
-      const int64_t b = g::gemm_chunk_tile_begin(z, ktm), e = g::gemm_chunk_tile_end(z, ktm, ktt);
-      CHECK(b == next && e > b && e - b <= g::kGemmTilesPerChunk);
-      CHECK(!(b < ktm && e > ktm));  // never straddles the main / extra boundary
-      if (b >= ktm) CHECK((b - ktm) % g::kGemmTilesPerChunk == 0);  // extra chunks start fresh
-      closes[static_cast<size_t>(e - 1)] = 1;
-      next = e;
-    }
-    CHECK(next == ktt);
-    for (int64_t kt = 0; kt < ktt; ++kt) CHECK(g::gemm_tile_closes_chunk(kt, ktm, ktt) == (closes[size_t(kt)] == 1));
-  }
-  // the main region alone reproduces the plain GEMM's chunking
-  CHECK(g::plan_gemm(64, 1024, 1000, sms, true, 0).chunks == g::plan_gemm(64, 1024, 1000, sms, true).chunks);
-  // the LoRA forward pads the rank to whole 16-byte rows of bf16 (cp.async path)
-  for (int64_t r : {1, 3, 8, 16, 17, 32, 64}) {
-    const int64_t r8 = g::lora_packed_rank(r);
-    CHECK(r8 >= r && r8 % 8 == 0 && r8 - r < 8);
-  }
-  alignas(16) static char buf[64];
-  CHECK(g::gemm_fast_path_ok(true, true, false, true, g::lora_packed_rank(5), buf, buf));
-}
-
-// adamw_step_multi's chunk table: every element of every tensor in exactly one chunk, in tensor order,
-// chunks no longer than kAdamWChunk, empty tensors contribute none.
-TEST(cuda_plan_adamw_chunks) {
-  const std::vector<int64_t> numels{1000, 0, g::kAdamWChunk, g::kAdamWChunk + 1, 3 * g::kAdamWChunk - 7, 1};
-  const std::vector<g::AdamWChunk> ch = g::plan_adamw_chunks(numels);
-  std::vector<int64_t> covered(numels.size(), 0);
-  int32_t last_t = -1;
-  int64_t last_end = 0;
-  for (const g::AdamWChunk& c : ch) {
-    CHECK(c.tensor >= 0 && size_t(c.tensor) < numels.size());
-    CHECK(c.len > 0 && c.len <= g::kAdamWChunk);
-    if (c.tensor == last_t) {
-      CHECK(c.begin == last_end);
-    } else {
-      CHECK(c.tensor > last_t && c.begin == 0);
-    }
-    CHECK(c.begin + c.len <= numels[size_t(c.tensor)]);
-    covered[size_t(c.tensor)] += c.len;
-    last_t = c.tensor;
-    last_end = c.begin + c.len;
-  }
-  for (size_t t = 0; t < numels.size(); ++t) CHECK(covered[t] == numels[t]);
-  CHECK(ch.size() == 1 + 1 + 2 + 3 + 1);
-  CHECK(g::plan_adamw_chunks({}).empty());
-  CHECK(g::plan_adamw_chunks({5, 7}, 4).size() == 4);
-  // launch: at most 8 blocks per SM, never more blocks than chunks
-  CHECK(g::plan_adamw_multi_launch(3, 132).blocks == 3);
-  CHECK(g::plan_adamw_multi_launch(100000, 132).blocks == 132 * 8);
-  CHECK(g::plan_adamw_multi_launch(0, 132).blocks == 1);
-  CHECK(g::plan_adamw_multi_launch(5, 132).threads == g::kAdamWThreads);
-  CHECK(sizeof(g::AdamWChunk) % 8 == 0);
-}
-
-TEST(cuda_plan_paged_attention) {
-  // decode: one token per sequence -> split layout, partitions from the block-table capacity
-  g::AttentionPlan p = g::plan_paged_attention(64, 64, 64, 16, 16, 8, 128, 2);
-  CHECK(p.split && p.rows_per_block == 1 && p.partitions == 2 && p.row_blocks == 64 && p.grid_y == 8);
-  CHECK(p.heads_per_chunk == 2 && p.head_chunks == 1 && p.hd_bucket == 128);
-  CHECK(p.workspace_floats == size_t(64) * 16 * 2 * (128 + 2));
-  CHECK(p.smem_bytes <= 48 * 1024);  // bf16, head_dim 128: no opt-in needed
-  // short contexts: a single partition, no workspace
-  p = g::plan_paged_attention(8, 8, 4, 16, 16, 8, 128, 2);
-  CHECK(p.split && p.partitions == 1 && p.workspace_floats == 0);
-  // prefill chunk: many tokens per sequence -> rows of a sequence share K/V tiles, no split
-  p = g::plan_paged_attention(512, 2, 64, 16, 16, 8, 128, 2);
-  CHECK(!p.split && p.rows_per_block == 8 && p.row_blocks == 64 && p.partitions == 1 && p.workspace_floats == 0);
-  // MQA with a group of 20: two head chunks (16 + 4)
-  p = g::plan_paged_attention(2, 2, 8, 16, 20, 1, 64, 2);
-  CHECK(p.heads_per_chunk == 16 && p.head_chunks == 2 && p.rows_per_block == 1 && p.grid_y == 2 && p.hd_bucket == 64);
-  // every supported head_dim fits the smallest opt-in limit (A100: 163 KiB), f32 included
-  for (int hd : {2, 34, 64, 80, 96, 128, 160, 256})
-    for (size_t es : {size_t(2), size_t(4)})
-      CHECK(g::plan_paged_attention(4, 4, 4, 16, 8, 8, hd, es).smem_bytes <= 163 * 1024);
-  CHECK_THROWS_CODE(g::plan_paged_attention(4, 4, 4, 16, 8, 8, 258, 2), ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::plan_paged_attention(4, 4, 4, 16, 8, 8, 63, 2), ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::plan_paged_attention(4, 4, 4, 16, 6, 4, 64, 2), ErrorCode::kInvalidArgument);
-  // partitions of a position: fixed (numerics), never from the batch
-  CHECK(g::attention_partitions_for_pos(0) == 1 && g::attention_partitions_for_pos(511) == 1 &&
-        g::attention_partitions_for_pos(512) == 2 && g::attention_partitions_for_pos(4095) == 8);
-}
-
-TEST(cuda_plan_reductions_and_allocator) {
-  for (int64_t V : {1, 7, 8192, 8193, 151936}) {
-    const int64_t c = g::log_softmax_chunks(V);
-    CHECK(c * g::kLsgChunk >= V && (c - 1) * g::kLsgChunk < V);
-    const int64_t span = g::sample_warp_span(V);
-    CHECK(span % 32 == 0 && span * g::kSampleWarps >= V);
-  }
-  size_t prev = 0;
-  for (size_t b : {size_t(1), size_t(255), size_t(256), size_t(257), size_t(4096), size_t(4097), size_t(1) << 20,
-                   (size_t(1) << 20) + 1, size_t(3) << 30}) {
-    const size_t c = g::alloc_size_class(b);
-    CHECK(c >= b && c % 256 == 0 && c >= prev);
-    CHECK(b <= 4096 ? c - b < 256 : c <= b + b / 4);
-    prev = c;
-  }
-  CHECK(g::alloc_size_class(5000) == g::alloc_size_class(5100));  // same class: cached blocks get reused
-}
-
-TEST(cuda_op_checks_reject_bad_arguments) {
-  static float d[1];
-  auto t = [](DType dt, std::initializer_list<int64_t> s) { return Tensor(d, dt, s); };
-  using g::check_embedding;
-  // gemm / linear shapes and dtypes
-  CHECK(g::check_gemm(t(DType::F32, {3, 5}), t(DType::BF16, {4, 3}), t(DType::BF16, {5, 4}), true, true).K == 4);
-  CHECK_THROWS_CODE(g::check_gemm(t(DType::F32, {3, 5}), t(DType::BF16, {3, 4}), t(DType::BF16, {5, 4}), false, false),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_gemm(t(DType::F64, {3, 5}), t(DType::BF16, {3, 4}), t(DType::BF16, {4, 5}), false, false),
-                    ErrorCode::kInvalidArgument);
-  const g::GemmDims ld = g::check_linear("linear", t(DType::F32, {2, 3, 7}), t(DType::BF16, {2, 3, 5}),
-                                         t(DType::BF16, {7, 5}), t(DType::BF16, {7}));
-  CHECK(ld.M == 6 && ld.N == 7 && ld.K == 5);
-  CHECK_THROWS_CODE(g::check_linear("linear", t(DType::F32, {6, 7}), t(DType::BF16, {6, 5}), t(DType::BF16, {7, 5}),
-                                    t(DType::BF16, {6})),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_linear("linear", t(DType::F32, {6, 7}), t(DType::F16, {6, 5}), t(DType::BF16, {7, 5}), {}),
-                    ErrorCode::kInvalidArgument);
-  // elementwise
-  check_embedding(t(DType::BF16, {4, 8}), t(DType::BF16, {100, 8}), t(DType::I32, {4}));
-  CHECK_THROWS_CODE(check_embedding(t(DType::BF16, {4, 8}), t(DType::BF16, {100, 8}), t(DType::F32, {4})),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(check_embedding(t(DType::BF16, {4, 9}), t(DType::BF16, {100, 8}), t(DType::I32, {4})),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_binary("add", t(DType::BF16, {4}), t(DType::F32, {4}), t(DType::F32, {4})),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_rmsnorm(t(DType::BF16, {4, 8}), t(DType::BF16, {4, 8}), t(DType::BF16, {7})),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_rope("rope", t(DType::BF16, {4, 24}), t(DType::I32, {4}), t(DType::BF16, {10, 8}), 8),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_rope("rope", t(DType::BF16, {4, 24}), t(DType::I32, {4}), t(DType::F32, {10, 6}), 6 + 1),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_kv_store(t(DType::BF16, {32, 8}), t(DType::BF16, {32, 8}), t(DType::F32, {2, 8}),
-                                      t(DType::F32, {2, 8}), t(DType::I32, {2})),
-                    ErrorCode::kInvalidArgument);
-  // attention metadata and shapes
-  AttentionMeta m;
-  m.block_tables = t(DType::I32, {2, 4});
-  m.token_seq = t(DType::I32, {3});
-  m.token_pos = t(DType::I32, {3});
-  m.num_q_heads = 4;
-  m.num_kv_heads = 2;
-  m.head_dim = 8;
-  g::check_paged_attention(t(DType::BF16, {3, 32}), t(DType::BF16, {3, 32}), t(DType::BF16, {64, 16}),
-                           t(DType::BF16, {64, 16}), m);
-  m.num_kv_heads = 3;
-  CHECK_THROWS_CODE(g::check_paged_attention(t(DType::BF16, {3, 32}), t(DType::BF16, {3, 32}), t(DType::BF16, {64, 24}),
-                                             t(DType::BF16, {64, 24}), m),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_log_softmax_gather(t(DType::BF16, {3}), t(DType::F32, {3, 10}), t(DType::I32, {3})),
-                    ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_sample(t(DType::F64, {3, 10})), ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_sample(t(DType::F32, {3, 0})), ErrorCode::kInvalidArgument);
-}
-
-TEST(cuda_sampler_selection_helpers) {
-  uint32_t cnt[256] = {};
-  uint64_t val[256] = {};
-  cnt[200] = 2, val[200] = 2;
-  cnt[100] = 5, val[100] = 5;
-  cnt[3] = 1, val[3] = 1;
-  g::BinChoice c = g::select_bin_seq(cnt, val, 1);
-  CHECK(c.bin == 200 && c.above_cnt == 0);
-  c = g::select_bin_seq(cnt, val, 3);
-  CHECK(c.bin == 100 && c.above_cnt == 2 && c.above_val == 2);
-  c = g::select_bin_seq(cnt, val, 8);
-  CHECK(c.bin == 3 && c.above_cnt == 7);
-  c = g::select_bin_seq(cnt, val, 100);  // more than there is: the lowest non-empty bin (keep all)
-  CHECK(c.bin == 3 && c.above_cnt == 7);
-  c = g::select_bin_seq(cnt, val, 0);  // top-p = 0: the first non-empty bin (keep the top token)
-  CHECK(c.bin == 200);
-  CHECK(g::ties_needed(10, 4, 3, 5) == 2 && g::ties_needed(10, 12, 3, 5) == 1 && g::ties_needed(10, 4, 0, 5) == 5);
-  CHECK(g::ties_needed(100, 4, 3, 5) == 5);
-  CHECK(g::top_p_target(0.0f, 1000) == 0 && g::top_p_target(0.5f, 1001) == 501);
-  CHECK(g::draw_target(0.5f, 1001) == 501 && g::draw_target(0.0f, 7) == 1);
-  CHECK(g::prob_mass_fx(1.0f) == (uint64_t(1) << g::kMassBits) && g::prob_mass_fx(0.0f) == 0);
-  // keys are monotone in p for p >= 0
-  CHECK(g::prob_key(0.25f) < g::prob_key(0.5f) && g::prob_key(0.0f) < g::prob_key(1e-30f));
-}
-
-// The GPU sampler's algorithm (radix selects over probability keys, fixed-point masses), run on the host
-// with p computed exactly as the CPU backend computes it, against the CPU backend's sample_row: the same
-// ids (the CPU sums masses in fp64, the GPU algorithm in fixed point: only a draw within ~1e-12 of a
-// boundary could differ, and none does in these rows) and the same log-probs.
-TEST(cuda_sampler_algorithm_matches_cpu_sample_row) {
-  std::mt19937 rng(5);
-  int rows = 0, same = 0, tie_swaps = 0;
-  double worst_lp = 0;
-  for (int64_t V : {1, 2, 37, 1000, 5000}) {
-    for (int dist = 0; dist < 3; ++dist) {
-      for (int trial = 0; trial < 12; ++trial) {
-        std::vector<float> z(static_cast<size_t>(V));
-        std::normal_distribution<float> nd(0.0f, dist == 0 ? 1.0f : 4.0f);
-        std::uniform_int_distribution<int> ud(0, 4);
-        for (auto& x : z) x = dist == 2 ? static_cast<float>(ud(rng)) : nd(rng);  // dist 2: many exact ties
-        SamplingRow r;
-        r.seed = rng();
-        r.step = trial;
-        const float temps[] = {0.0f, 0.7f, 1.0f, 1.5f};
-        r.temperature = temps[trial % 4];
-        const int ks[] = {0, 1, 5, 50, static_cast<int>(V) - 1, static_cast<int>(V) + 3};
-        r.top_k = ks[(trial / 2) % 6];
-        const float ps[] = {1.0f, 0.9f, 0.5f, 0.0f, 0.999f};
-        r.top_p = ps[trial % 5];
-        const float mps[] = {0.0f, 0.0f, 0.05f, 0.5f, 2.0f};
-        r.min_p = mps[(trial / 3) % 5];
-        for (int rep = 0; rep < 4; ++rep, r.step += 101) {
-          int32_t id_cpu = -1, id_ref = -1;
-          float lp_cpu = 0, lp_ref = 0;
-          sample_row(z.data(), V, r, &id_cpu, &lp_cpu);
-          if (r.temperature > 0.0f) {
-            const float inv_t = 1.0f / r.temperature;
-            const float mx = cpu::max_scaled(z.data(), V, inv_t);
-            std::vector<float> p(static_cast<size_t>(V));
-            const double total = cpu::exp_sum(z.data(), V, inv_t, mx, p.data());
-            g::reference_sample_probs(z.data(), p, total, mx, r, &id_ref, &lp_ref);
-          } else {
-            g::reference_greedy(z.data(), V, &id_ref, &lp_ref);
-          }
-          ++rows;
-          if (id_cpu == id_ref) {
-            ++same;
-            worst_lp = std::max(worst_lp, std::fabs(double(lp_cpu) - lp_ref));
-          } else if (z[id_cpu] == z[id_ref]) {
-            // Equal logits: the engine computes p with its SIMD exp (built with -march=native) where this
-            // file's inline copy may take the scalar path, so "ties" can differ by an ulp and swap order.
-            ++tie_swaps;
-          } else {
-            std::fprintf(stderr, "  sampler mismatch V=%lld T=%g k=%d p=%g minp=%g: cpu %d ref %d\n", (long long)V,
-                         r.temperature, r.top_k, r.top_p, r.min_p, id_cpu, id_ref);
-          }
-        }
-      }
-    }
-  }
-  std::printf("sampler algorithm vs CPU sample_row: %d/%d rows equal, %d swaps between equal logits, max |dlogprob| %.2e\n",
-              same, rows, tie_swaps, worst_lp);
-  CHECK(same + tie_swaps == rows);
-  CHECK(tie_swaps <= rows / 20);
-  CHECK(worst_lp < 1e-5);
-}
-
-// The sampler's tail cut (skip_key) never changes a mass select: same key, counts, masses and first id
-// with and without it, for any target that leaves the skipped slack unclaimed.
-TEST(cuda_sampler_tail_skip_is_exact) {
-  std::mt19937 rng(11);
-  size_t kept_candidates = 0, all_candidates = 0;
-  for (int trial = 0; trial < 60; ++trial) {
-    const int64_t V = trial % 3 == 0 ? 50000 : 3000;
-    std::normal_distribution<float> nd(0.0f, trial % 2 ? 2.0f : 5.0f);
-    std::vector<float> p(static_cast<size_t>(V));
-    float mx = -1e30f;
-    std::vector<float> z(p.size());
-    for (auto& x : z) mx = std::max(mx, x = nd(rng));
-    uint64_t total = 0;
-    for (int64_t j = 0; j < V; ++j) total += g::prob_mass_fx(p[j] = g::prob_from_scaled(z[j], mx, false));
-    g::ref::Selector sel{p};
-    for (int k = 0; k < 5; ++k) {
-      const uint64_t target = g::draw_target(std::uniform_real_distribution<float>(0.0f, 1.0f)(rng), total);
-      const uint32_t cut = g::skip_key(total - target, V);
-      const g::RadixResult a = sel.select(true, target, 0), b = sel.select(true, target, cut);
-      CHECK(a.key == b.key && a.cnt_gt == b.cnt_gt && a.mass_gt == b.mass_gt && a.ties == b.ties && a.first_id == b.first_id);
-      for (float x : p) kept_candidates += g::prob_key(x) >= cut;
-      all_candidates += p.size();
-    }
-  }
-  std::printf("sampler tail cut: %.1f%% of tokens enter the histograms of a draw\n", 100.0 * kept_candidates / all_candidates);
-}
-
-TEST(cuda_sampler_reference_respects_filters) {
-  // top-k keeps exactly the k most likely (ties by lower id), top-p the smallest nucleus, min-p the tail cut
-  const int64_t V = 50;
-  std::vector<float> z(V);
-  for (int64_t j = 0; j < V; ++j) z[j] = static_cast<float>((j * 37) % 11) * 0.5f;  // ties in groups
-  std::vector<float> p(V);
-  float mx = *std::max_element(z.begin(), z.end());
-  for (int64_t j = 0; j < V; ++j) p[j] = std::exp(z[j] - mx);
-  std::vector<int32_t> order(V);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
-  for (int k : {1, 3, 7, 20}) {
-    std::vector<bool> allowed(V, false);
-    for (int i = 0; i < k; ++i) allowed[order[i]] = true;
-    for (uint64_t s = 0; s < 200; ++s) {
-      SamplingRow r;
-      r.top_k = k;
-      r.seed = s;
-      int32_t id;
-      float lp;
-      g::reference_sample_row(z.data(), V, r, &id, &lp);
-      CHECK(allowed[id]);
-    }
-  }
-  for (uint64_t s = 0; s < 300; ++s) {
-    SamplingRow r;
-    r.min_p = 0.5f;
-    r.seed = s;
-    int32_t id;
-    float lp;
-    g::reference_sample_row(z.data(), V, r, &id, &lp);
-    CHECK(p[id] >= 0.5f);
-  }
-}
-
-TEST(cuda_rng_streams_are_counter_based) {
-  // the sampler's draws are a pure function of (seed, step): the GPU evaluates the same rng.h code
-  CHECK(rng_uniform(42, 7) == rng_uniform(42, 7));
-  CHECK(rng_uniform(42, 7) != rng_uniform(42, 8));
-  CHECK(rng_uniform(42, 7) != rng_uniform(43, 7));
-  double mean = 0;
-  for (uint64_t s = 0; s < 20000; ++s) {
-    const float u = rng_uniform(s, s * 3 + 1);
-    CHECK(u >= 0.0f && u < 1.0f);
-    mean += u;
-  }
-  CHECK_NEAR(mean / 20000, 0.5, 0.01);
-}
-
-// Fused varlen attention (attention_forward / attention_backward): launch plans, the tile decomposition
-// (every causal (query, key) pair of every sequence is visited exactly once by each pass), the mask-skip
-// predicate, and the argument checks.
-TEST(cuda_plan_flash_attention) {
-  g::FlashPlan p = g::plan_flash_attention("attention_forward", 1000, 3, 500, 16, 8, 128);
-  CHECK(p.hd_bucket == 128 && p.bq == 32 && p.max_seqlen == 500 && p.q_tiles == 8 && p.kv_tiles == 8);
-  CHECK(p.grid_q == 24 && p.grid_kv == 24 && p.workspace_bytes == size_t(1000) * 16 * 4);
-  // shared memory: [rows][hd + 8] bf16 tiles; within the smallest opt-in limit (A100: 163 KiB)
-  // (streamed tiles double-buffered)
-  CHECK(p.smem_fwd == size_t(64 + 256) * 136 * 2 && p.smem_dq == size_t(128 + 256) * 136 * 2);
-  CHECK(p.smem_dkv == size_t(128 + 128) * 136 * 2 + 4 * 32 * 4);
-  for (int hd : {1, 8, 34, 63, 64, 65, 80, 127, 128}) {
-    const g::FlashPlan q = g::plan_flash_attention("attention_forward", 64, 1, 64, 4, 2, hd);
-    CHECK(q.hd_bucket == (hd <= 64 ? 64 : 128) && q.hd_bucket >= hd);
-    CHECK(q.bq == (hd <= 64 ? 64 : 32));
-    CHECK(std::max({q.smem_fwd, q.smem_dkv, q.smem_dq}) <= 163 * 1024);
-  }
-  CHECK(g::plan_flash_attention("x", 100, 2, 0, 4, 2, 64).max_seqlen == 100);    // unset: n
-  CHECK(g::plan_flash_attention("x", 100, 2, 4000, 4, 2, 64).max_seqlen == 100); // never past n
-  CHECK(g::plan_flash_attention("x", 100, 2, 65, 4, 2, 64).q_tiles == 2);
-  CHECK(g::plan_flash_attention("x", 0, 0, 0, 4, 2, 64).grid_q >= 1);
-  CHECK_THROWS_CODE(g::plan_flash_attention("x", 100, 2, 50, 4, 2, 129), ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::plan_flash_attention("x", 100, 2, 50, 4, 2, 256), ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::plan_flash_attention("x", 100, 2, 50, 6, 4, 64), ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::plan_flash_attention("x", 100, 2, 50, 4, 0, 64), ErrorCode::kInvalidArgument);
-  // a million one-token sequences without max_seqlen: the grid would overflow; with it, one tile each
-  CHECK_THROWS_CODE(g::plan_flash_attention("x", 1 << 20, 1 << 20, 0, 4, 2, 64), ErrorCode::kInvalidArgument);
-  CHECK(g::plan_flash_attention("x", 1 << 20, 1 << 20, 1, 4, 2, 64).grid_q == (1 << 20));
-  // grid x -> (sequence, tile) is a bijection, heaviest tile of each sequence first
-  for (int64_t tiles : {1, 3, 8}) {
-    std::vector<int> seen(static_cast<size_t>(5 * tiles), 0);
-    for (int64_t bx = 0; bx < 5 * tiles; ++bx) {
-      const g::FlashTile t = g::flash_tile(bx, tiles);
-      CHECK(t.seq >= 0 && t.seq < 5 && t.tile >= 0 && t.tile < tiles);
-      ++seen[static_cast<size_t>(t.seq * tiles + t.tile)];
-      if (bx % tiles == 0) CHECK(t.tile == tiles - 1);
-    }
-    for (int c : seen) CHECK(c == 1);
-  }
-}
-
-TEST(cuda_flash_tiles_cover_every_causal_pair_once) {
-  const int BM = g::kFlashBM, BN = g::kFlashBN;
-  for (int L : {1, 7, 33, 63, 64, 65, 100, 130, 257}) {
-    // forward and dQ pass: query tiles of BM, key tiles [0, flash_kv_end) of BN
-    std::vector<int> cnt(static_cast<size_t>(L) * L, 0);
-    bool unmasked_ok = true;
-    for (int m0 = 0; m0 < L; m0 += BM)
-      for (int64_t n0 = 0; n0 < g::flash_kv_end(m0, BM, L); n0 += BN) {
-        const bool mask = g::flash_tile_needs_mask(m0, BM, n0, BN, L);
-        for (int i = m0; i < m0 + BM; ++i)
-          for (int64_t j = n0; j < n0 + BN; ++j) {
-            const bool valid = j <= i && i < L && j < L;
-            if (!mask && !valid) unmasked_ok = false;  // a skipped mask would have let this pair through
-            if (valid) ++cnt[static_cast<size_t>(i) * L + j];
-          }
-      }
-    bool once = true;
-    for (int i = 0; i < L; ++i)
-      for (int j = 0; j <= i; ++j) once = once && cnt[static_cast<size_t>(i) * L + j] == 1;
-    CHECK(once && unmasked_ok);
-    // dK/dV pass: key tiles of BN, query tiles of bq from flash_q_begin to L
-    for (int bq : {32, 64}) {
-      std::fill(cnt.begin(), cnt.end(), 0);
-      unmasked_ok = true;
-      for (int n0 = 0; n0 < L; n0 += BN)
-        for (int64_t m0 = g::flash_q_begin(n0, bq); m0 < L; m0 += bq) {
-          CHECK(m0 % bq == 0);
-          const bool mask = g::flash_tile_needs_mask(m0, bq, n0, BN, L);
-          for (int64_t i = m0; i < m0 + bq; ++i)
-            for (int j = n0; j < n0 + BN; ++j) {
-              const bool valid = j <= i && i < L && j < L;
-              if (!mask && !valid) unmasked_ok = false;
-              if (valid) ++cnt[static_cast<size_t>(i) * L + j];
-            }
-        }
-      once = true;
-      for (int i = 0; i < L; ++i)
-        for (int j = 0; j <= i; ++j) once = once && cnt[static_cast<size_t>(i) * L + j] == 1;
-      CHECK(once && unmasked_ok);
-    }
-  }
-  // tiles strictly below the diagonal and inside the sequence skip the mask
-  CHECK(!g::flash_tile_needs_mask(128, 64, 0, 64, 1000));
-  CHECK(!g::flash_tile_needs_mask(64, 64, 0, 64, 128));
-  CHECK(g::flash_tile_needs_mask(64, 64, 64, 64, 1000));   // diagonal
-  CHECK(g::flash_tile_needs_mask(64, 64, 0, 64, 100));     // rows past the end
-}
-
-namespace {
-
-// A host model of one warp's ldmatrix / mma.m16n8k16 (bf16 -> f32) as the PTX ISA defines their fragments
-// (g = lane / 4, c = lane % 4): ldmatrix gives lane t row t / 4, columns 2(t % 4), +1 of each 8x8 matrix
-// (.trans: column t / 4, rows 2(t % 4), +1); A regs (g, 2c) (g+8, 2c) (g, 2c+8) (g+8, 2c+8); B regs
-// (k 2c, n g) (k 2c+8, n g); C (g, 2c..) (g+8, 2c..). Values are floats (the layout is what is checked).
-using Pair = std::array<float, 2>;
-struct WarpRegs4 {
-  Pair r[32][4];
-};
-
-// ldmatrix.x4 over a [rows][lds] tile: lane t points at (row_of(t), col_of(t)), the start of row t % 8
-// of matrix t / 8.
-template <class RowFn, class ColFn>
-WarpRegs4 emu_ldsm_x4(const std::vector<float>& s, int lds, int row0, int col0, RowFn row_of, ColFn col_of, bool trans) {
-  WarpRegs4 out{};
-  for (int i = 0; i < 4; ++i) {
-    float m[8][8];
-    for (int r = 0; r < 8; ++r) {
-      const int t = 8 * i + r;
-      for (int c = 0; c < 8; ++c) m[r][c] = s[static_cast<size_t>(row0 + row_of(t)) * lds + col0 + col_of(t) + c];
-    }
-    for (int t = 0; t < 32; ++t)
-      out.r[t][i] = trans ? Pair{m[2 * (t % 4)][t / 4], m[2 * (t % 4) + 1][t / 4]} : Pair{m[t / 4][2 * (t % 4)], m[t / 4][2 * (t % 4) + 1]};
-  }
-  return out;
-}
-
-// acc[lane][4] += A (16x16 from a[lane][0..3]) * B (16x8 from b0[lane], b1[lane])
-void emu_mma(float (*acc)[4], const Pair (*a)[4], const Pair* b0, const Pair* b1) {
-  float A[16][16], B[16][8];
-  for (int t = 0; t < 32; ++t) {
-    const int gg = t / 4, c = t % 4;
-    for (int h = 0; h < 2; ++h) {
-      A[gg][2 * c + h] = a[t][0][h];
-      A[gg + 8][2 * c + h] = a[t][1][h];
-      A[gg][2 * c + 8 + h] = a[t][2][h];
-      A[gg + 8][2 * c + 8 + h] = a[t][3][h];
-      B[2 * c + h][gg] = b0[t][h];
-      B[2 * c + 8 + h][gg] = b1[t][h];
-    }
-  }
-  for (int t = 0; t < 32; ++t)
-    for (int e = 0; e < 4; ++e) {
-      const int r = t / 4 + (e >= 2 ? 8 : 0), col = (t % 4) * 2 + (e & 1);
-      double sum = 0;
-      for (int k = 0; k < 16; ++k) sum += double(A[r][k]) * B[k][col];
-      acc[t][e] += static_cast<float>(sum);
-    }
-}
-
-}  // namespace
-
-// The index math of flash_common.cuh's mma_rows_rowsT / to_a_frags / mma_regs_rows and of the kernels'
-// masks (frag_* in plan.h), replayed with the emulated fragments: S = A B^T and O = S V come out as the
-// plain matrix products, element (frag_c_row, frag_c_col) where the kernels expect it.
-TEST(cuda_flash_fragment_layouts_compute_the_products) {
-  constexpr int K = 32, NT = 4, LDS = K + 8, NO = 16;  // A 16xK, B (8NT)xK, V (8NT)xNO
-  std::mt19937 rng(4);
-  std::uniform_int_distribution<int> ud(-4, 4);
-  std::vector<float> a(16 * LDS), b(8 * NT * LDS), v(8 * NT * (NO + 8));
-  for (auto& x : a) x = static_cast<float>(ud(rng));
-  for (auto& x : b) x = static_cast<float>(ud(rng));
-  for (auto& x : v) x = static_cast<float>(ud(rng));
-  // mma_rows_rowsT<K, NT, LDS>
-  float s[32][NT][4] = {};
-  for (int ks = 0; ks < K; ks += 16) {
-    const WarpRegs4 af = emu_ldsm_x4(a, LDS, 0, ks, g::frag_a_row, g::frag_a_col, false);
-    for (int np = 0; np < NT / 2; ++np) {
-      const WarpRegs4 r = emu_ldsm_x4(b, LDS, np * 16, ks, g::frag_bt_row, g::frag_bt_col, false);
-      Pair b0[32], b1[32], b2[32], b3[32];
-      float c0[32][4], c1[32][4];
-      for (int t = 0; t < 32; ++t) {
-        b0[t] = r.r[t][0], b1[t] = r.r[t][1], b2[t] = r.r[t][2], b3[t] = r.r[t][3];
-        for (int e = 0; e < 4; ++e) c0[t][e] = s[t][2 * np][e], c1[t][e] = s[t][2 * np + 1][e];
-      }
-      emu_mma(c0, af.r, b0, b1);
-      emu_mma(c1, af.r, b2, b3);
-      for (int t = 0; t < 32; ++t)
-        for (int e = 0; e < 4; ++e) s[t][2 * np][e] = c0[t][e], s[t][2 * np + 1][e] = c1[t][e];
-    }
-  }
-  bool ok = true;
-  for (int t = 0; t < 32; ++t)
-    for (int nt = 0; nt < NT; ++nt)
-      for (int e = 0; e < 4; ++e) {
-        const int i = g::frag_c_row(t, e), j = g::frag_c_col(t, nt, e);
-        double want = 0;
-        for (int k = 0; k < K; ++k) want += double(a[i * LDS + k]) * b[j * LDS + k];
-        ok = ok && s[t][nt][e] == static_cast<float>(want);
-      }
-  CHECK(ok);
-  // to_a_frags + mma_regs_rows<NT / 2, NO / 8, NO + 8>: O = S V with S from the accumulators
-  Pair pa[32][NT / 2][4];
-  for (int t = 0; t < 32; ++t)
-    for (int j = 0; j < NT / 2; ++j) {
-      pa[t][j][0] = {s[t][2 * j][0], s[t][2 * j][1]};
-      pa[t][j][1] = {s[t][2 * j][2], s[t][2 * j][3]};
-      pa[t][j][2] = {s[t][2 * j + 1][0], s[t][2 * j + 1][1]};
-      pa[t][j][3] = {s[t][2 * j + 1][2], s[t][2 * j + 1][3]};
-    }
-  float o[32][NO / 8][4] = {};
-  for (int kt = 0; kt < NT / 2; ++kt)
-    for (int np = 0; np < NO / 16; ++np) {
-      const WarpRegs4 r = emu_ldsm_x4(v, NO + 8, kt * 16, np * 16, g::frag_b_trans_row, g::frag_b_trans_col, true);
-      Pair A[32][4], b0[32], b1[32], b2[32], b3[32];
-      float c0[32][4], c1[32][4];
-      for (int t = 0; t < 32; ++t) {
-        for (int q = 0; q < 4; ++q) A[t][q] = pa[t][kt][q];
-        b0[t] = r.r[t][0], b1[t] = r.r[t][1], b2[t] = r.r[t][2], b3[t] = r.r[t][3];
-        for (int e = 0; e < 4; ++e) c0[t][e] = o[t][2 * np][e], c1[t][e] = o[t][2 * np + 1][e];
-      }
-      emu_mma(c0, A, b0, b1);
-      emu_mma(c1, A, b2, b3);
-      for (int t = 0; t < 32; ++t)
-        for (int e = 0; e < 4; ++e) o[t][2 * np][e] = c0[t][e], o[t][2 * np + 1][e] = c1[t][e];
-    }
-  ok = true;
-  for (int t = 0; t < 32; ++t)
-    for (int nt = 0; nt < NO / 8; ++nt)
-      for (int e = 0; e < 4; ++e) {
-        const int i = g::frag_c_row(t, e), d = g::frag_c_col(t, nt, e);
-        double want = 0;
-        for (int j = 0; j < 8 * NT; ++j) {
-          double sij = 0;
-          for (int k = 0; k < K; ++k) sij += double(a[i * LDS + k]) * b[j * LDS + k];
-          want += sij * v[j * (NO + 8) + d];
-        }
-        ok = ok && o[t][nt][e] == static_cast<float>(want);
-      }
-  CHECK(ok);
-}
-
-TEST(cuda_attention_checks_and_bench_shapes) {
-  static float d[1];
-  auto t = [](DType dt, std::initializer_list<int64_t> s) { return Tensor(d, dt, s); };
-  VarlenMeta m;
-  m.cu_seqlens = t(DType::I32, {3});
-  m.num_q_heads = 4;
-  m.num_kv_heads = 2;
-  m.head_dim = 8;
-  m.max_seqlen = 5;
-  const Tensor q = t(DType::BF16, {9, 32}), kv = t(DType::BF16, {9, 16}), lse = t(DType::F32, {9, 4});
-  CHECK(g::check_varlen_attention("attention_forward", {{&q, "q"}, {&q, "out"}}, {{&kv, "k"}, {&kv, "v"}}, lse, m) == 2);
-  const Tensor q32 = t(DType::F32, {9, 32}), lse16 = t(DType::BF16, {9, 4}), kv_bad = t(DType::BF16, {9, 24});
-  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}, {&q32, "out"}}, {{&kv, "k"}, {&kv, "v"}}, lse, m),
-                    ErrorCode::kInvalidArgument);  // mixed dtypes
-  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv, "k"}}, lse16, m), ErrorCode::kInvalidArgument);
-  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv_bad, "k"}}, lse, m), ErrorCode::kInvalidArgument);
-  const Tensor lse_short = t(DType::F32, {9, 3});
-  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv, "k"}}, lse_short, m), ErrorCode::kInvalidArgument);
-  VarlenMeta bad = m;
-  bad.cu_seqlens = t(DType::F32, {3});
-  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv, "k"}}, lse, bad), ErrorCode::kInvalidArgument);
-  bad = m;
-  bad.num_kv_heads = 3;
-  CHECK_THROWS_CODE(g::check_varlen_attention("a", {{&q, "q"}}, {{&kv, "k"}}, lse, bad), ErrorCode::kInvalidArgument);
-  // kernel benchmark shapes (--shapes)
-  g::AttentionBenchShape a = g::parse_attention_bench_shape("8x512");
-  CHECK(a.seqs == 8 && a.seqlen == 512 && a.hq == 16 && a.hkv == 8 && a.hd == 128);
-  a = g::parse_attention_bench_shape("4x1024:32/8/64");
-  CHECK(a.seqs == 4 && a.seqlen == 1024 && a.hq == 32 && a.hkv == 8 && a.hd == 64);
-  for (const char* b : {"", "8", "8x", "x512", "0x512", "8x512:16/8", "8x512:6/4/64", "8x512:16/8/64/1", "ax5", "8x-1"})
-    CHECK_THROWS_CODE(g::parse_attention_bench_shape(b), ErrorCode::kInvalidArgument);
-  for (const std::string& s : g::default_attention_bench_shapes()) g::parse_attention_bench_shape(s);
-}
-
-// =====================================================================================================
-// Device checks: CUDA vs CPU. Every test returns at once without a device.
-// =====================================================================================================
 
 TEST(cuda_gemm_and_linear_vs_cpu) {
   if (!cuda_present()) return;
@@ -832,9 +178,9 @@ TEST(cuda_gemm_and_linear_vs_cpu) {
     Buffer gx = put(*gpu, DType::BF16, {M, K}, x), gw = put(*gpu, DType::BF16, {N, K}, w);
     Buffer o1 = put(*gpu, DType::F32, {M, N}, {}), o2 = put(*gpu, DType::F32, {M, N}, {});
     gpu->linear(o1, gx, gw, {});
-    cb->set_gemm_impl(CudaBackend::GemmImpl::Cublas);
+    cb->set_gemm_backend(g::GemmBackend::Cublas);
     gpu->linear(o2, gx, gw, {});
-    cb->set_gemm_impl(CudaBackend::GemmImpl::Hayate);
+    cb->set_gemm_backend(g::GemmBackend::Hayate);
     CHECK(rel_err(get(*gpu, o2), get(*gpu, o1)) < 2e-5);
   }
 #endif
@@ -1313,6 +659,9 @@ TEST(cuda_training_ops_vs_cpu) {
     for (auto& x : v) x = std::fabs(x);
     AdamWParams ap;
     ap.lr = 1e-3;
+    ap.beta1 = 0.9;
+    ap.beta2 = 0.999;
+    ap.eps = 1e-8;
     ap.weight_decay = 0.01;
     ap.grad_scale = 0.5;
     ap.step = 3;
@@ -1337,6 +686,9 @@ TEST(cuda_training_ops_vs_cpu) {
     const std::vector<int64_t> sizes{1000, 1, 3, g::kAdamWChunk + 17, 2 * g::kAdamWChunk, 12345};
     AdamWParams ap;
     ap.lr = 1e-3;
+    ap.beta1 = 0.9;
+    ap.beta2 = 0.999;
+    ap.eps = 1e-8;
     ap.weight_decay = 0.01;
     ap.grad_scale = 0.7;
     struct Set {
@@ -1592,8 +944,7 @@ TEST(cuda_grpo_step_vs_cpu) {
     batch.packed.prompt_lens.push_back(prompts[s]);
   }
   batch.advantages = {1.2, -0.7, 0.4, -0.9};
-  LossOptions lo;
-  lo.beta = 0.04;  // the reference pass (LoRA off) runs too
+  const LossOptions lo = hayate_test::loss_options(LossType::Grpo, 0.04);  // beta > 0: the reference pass (LoRA off) runs too
   struct Run {
     double loss = 0, norm = 0;
     std::vector<std::vector<float>> grads;
@@ -1607,13 +958,12 @@ TEST(cuda_grpo_step_vs_cpu) {
       const std::vector<float> b = rnd(static_cast<size_t>(a.b.t().numel()), seed++, 0.1f);
       be.upload(a.b, b.data(), DType::F32);
     }
-    TrainerOptions to;
-    to.optimizer.lr = 1e-3;
+    TrainerOptions to = hayate_test::trainer_options(1e-3);
     to.logits_chunk = 64;
     Trainer tr(*model, to);
     tr.zero_grad();
     Run r;
-    const ForwardBackwardResult fb = tr.forward_backward(batch, lo);
+    const ForwardBackwardResult fb = tr.forward_backward(batch, lo, 1.0);
     CHECK(fb.finite);
     r.loss = fb.loss.loss;
     for (LoraAdapter& a : lora.adapters()) {

@@ -1,9 +1,15 @@
-// The CPU backend's training attention (backend.h attention_forward / attention_backward) over a packed
-// batch. Per sequence and head, query rows are taken in blocks of kBlock: a block attends to the keys up
-// to its last row, so its scores S = scale * Q_blk K^T are a [block, keys] GEMM (never the whole [L, L]
-// matrix), softmax'd row by row with the causal mask, and O_blk = P V another GEMM. The backward recomputes
-// P from the saved log-sum-exp and runs dV += P^T dO, dP = dO V^T, dS = P (dP - D), dQ = scale dS K,
-// dK += scale dS^T Q as GEMMs too, so attention runs at GEMM speed rather than dot-product loops.
+// Attention on the CPU backend, both forms:
+//  - paged_attention (generation): each query token attends over its sequence's cached keys/values, read
+//    through its block table, with an online softmax (one pass, no score matrix); one work item per
+//    (token, kv head), so a GQA group's q heads share every K/V row read.
+//  - attention_forward / attention_backward (training) over a packed batch. Per sequence and head, query
+//    rows are taken in blocks of kBlock: a block attends to the keys up to its last row, so its scores
+//    S = scale * Q_blk K^T are a [block, keys] GEMM (never the whole [L, L] matrix), softmax'd row by row
+//    with the causal mask, and O_blk = P V another GEMM. The backward recomputes P from the saved
+//    log-sum-exp and runs dV += P^T dO, dP = dO V^T, dS = P (dP - D), dQ = scale dS K, dK += scale dS^T Q as
+//    GEMMs too, so attention runs at GEMM speed rather than dot-product loops.
+// Block tables, positions and cu_seqlens are checked on the host.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -15,27 +21,77 @@
 
 namespace hayate {
 
+using checks::need;
 using cpu::dispatch_float;
-using cpu::need;
-using cpu::need_dtype;
+
+void CpuBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const AttentionMeta& m) {
+  const char* op = "paged_attention";
+  checks::check_paged_attention(dtypes_, out, q, k_cache, v_cache, m);
+  const int64_t n = q.rows(), Hq = m.num_q_heads, Hkv = m.num_kv_heads, hd = m.head_dim, bs = m.block_size;
+  const int64_t num_seqs = m.block_tables.shape[0], max_blocks = m.block_tables.shape[1], cache_rows = k_cache.rows();
+  const int32_t* seq = m.token_seq.as<int32_t>();
+  const int32_t* pos = m.token_pos.as<int32_t>();
+  const int32_t* table = m.block_tables.as<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    need(op, seq[i] >= 0 && seq[i] < num_seqs, "token " + std::to_string(i) + " has sequence " + std::to_string(seq[i]) + " outside the block tables");
+    need(op, pos[i] >= 0 && pos[i] / bs < max_blocks, "token " + std::to_string(i) + " position " + std::to_string(pos[i]) + " beyond its block table");
+    for (int64_t b = 0; b <= pos[i] / bs; ++b) {
+      int64_t blk = table[seq[i] * max_blocks + b];
+      need(op, blk >= 0 && (blk + 1) * bs <= cache_rows, "block id " + std::to_string(blk) + " outside the cache");
+    }
+  }
+  const int64_t group = Hq / Hkv, kv_width = Hkv * hd;
+  int64_t total_pos = 0;
+  for (int64_t i = 0; i < n; ++i) total_pos += pos[i] + 1;
+  const int64_t work_per_item = std::max<int64_t>(1, total_pos / std::max<int64_t>(n, 1) * group * hd);
+  dispatch_float(fdt_, [&](auto z) {
+    using T = decltype(z);
+    const T scale = static_cast<T>(m.scale);
+    // One item = (token, kv head): the group's q heads share every K/V row read, so GQA reads the cache
+    // once per group instead of once per q head (decode attention is bound by reading the cache).
+    pool_->parallel_for(n * Hkv, [&](int64_t b, int64_t e) {
+      std::vector<T> acc(static_cast<size_t>(group * hd)), mx(static_cast<size_t>(group)), denom(static_cast<size_t>(group));
+      for (int64_t item = b; item < e; ++item) {
+        const int64_t i = item / Hkv, kvh = item % Hkv;
+        const T* qg = q.as<T>() + i * Hq * hd + kvh * group * hd;  // q heads kvh*group .. kvh*group+group-1
+        const int32_t* tbl = table + seq[i] * max_blocks;
+        // online softmax over positions 0..pos (one pass, no score matrix)
+        std::fill(acc.begin(), acc.end(), T(0));
+        std::fill(mx.begin(), mx.end(), -std::numeric_limits<T>::infinity());
+        std::fill(denom.begin(), denom.end(), T(0));
+        for (int64_t p = 0; p <= pos[i]; ++p) {
+          const int64_t row = static_cast<int64_t>(tbl[p / bs]) * bs + p % bs;
+          const T* kr = k_cache.as<T>() + row * kv_width + kvh * hd;
+          const T* vr = v_cache.as<T>() + row * kv_width + kvh * hd;
+          for (int64_t g = 0; g < group; ++g) {
+            T* ag = acc.data() + g * hd;
+            const T s = cpu::dot(qg + g * hd, kr, hd) * scale;
+            if (s > mx[g]) {  // new maximum: rescale what was accumulated under the old one
+              const T c = std::exp(mx[g] - s);
+              denom[g] *= c;
+              for (int64_t d = 0; d < hd; ++d) ag[d] *= c;
+              mx[g] = s;
+            }
+            const T w = std::exp(s - mx[g]);
+            denom[g] += w;
+            cpu::axpy(ag, w, vr, hd);
+          }
+        }
+        T* o = out.as<T>() + i * Hq * hd + kvh * group * hd;
+        for (int64_t g = 0; g < group; ++g)
+          for (int64_t d = 0; d < hd; ++d) o[g * hd + d] = acc[g * hd + d] / denom[g];
+      }
+    }, std::max<int64_t>(1, 16384 / work_per_item));
+  });
+}
 
 namespace {
 
 constexpr int64_t kBlock = 128;  // query rows per block
 
-std::string dims(const Tensor& t) { return t.shape_str(); }
-
-// Validates a VarlenMeta against q/k/v and returns the host copy of cu_seqlens.
-std::vector<int32_t> check_varlen(const char* op, const VarlenMeta& m, int64_t n, const Tensor& q, const Tensor& k,
-                                  const Tensor& v) {
-  need_dtype(op, m.cu_seqlens, DType::I32, "cu_seqlens");
-  need(op, m.num_q_heads > 0 && m.num_kv_heads > 0 && m.head_dim > 0 && m.num_q_heads % m.num_kv_heads == 0,
-       "bad head configuration");
-  need(op, q.rows() == n && q.cols() == int64_t(m.num_q_heads) * m.head_dim && k.rows() == n &&
-               k.cols() == int64_t(m.num_kv_heads) * m.head_dim && v.rows() == n && v.cols() == k.cols(),
-       "shapes do not match: q " + dims(q) + ", k " + dims(k) + ", v " + dims(v));
+// Checks the offsets of a VarlenMeta (already checked against the contract) on the host and returns a copy.
+std::vector<int32_t> check_cu_seqlens(const char* op, const VarlenMeta& m, int64_t n) {
   const int64_t S = m.cu_seqlens.numel() - 1;
-  need(op, S >= 0, "cu_seqlens is empty");
   const int32_t* cu = m.cu_seqlens.as<int32_t>();
   need(op, cu[0] == 0 && cu[S] == n, "cu_seqlens must start at 0 and end at the number of rows");
   for (int64_t s = 0; s < S; ++s) need(op, cu[s + 1] >= cu[s], "cu_seqlens must be non-decreasing");
@@ -70,12 +126,9 @@ inline double row_max(const double* s, int64_t n) {
 
 void CpuBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, const VarlenMeta& m) {
   const char* op = "attention_forward";
-  for (auto [t, what] : {std::pair<const Tensor*, const char*>{&out, "out"}, {&lse, "lse"}, {&q, "q"}, {&k, "k"}, {&v, "v"}})
-    need_dtype(op, *t, fdt_, what);
+  checks::check_varlen_attention(dtypes_, op, {{&q, "q"}, {&out, "out"}}, {{&k, "k"}, {&v, "v"}}, lse, m);
   const int64_t n = q.rows();
-  std::vector<int32_t> cu = check_varlen(op, m, n, q, k, v);
-  need(op, out.rows() == n && out.cols() == q.cols() && lse.numel() == n * m.num_q_heads,
-       "out " + dims(out) + " / lse " + dims(lse) + " do not match q " + dims(q));
+  std::vector<int32_t> cu = check_cu_seqlens(op, m, n);
   const int64_t Hq = m.num_q_heads, Hkv = m.num_kv_heads, hd = m.head_dim, group = Hq / Hkv;
   const int64_t qw = Hq * hd, kw = Hkv * hd;
   dispatch_float(fdt_, [&](auto z) {
@@ -121,14 +174,10 @@ void CpuBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, T
 void CpuBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                                     Tensor out, Tensor lse, const VarlenMeta& m) {
   const char* op = "attention_backward";
-  for (auto [t, what] : {std::pair<const Tensor*, const char*>{&dq, "dq"}, {&dk, "dk"}, {&dv, "dv"}, {&dout, "dout"},
-                         {&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}, {&lse, "lse"}})
-    need_dtype(op, *t, fdt_, what);
+  checks::check_varlen_attention(dtypes_, op, {{&q, "q"}, {&dq, "dq"}, {&dout, "dout"}, {&out, "out"}},
+                                 {{&k, "k"}, {&v, "v"}, {&dk, "dk"}, {&dv, "dv"}}, lse, m);
   const int64_t n = q.rows();
-  std::vector<int32_t> cu = check_varlen(op, m, n, q, k, v);
-  need(op, dq.numel() == q.numel() && dout.numel() == q.numel() && out.numel() == q.numel() && dk.numel() == k.numel() &&
-               dv.numel() == v.numel() && lse.numel() == n * m.num_q_heads,
-       "gradient shapes do not match q " + dims(q) + ", k " + dims(k));
+  std::vector<int32_t> cu = check_cu_seqlens(op, m, n);
   const int64_t Hq = m.num_q_heads, Hkv = m.num_kv_heads, hd = m.head_dim, group = Hq / Hkv;
   const int64_t qw = Hq * hd, kw = Hkv * hd;
   dispatch_float(fdt_, [&](auto z) {

@@ -1,10 +1,11 @@
-// Locating worker-thread modules for piscina pools. A worker module sits next to the module that starts
-// the pool: compiled, it is a .js file under dist/; run from sources (tests, tsx), it is a .ts file, and the
-// worker threads then load it through tsx's loader (a dev dependency), which must be installed.
+// Locating worker-thread modules for piscina pools (data/tokenize.ts and rewards/pool.ts use it). A worker
+// module sits next to the module that starts the pool: compiled, it is a .js file under dist/; run from
+// sources (tests, tsx), it is a .ts file, and the worker threads then load it through tsx's loader (a dev
+// dependency), which must be installed.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { HayateError } from '../errors.js';
+import { HayateError } from './errors.js';
 
 export interface WorkerModule {
   /** Absolute path of the worker module. */

@@ -1,0 +1,102 @@
+// The metrics phase of a GRPO step: the metrics.jsonl line (TRL's names, in a fixed key order) and the
+// sample completions shown every sampleSteps steps.
+import { METRIC } from '../metrics/names.js';
+import type { MetricsRecord } from '../metrics/writer.js';
+import type { GrpoUpdateStats } from './grpo-update.js';
+import type { Rollout } from './rollout.js';
+
+export interface GrpoSample {
+  prompt: string;
+  completion: string;
+  answer: string;
+  /** Weighted total reward. */
+  reward: number;
+  /** Each reward's value. */
+  rewards: Record<string, number>;
+  advantage: number;
+  tokens: number;
+  finishReason: 'stop' | 'length';
+}
+
+/** Prompt + completion tokens of a rollout (TRL's num_tokens counts both). */
+export function rolloutTokenCount(rollout: Rollout, numGenerations: number): number {
+  return rollout.promptTokens.reduce((n, p) => n + p.length, 0) * numGenerations + rollout.generatedTokens;
+}
+
+/** The metrics line of completed step `step`. */
+export function grpoStepMetrics(args: {
+  step: number;
+  epoch: number;
+  rollout: Rollout;
+  update: GrpoUpdateStats;
+  /** Tokens processed so far, this step's included. */
+  numTokens: number;
+  /** KL is reported only when the loss has a KL term. */
+  beta: number;
+  trainingSeconds: number;
+  /** performance.now() when the step started. */
+  stepStarted: number;
+}): MetricsRecord {
+  const { rollout, update: train } = args;
+  const comps = rollout.completions;
+  const lengths = comps.map((x) => x.tokens.length);
+  const m: MetricsRecord = {
+    [METRIC.step]: args.step,
+    [METRIC.epoch]: args.epoch,
+    [METRIC.reward]: rollout.scores.metrics.reward,
+    [METRIC.rewardStd]: rollout.adv.rewardStd,
+  };
+  for (const name of rollout.scores.names) {
+    m[`rewards/${name}/mean`] = rollout.scores.metrics[`rewards/${name}/mean`];
+    m[`rewards/${name}/std`] = rollout.scores.metrics[`rewards/${name}/std`];
+  }
+  Object.assign(m, {
+    [METRIC.completionsMeanLength]: lengths.reduce((a, b) => a + b, 0) / lengths.length,
+    [METRIC.completionsMinLength]: Math.min(...lengths),
+    [METRIC.completionsMaxLength]: Math.max(...lengths),
+    [METRIC.completionsClippedRatio]: comps.filter((x) => x.finishReason === 'length').length / comps.length,
+    [METRIC.kl]: args.beta > 0 ? train.kl : null,
+    [METRIC.clipRatioLowMean]: train.clipLow,
+    [METRIC.clipRatioHighMean]: train.clipHigh,
+    [METRIC.clipRatioRegionMean]: train.clipRegion,
+    [METRIC.fracRewardZeroStd]: rollout.adv.fracZeroStd,
+    [METRIC.loss]: train.loss,
+    [METRIC.learningRate]: train.lr,
+    [METRIC.gradNorm]: train.gradNorm,
+    [METRIC.numTokens]: args.numTokens,
+    trained_sequences: train.sequences,
+    skipped_updates: train.skipped,
+    reward_warnings: rollout.scores.warnings.length,
+    [METRIC.generationSeconds]: rollout.generationSeconds,
+    [METRIC.rewardSeconds]: rollout.rewardSeconds,
+    [METRIC.trainingSeconds]: args.trainingSeconds,
+    'timing/step_s': (performance.now() - args.stepStarted) / 1000,
+    [METRIC.tokensPerSecond]: rollout.generationSeconds > 0 ? rollout.generatedTokens / rollout.generationSeconds : 0,
+  });
+  return m;
+}
+
+function promptText(p: unknown): string {
+  if (typeof p === 'string') return p;
+  const messages = (p as { messages?: { content: string }[] })?.messages;
+  return messages && messages.length > 0 ? messages[messages.length - 1].content : '';
+}
+
+/** Whether completed step `step` shows samples: every sampleSteps steps, and after the first. */
+export function isSampleStep(step: number, sampleSteps: number): boolean {
+  return sampleSteps > 0 && (step % sampleSteps === 0 || step === 1);
+}
+
+/** The first `count` completions of a rollout, with their prompts, rewards and advantages. */
+export function grpoSamples(rollout: Rollout, count: number, numGenerations: number): GrpoSample[] {
+  return rollout.completions.slice(0, count).map((x, i) => ({
+    prompt: promptText(rollout.examples[Math.floor(i / numGenerations)].prompt),
+    completion: x.text,
+    answer: rollout.examples[Math.floor(i / numGenerations)].answer,
+    reward: rollout.scores.total[i],
+    rewards: Object.fromEntries(rollout.scores.names.map((n) => [n, rollout.scores.values[n][i]])),
+    advantage: rollout.adv.advantages[i],
+    tokens: x.tokens.length,
+    finishReason: x.finishReason,
+  }));
+}

@@ -1,0 +1,145 @@
+// The stream of rollouts a GRPO run trains on, one batch in flight at a time. It draws each step's prompts
+// in the seeded data order, queues the batch's generation and keeps, per launched step, what a checkpoint
+// of the step before needs to resume exactly: the sampler position before the batch was drawn and (one
+// step off-policy) the adapter the batch is sampled with.
+//
+// Two schedules, both visible in GrpoTrainer's step loop:
+//   - one step off-policy (launchAhead): batch t+1 is launched with the adapter as it is before update t,
+//     and the update is queued after it; batch t+1 then generates while update t runs (on a second engine)
+//     or while its rewards are scored (on one engine, which runs one native call at a time);
+//   - on-policy (launchAfterUpdate, `sync`): batch t+1 is launched after update t, with its adapter.
+// With a separate generator engine, the policy's LoRA tensors are copied to it before each launch.
+import { BatchSampler, type SamplerState } from '../data/order.js';
+import type { Example } from '../data/dataset.js';
+import type { LoraTensors, Model } from '../model.js';
+import type { RewardPool } from '../rewards/pool.js';
+import type { ScaleRewards } from './advantages.js';
+import { startRollout, type PendingRollout, type Rollout, type RolloutSampling } from './rollout.js';
+
+export interface RolloutPipelineOptions {
+  /** The policy: its adapter is what rollouts sample with; it also encodes the prompts. */
+  model: Model;
+  /** The engine that generates: `model` itself or a second Model with the same base weights. */
+  generator: Model;
+  pool: RewardPool;
+  dataset: readonly Example[];
+  seed: number;
+  promptsPerStep: number;
+  numGenerations: number;
+  sampling: RolloutSampling;
+  scaleRewards: ScaleRewards;
+  /** Cancels in-flight generation. */
+  signal: AbortSignal;
+}
+
+/** What a checkpoint of step s needs from the pipeline to resume at step s exactly. */
+export interface PipelinePosition {
+  /** The sampler positioned at step s's batch. */
+  sampler: SamplerState;
+  /** Off-policy: the adapter step s's (already launched) batch is sampled with. */
+  rolloutAdapter?: LoraTensors[];
+}
+
+export class RolloutPipeline {
+  private readonly sampler: BatchSampler;
+  private readonly promptCache = new Map<number, number[]>();
+  private readonly samplerStates = new Map<number, SamplerState>();
+  private readonly rolloutAdapters = new Map<number, LoraTensors[]>();
+  private pending: PendingRollout | undefined;
+
+  constructor(private readonly o: RolloutPipelineOptions) {
+    this.sampler = new BatchSampler(o.dataset.length, { batchSize: o.promptsPerStep, seed: o.seed });
+  }
+
+  private get separate(): boolean {
+    return this.o.generator !== this.o.model;
+  }
+
+  /** Positions the data order where a checkpoint left it. */
+  restoreSampler(state: SamplerState): void {
+    this.sampler.restore(state);
+  }
+
+  /**
+   * Launches the run's first batch. On an off-policy resume it is sampled with the checkpoint's rollout
+   * adapter (`resumedAdapter`), as the interrupted run sampled it; otherwise with the current adapter.
+   */
+  async launchFirst(step: number, resumedAdapter?: LoraTensors[]): Promise<void> {
+    const { model, generator } = this.o;
+    const current = await model.loraTensors();
+    if (resumedAdapter) {
+      await generator.setLoraTensors(resumedAdapter);
+      this.launch(step);
+      this.rolloutAdapters.set(step, resumedAdapter);
+      if (!this.separate) await model.setLoraTensors(current); // queued after the generation: it samples with the resumed adapter
+    } else {
+      if (this.separate) await generator.setLoraTensors(current);
+      this.launch(step);
+      this.rolloutAdapters.set(step, current);
+    }
+  }
+
+  /** The scored batch launched last (the current step's). */
+  async take(): Promise<Rollout> {
+    const rollout = await (this.pending as PendingRollout).done;
+    this.pending = undefined;
+    return rollout;
+  }
+
+  /**
+   * Off-policy: launches step `step`'s batch with the adapter as it is now, before the pending update. On
+   * one engine it resolves once that generation has finished (the update waits for it anyway, so the
+   * update's timing starts there); its rewards are still being scored in the worker pool.
+   */
+  async launchAhead(step: number): Promise<void> {
+    const tensors = await this.o.model.loraTensors();
+    if (this.separate) await this.o.generator.setLoraTensors(tensors);
+    const next = this.launch(step);
+    this.rolloutAdapters.set(step, tensors);
+    if (!this.separate) await next.generated.catch(() => undefined);
+  }
+
+  /** On-policy: launches step `step`'s batch with the adapter as updated. */
+  async launchAfterUpdate(step: number): Promise<void> {
+    if (this.separate) await this.o.generator.setLoraTensors(await this.o.model.loraTensors());
+    this.launch(step);
+  }
+
+  /** Drops what was kept for `step` once it is trained (no checkpoint will resume at it any more). */
+  forget(step: number): void {
+    this.rolloutAdapters.delete(step);
+    this.samplerStates.delete(step);
+  }
+
+  /** What a checkpoint of step `step` records; `pendingRollout`: step's batch is already launched (off-policy). */
+  position(step: number, pendingRollout: boolean): PipelinePosition {
+    return {
+      sampler: this.samplerStates.get(step) ?? this.sampler.state(),
+      rolloutAdapter: pendingRollout ? this.rolloutAdapters.get(step) : undefined,
+    };
+  }
+
+  /** Waits for the batch in flight, if any, ignoring its failure (the run is stopping). */
+  async settle(): Promise<void> {
+    await this.pending?.done.catch(() => undefined);
+    this.pending = undefined;
+  }
+
+  private launch(step: number): PendingRollout {
+    const { model, dataset } = this.o;
+    this.samplerStates.set(step, this.sampler.state());
+    const indices = this.sampler.next();
+    const examples = indices.map((i) => dataset[i]);
+    const promptTokens = indices.map((i) => {
+      let t = this.promptCache.get(i);
+      if (!t) this.promptCache.set(i, (t = model.encodePrompt(dataset[i].prompt)));
+      return t;
+    });
+    const { generator, pool, seed, numGenerations, sampling, scaleRewards, signal } = this.o;
+    const pending = startRollout({ generator, pool, step, seed, indices, examples, promptTokens, numGenerations, sampling, scaleRewards, signal });
+    pending.done.catch(() => undefined); // awaited later; never an unhandled rejection
+    pending.generated.catch(() => undefined);
+    this.pending = pending;
+    return pending;
+  }
+}
