@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { Piscina } from 'piscina';
 import { HayateError } from '../errors.js';
+import { GRPO_DEFAULTS } from '../training-defaults.js';
 import { execArgvFor, workerModule } from '../workers.js';
 import { mean, std } from '../metrics/stats.js';
 import { makeBuiltinReward } from './builtin.js';
@@ -16,7 +17,7 @@ import { parseRewardSpec, type RewardSpec } from './spec.js';
 import { checkRewardOutput, type RewardExtra, type RewardFailureKind, type RewardFunction, type RewardOutcome, type RewardPrompt } from './types.js';
 
 export interface RewardPoolOptions {
-  /** Time limit of one reward on one batch, in ms (default 30000). It includes waiting for a free thread. */
+  /** Time limit of one reward on one batch, in ms (default: the GRPO default, ts/training-defaults.ts). It includes waiting for a free thread. */
   timeoutMs?: number;
   /** Time limit for importing a module at load time, in ms (default 60000). */
   loadTimeoutMs?: number;
@@ -60,7 +61,6 @@ export interface RewardInfo {
 
 type Runner = { info: RewardInfo } & ({ target: RewardTarget } | { fn: RewardFunction });
 
-const DEFAULT_TIMEOUT_MS = 30_000;
 
 function defaultLog(message: string): void {
   process.stderr.write(`hayate: warning: ${message}\n`);
@@ -96,7 +96,7 @@ export class RewardPool {
   /** Loads and checks every reward (module imports happen in the pool's threads). */
   static async create(specs: readonly (RewardSpec | string)[], options: RewardPoolOptions = {}): Promise<RewardPool> {
     if (specs.length === 0) throw new HayateError('ERR_INVALID_ARGUMENT', 'no rewards given');
-    const timeoutMs = positiveInt('reward timeoutMs', options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const timeoutMs = positiveInt('reward timeoutMs', options.timeoutMs ?? GRPO_DEFAULTS.rewardTimeoutMs);
     const loadTimeoutMs = positiveInt('reward loadTimeoutMs', options.loadTimeoutMs ?? 60_000);
     const parsed = specs.map((s) => (typeof s === 'string' ? parseRewardSpec(s, options.cwd) : s));
 
