@@ -83,8 +83,13 @@ ForwardBackwardResult Trainer::forward_backward(const TrainBatch& batch, const L
   in.advantages = batch.advantages;
   in.old_logprobs = batch.old_logprobs;
   in.ref_logprobs = batch.ref_logprobs;
-  const bool need_ref = loss.type != LossType::Sft && loss.beta != 0 && batch.ref_logprobs.empty();
+  in.sampling_logprobs = batch.sampling_logprobs;
+  validate_loss_options(loss);
+  const bool grpo = loss.type != LossType::Sft;
+  const bool need_ref = grpo && loss.beta != 0 && batch.ref_logprobs.empty();
+  const bool need_entropy = want_entropy || (grpo && loss.top_entropy_quantile < 1);
   if (need_ref) in.ref_logprobs.assign(in.logprobs.size(), 0.0);
+  if (need_entropy) in.entropies.assign(in.logprobs.size(), 0.0);
   compute_loss(loss, in);
 
   ForwardBackwardResult r;
@@ -94,8 +99,7 @@ ForwardBackwardResult Trainer::forward_backward(const TrainBatch& batch, const L
     in.ref_logprobs = g.forward(false, false, nullptr, cancel);
     r.reference_seconds = seconds_since(tr);
   }
-  std::vector<double> entropy;
-  in.logprobs = g.forward(true, true, want_entropy ? &entropy : nullptr, cancel);
+  in.logprobs = g.forward(true, true, need_entropy ? &in.entropies : nullptr, cancel);
   LossResult lr = compute_loss(loss, in);
   bool finite = std::isfinite(lr.loss);
   for (double d : lr.dlogprobs) finite = finite && std::isfinite(d);
@@ -111,9 +115,10 @@ ForwardBackwardResult Trainer::forward_backward(const TrainBatch& batch, const L
       throw;
     }
   }
-  for (double e : entropy) r.entropy_mean += e;
-  if (!entropy.empty()) r.entropy_mean /= static_cast<double>(entropy.size());
+  for (double e : in.entropies) r.entropy_mean += e;
+  if (!in.entropies.empty()) r.entropy_mean /= static_cast<double>(in.entropies.size());
   lr.dlogprobs.clear();
+  r.logprobs = std::move(in.logprobs);
   r.loss = std::move(lr);
   r.finite = finite;
   r.seconds = seconds_since(t0);

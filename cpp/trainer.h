@@ -35,11 +35,13 @@ struct TrainBatch {
   std::vector<double> advantages;    // one per sequence (GRPO)
   std::vector<double> old_logprobs;  // rollout log-probs per completion token (optional)
   std::vector<double> ref_logprobs;  // reference log-probs per completion token (optional: computed when beta != 0)
+  std::vector<double> sampling_logprobs;  // the sampler's log-probs per completion token (rollout correction)
 };
 
 struct ForwardBackwardResult {
   LossResult loss;              // dlogprobs cleared
-  double entropy_mean = 0;      // mean entropy of the predictive distributions (when asked for)
+  std::vector<double> logprobs; // the policy's per-completion-token log-probs this pass computed (before the update)
+  double entropy_mean = 0;      // mean entropy of the predictive distributions (when asked for, or masking by entropy)
   bool finite = true;           // false: NaN/Inf loss; no gradient was accumulated and the next step is skipped
   int64_t tokens = 0;           // all tokens in the micro-batch (prompts included)
   double seconds = 0;           // wall time, reference pass included

@@ -8,6 +8,7 @@ import { DEMO_DEFAULTS, resolveDemoConfig } from '../ts/demo/config.js';
 import { runDemo, type DemoProgress } from '../ts/demo/pipeline.js';
 import { formatDemoReport } from '../ts/demo/report.js';
 import { buildDemoData, demoCompletion } from '../ts/demo/task.js';
+import { formatVerdict } from '../ts/eval/compare.js';
 import { HayateError } from '../ts/errors.js';
 import { isCorrect } from '../ts/rewards/extract.js';
 import { cleanupTempDirs, tempDir } from './helpers.js';
@@ -78,6 +79,12 @@ describe('demo', () => {
     expect(report).toContain(`SFT stopped at update ${c.sft.probeEvery}`);
     expect(report).toContain('after GRPO');
     expect(report).toContain(`seed ${c.seed}`);
+    // intervals and the paired GRPO-vs-SFT verdict (same problems, same seeds)
+    expect(result.gain.greedy).toMatchObject({ problems: c.task.evalProblems, n: 1 });
+    expect(result.gain.sampled).toMatchObject({ problems: c.task.evalProblems, n: c.eval.samples });
+    expect(result.afterGrpo.greedy.interval.estimate).toBeCloseTo(result.afterGrpo.greedy.accuracy, 12);
+    expect(report).toMatch(/GRPO gain\s+[+-]\d+\.\d pts \[[+-]\d+\.\d, [+-]\d+\.\d\]/);
+    expect(report).toContain(formatVerdict(result.gain.greedy, { base: 'SFT', trained: 'GRPO' }));
   });
 
   it('gives bit-identical results for any thread count (the README table holds on any core count)', async () => {
@@ -92,7 +99,7 @@ describe('demo', () => {
       runs.push({ files: outputs.map((f) => readFileSync(join(out, f))), accuracies: [r.afterSft, r.afterGrpo].map(({ seconds: _, ...a }) => a) });
     }
     // metrics.jsonl carries timings: compare it without them
-    const untimed = (b: Buffer) => b.toString('utf8').trim().split('\n').map((l) => Object.entries(JSON.parse(l) as Record<string, unknown>).filter(([k]) => !k.startsWith('timing/') && k !== 'tokens_per_second'));
+    const untimed = (b: Buffer) => b.toString('utf8').trim().split('\n').map((l) => Object.entries(JSON.parse(l) as Record<string, unknown>).filter(([k]) => !k.startsWith('timing/') && k !== 'step_time' && k !== 'tokens_per_second'));
     for (const run of runs.slice(1)) {
       expect(run.accuracies).toEqual(runs[0].accuracies);
       outputs.forEach((f, i) => {

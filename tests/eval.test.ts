@@ -1,12 +1,15 @@
 // Evaluation: pass@k against its closed form, maj@k, the stop-at-boxed sampling loop (scripted model),
-// evaluate() and `hayate eval` end to end on a tiny random model with the GSM8K test file.
+// evaluate() and `hayate eval` end to end on a tiny random model with the GSM8K test file, including the
+// base vs adapter comparison (intervals, McNemar, verdict). The statistics alone: eval-stats.test.ts.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { examplesFromRecords, loadDataset, type Example } from '../ts/data/dataset.js';
-import { evaluate } from '../ts/eval/evaluate.js';
+import { bootstrapMean } from '../ts/eval/bootstrap.js';
+import type { EvalComparison } from '../ts/eval/compare.js';
+import { evaluate, type EvalSummary } from '../ts/eval/evaluate.js';
 import { accuracy, majAtK, majorityVote, passAtK } from '../ts/eval/metrics.js';
 import { endsInOpenBox, sampleCompletions, truncateAfterBoxed, type EvalModel } from '../ts/eval/sampling.js';
 import type { GenerateOptions, GenerateResult, PromptInput } from '../ts/model.js';
@@ -201,10 +204,20 @@ describe('stop at a complete \\boxed{}', () => {
     expect(summary.passAtK['4']).toBe(0.5);
     // maj@4 of Q1: 5,4,5,4 -> tie, first seen (5) wins.
     expect(summary.majAtK).toEqual({ '1': 0.5, '2': 0.5, '4': 0.5 });
+    // mean@k: Q1 right on samples 0 and 2, Q2 never -> mean@1 = 1/2, mean@2 = mean@4 = 1/4 (= accuracy).
+    expect(summary.meanAtK).toEqual({ '1': 0.5, '2': 0.25, '4': 0.25 });
+    // Intervals over the 2 problems (seeded by the sampling seed, 0): per-problem values [1/2, 0] for accuracy.
+    expect(summary.intervals).toMatchObject({ resamples: 1000, seed: 0, level: 0.95 });
+    expect(summary.intervals.accuracy).toEqual(bootstrapMean([0.5, 0], { seed: 0 }));
+    expect(summary.intervals.accuracy).toMatchObject({ estimate: 0.25, lo: 0, hi: 0.5 });
+    expect(summary.intervals.passAtK['4']).toMatchObject({ estimate: 0.5, lo: 0, hi: 1 });
     expect(summary.boxedRate).toBe(5 / 8);
     expect(summary.extractedRate).toBe(7 / 8);
     expect(summary.temperature).toBe(1);
     await expect(evaluate(model, examples, { n: 2, k: 3 })).rejects.toThrow(/k must be/);
+    const calls = model.calls.length;
+    await expect(evaluate(model, examples, { bootstrap: { resamples: 0 } })).rejects.toThrow(/resamples must be/);
+    expect(model.calls).toHaveLength(calls); // refused before generating anything
     await expect(evaluate(model, [], {})).rejects.toThrow(/empty/);
   });
 });
@@ -265,6 +278,15 @@ describe('hayate eval', () => {
     const summary = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
     expect(summary).toMatchObject({ examples: 3, n: 2, temperature: 0.7, maxNewTokens: 12, subsetSeed: 2, datasetSize: 1319 });
     expect(Object.keys(summary.passAtK as object)).toEqual(['1', '2']);
+    expect(Object.keys(summary.meanAtK as object)).toEqual(['1', '2']);
+    const intervals = summary.intervals as EvalSummary['intervals'];
+    expect(intervals).toMatchObject({ resamples: 1000, seed: 0, level: 0.95 });
+    expect(Object.keys(intervals.majAtK)).toEqual(['1', '2']);
+    for (const [k, v] of Object.entries(summary.passAtK as Record<string, number>)) {
+      expect(intervals.passAtK[k].estimate).toBeCloseTo(v, 12);
+      expect(intervals.passAtK[k].lo).toBeLessThanOrEqual(v);
+      expect(intervals.passAtK[k].hi).toBeGreaterThanOrEqual(v);
+    }
     const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(6);
     expect(Object.keys(lines[0])).toEqual(['index', 'sample', 'question', 'answer', 'completion', 'extracted', 'extractedFrom', 'correct', 'boxed', 'tokens', 'finish']);
@@ -274,12 +296,14 @@ describe('hayate eval', () => {
     const r = run([dir, '--data', GSM8K_TEST, '--limit', '2', '--max-new-tokens', '8', '--chat', '--threads', '2']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/2 of 1319 problems \(random subset, seed 0\), n=1, temperature 0/);
-    expect(r.stdout).toMatch(/accuracy\s+\d+\.\d%/);
-    expect(r.stdout).toMatch(/pass@1\s+/);
+    expect(r.stdout).toMatch(/accuracy\s+\d+\.\d% \(\d\/2\) ± \d+\.\d \[\d+\.\d, \d+\.\d\]/);
+    expect(r.stdout).toMatch(/pass@1\s+\d+\.\d% ± \d+\.\d \[\d+\.\d, \d+\.\d\]/);
+    expect(r.stdout).toContain('± bootstrap standard error, [95% interval], in points: percentile bootstrap over problems, 1000 resamples, seed 0');
+    expect(r.stdout).not.toMatch(/McNemar/);
   });
 
-  it('evaluates base and adapter side by side', async () => {
-    // An adapter with non-zero B, so it changes the model's outputs.
+  /** An adapter with non-zero B, so it changes the model's outputs. */
+  async function makeAdapter(): Promise<string> {
     const adapterDir = tempDir();
     const m = await Model.load(dir, { threads: 2 });
     try {
@@ -291,6 +315,11 @@ describe('hayate eval', () => {
     } finally {
       await m.dispose();
     }
+    return adapterDir;
+  }
+
+  it('evaluates base and adapter side by side', async () => {
+    const adapterDir = await makeAdapter();
     const out = join(tempDir(), 'both.jsonl');
     let r = run([dir, '--data', GSM8K_TEST, '--limit', '2', '--max-new-tokens', '10', '--adapter', adapterDir, '--out', out, '--threads', '2']);
     expect(r.status).toBe(0);
@@ -304,6 +333,80 @@ describe('hayate eval', () => {
     expect(r.status).toBe(0);
     const json = JSON.parse(r.stdout) as { base: { examples: number }; adapter: { examples: number } };
     expect([json.base.examples, json.adapter.examples]).toEqual([2, 2]);
+  });
+
+  it('--adapter: paired comparison with intervals, McNemar and a verdict (and --no-compare)', async () => {
+    const adapterDir = await makeAdapter();
+    // 40 GSM8K questions; a first run finds which number each model states (greedy) ...
+    const questions = readFileSync(GSM8K_TEST, 'utf8').trim().split('\n').slice(0, 40).map((l) => (JSON.parse(l) as { question: string }).question);
+    const data = join(tempDir(), 'q.jsonl');
+    const writeData = (answers: string[]) => writeFileSync(data, questions.map((q, i) => `${JSON.stringify({ prompt: q, answer: answers[i] })}\n`).join(''));
+    writeData(questions.map(() => '123456789'));
+    const out = join(tempDir(), 'first.jsonl');
+    const args = [dir, '--data', data, '--format', 'jsonl', '--max-new-tokens', '12', '--adapter', adapterDir, '--threads', '2'];
+    let r = run([...args, '--out', out]);
+    expect(r.status).toBe(0);
+    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { model: string; index: number; extracted: string | null });
+    const said = (model: string) => questions.map((_, i) => rows.find((x) => x.model === model && x.index === i)!.extracted);
+    const base = said('base');
+    const adapter = said('adapter');
+    // ... then the answers are set so that the adapter is right wherever it states a number, and the base
+    // on one more problem where only it states one: a known table of concordant and discordant problems.
+    const baseOnlyAt = base.findIndex((b, i) => b !== null && adapter[i] === null);
+    const answers = questions.map((_, i) => adapter[i] ?? (i === baseOnlyAt ? base[i]! : '123456789'));
+    writeData(answers);
+    const baseRight = base.map((b, i) => b === answers[i]);
+    const adapterRight = adapter.map((a, i) => a === answers[i]);
+    const c = adapterRight.filter((a, i) => a && !baseRight[i]).length;
+    const b = baseRight.filter((x, i) => x && !adapterRight[i]).length;
+    const both = baseRight.filter((x, i) => x && adapterRight[i]).length;
+    expect(b).toBe(1);
+    expect(c).toBeGreaterThanOrEqual(6); // this model states a number on about a quarter of these prompts
+    // Exact two-sided binomial tail, by hand.
+    let tail = 0n;
+    for (let i = 0; i <= b; i++) tail += binom(b + c, i);
+    const p = Math.min(1, (2 * Number(tail)) / 2 ** (b + c));
+    expect(p).toBeLessThan(0.05);
+    const diff = (100 * (c - b)) / questions.length;
+
+    r = run([...args, '--bootstrap', '500']);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(r.stdout).toMatch(/^\s+base\s+adapter$/m);
+    const accBase = baseRight.filter(Boolean).length;
+    const accAdapter = adapterRight.filter(Boolean).length;
+    expect(r.stdout).toMatch(new RegExp(`accuracy\\s+${(100 * accBase / 40).toFixed(1)}% \\(${accBase}/40\\) ± \\d+\\.\\d \\[\\d+\\.\\d, \\d+\\.\\d\\]\\s+${(100 * accAdapter / 40).toFixed(1)}% \\(${accAdapter}/40\\) ± \\d+\\.\\d \\[\\d+\\.\\d, \\d+\\.\\d\\]`));
+    expect(r.stdout).toContain('percentile bootstrap over problems, 500 resamples, seed 0');
+    expect(r.stdout).toContain('adapter - base, paired over the same 40 problems (95% paired bootstrap interval, 500 resamples, seed 0):');
+    expect(r.stdout).toMatch(new RegExp(`^  accuracy\\s+\\+${diff.toFixed(1)} pts ± \\d+\\.\\d \\[\\+\\d+\\.\\d, \\+\\d+\\.\\d\\]$`, 'm'));
+    const pText = p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(3)}`;
+    expect(r.stdout).toContain(`McNemar exact test on the greedy answer of each problem: right only with adapter ${c}, only with base ${b} (both ${both}, neither ${40 - b - c - both}), ${pText}`);
+    const verdict = lines[lines.length - 1];
+    expect(verdict).toMatch(new RegExp(`^adapter is better than base: greedy accuracy \\+${diff.toFixed(1)} points \\(95% CI \\+\\d+\\.\\d to \\+\\d+\\.\\d\\), McNemar ${pText.replace(/[.<]/g, (m) => `\\${m}`)} \\(significant at 0\\.05\\)$`));
+
+    r = run([...args, '--bootstrap', '500', '--json']);
+    expect(r.status).toBe(0);
+    const json = JSON.parse(r.stdout) as { adapterDir: string; base: EvalSummary; adapter: EvalSummary; comparison: EvalComparison; verdict: string };
+    expect(json.adapterDir).toBe(adapterDir);
+    expect(json.verdict).toBe(verdict);
+    expect(json.comparison.firstSample.mcnemar).toEqual({ both, neither: 40 - b - c - both, baseOnly: b, trainedOnly: c, pValue: expect.closeTo(p, 12) });
+    expect(json.comparison).toMatchObject({ problems: 40, n: 1, resamples: 500, seed: 0, alpha: 0.05, significant: true, outcome: 'better' });
+    // The paired interval is the bootstrap of the per-problem differences, on the same resamples.
+    const d = json.comparison.accuracy.difference;
+    expect(d).toEqual(bootstrapMean(questions.map((_, i) => Number(adapterRight[i]) - Number(baseRight[i])), { resamples: 500, seed: 0 }));
+    expect(d.lo).toBeGreaterThan(0);
+    expect(json.base.intervals.accuracy.estimate).toBeCloseTo(accBase / 40, 12);
+    expect(json.adapter.intervals).toMatchObject({ resamples: 500, seed: 0 });
+
+    // --no-compare: only base + adapter, one summary, no base run and no verdict.
+    r = run([...args, '--no-compare', '--json']);
+    expect(r.status).toBe(0);
+    const single = JSON.parse(r.stdout) as EvalSummary & { adapterDir: string; verdict?: string; base?: unknown };
+    expect(single.adapterDir).toBe(adapterDir);
+    expect(single.accuracy).toBe(accAdapter / 40);
+    expect(single.verdict).toBeUndefined();
+    expect(single.base).toBeUndefined();
   });
 
   it('reports bad input in one line with an exit code', () => {
@@ -324,5 +427,8 @@ describe('hayate eval', () => {
     r = run([dir, '--data', GSM8K_TEST, '--limit', '0']);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')[0]).toMatch(/--limit must be an integer/);
+    r = run([dir, '--data', GSM8K_TEST, '--bootstrap', '0']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--bootstrap must be an integer in \[1, 1000000\]/);
   });
 });

@@ -45,7 +45,7 @@ async function probsAfter(model: Model, e: Example): Promise<number[]> {
 }
 
 function withoutTiming(m: MetricsRecord): MetricsRecord {
-  return Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing/') && k !== 'tokens_per_second'));
+  return Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing/') && k !== 'step_time' && k !== 'tokens_per_second'));
 }
 
 function tensorsOf(path: string): Record<string, number[]> {
@@ -57,7 +57,8 @@ function tensorsOf(path: string): Record<string, number[]> {
 const TRL_NAMES = [
   'step', 'reward', 'reward_std', 'completions/mean_length', 'completions/clipped_ratio', 'kl', 'clip_ratio/low_mean',
   'clip_ratio/high_mean', 'frac_reward_zero_std', 'learning_rate', 'grad_norm', 'loss', 'num_tokens',
-  'timing/generation_s', 'timing/training_s', 'timing/reward_s', 'tokens_per_second',
+  'timing/generation_s', 'timing/training_s', 'timing/reward_s', 'tokens_per_second', 'entropy', 'clip_ratio/low_min', 'clip_ratio/high_max',
+  'completions/mean_terminated_length', 'completions/min_terminated_length', 'completions/max_terminated_length', 'step_time', 'epoch',
 ];
 
 describe('GrpoTrainer', () => {

@@ -9,7 +9,7 @@ import { TRAIN_SETTINGS } from '../ts/cli/train-config.js';
 import { resolveGrpoOptions } from '../ts/train/grpo-options.js';
 import type { Example } from '../ts/data/dataset.js';
 import type { Model } from '../ts/model.js';
-import { GRPO_DEFAULTS, LEARNING_RATE_DEFAULTS, LORA_DEFAULTS, LOSS_DEFAULTS, SAMPLING_DEFAULTS, SETTING_BOUNDS, formatBounds, inBounds } from '../ts/training-defaults.js';
+import { GRPO_DEFAULTS, LEARNING_RATE_DEFAULTS, LORA_DEFAULTS, LOSS_DEFAULTS, ROLLOUT_CORRECTION_DEFAULTS, SAMPLING_DEFAULTS, SETTING_BOUNDS, formatBounds, inBounds } from '../ts/training-defaults.js';
 
 const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
 // resolveGrpoOptions only validates and resolves: no model work, so a stand-in model will do.
@@ -30,7 +30,9 @@ describe('README settings table', () => {
     expect(row('lora_r')).toContain(`| ${LORA_DEFAULTS.rank} |`);
     expect(row('lora_alpha')).toContain(`| ${LORA_DEFAULTS.alpha} |`);
     expect(row('learning_rate')).toContain('| grpo 5e-6, sft 1e-4 |');
-    expect(row('epsilon')).toContain(`| ${LOSS_DEFAULTS.epsilon} |`);
+    expect(row('epsilon')).toContain(`| ${LOSS_DEFAULTS.epsilon}; sequence level 3e-4 |`);
+    expect(row('top_entropy_quantile')).toContain(`| ${LOSS_DEFAULTS.topEntropyQuantile} |`);
+    expect(row('vllm_importance_sampling_mode')).toContain(`| ${ROLLOUT_CORRECTION_DEFAULTS.mode} |`);
     expect(row('num_completions_to_print')).toContain(`| ${GRPO_DEFAULTS.samplesPerLog} |`);
   });
 
@@ -49,9 +51,17 @@ describe('one default per setting', () => {
     expect(byKey.get('max_completion_length')?.default).toBe(c.sampling.maxCompletionLength);
     expect(byKey.get('temperature')?.default).toBe(c.sampling.temperature);
     expect(byKey.get('top_p')?.default).toBe(c.sampling.topP);
-    expect(byKey.get('epsilon')?.default).toBe(c.epsilon);
+    // epsilon has no CLI default: the trainer decides it from the level (GSPO's own range)
+    expect(byKey.get('epsilon')?.default).toBeUndefined();
+    expect(byKey.get('epsilon')?.defaultText).toContain(String(c.epsilon));
     expect(byKey.get('beta')?.default).toBe(c.beta);
     expect(byKey.get('loss_type')?.default).toBe(c.lossType);
+    expect(byKey.get('kl_estimator')?.default).toBe(c.klEstimator);
+    expect(byKey.get('importance_sampling_level')?.default).toBe(c.importanceSamplingLevel);
+    expect(byKey.get('top_entropy_quantile')?.default).toBe(c.topEntropyQuantile);
+    expect(byKey.get('max_num_gen_batches')?.default).toBe(c.maxNumGenBatches);
+    expect(byKey.get('vllm_importance_sampling_clip_max')?.default).toBe(c.rolloutCorrectionMax);
+    expect(byKey.get('vllm_importance_sampling_clip_min')?.default).toBe(c.rolloutCorrectionMin);
     expect(byKey.get('num_completions_to_print')?.default).toBe(c.samplesPerLog);
     expect(byKey.get('sample_steps')?.default).toBe(c.sampleSteps);
     expect((byKey.get('reward_timeout')?.default as number) * 1000).toBe(c.rewardTimeoutMs);

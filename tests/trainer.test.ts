@@ -231,9 +231,34 @@ describe('learning-rate schedules', () => {
       );
       const h = await model.runNative(undefined, (m) => native().createTrainer(m, { optimizer: { ...optimizer, beta1 }, recompute: false, logitsChunk: 128 }));
       const batch = packBatch(sequences(model.info.vocabSize, 2, 2, 3, 1).map((d) => ({ ...d, advantage: 1 })));
-      const loss: NativeLossOptions = { type: 'grpo', epsilonLow: 0.2, epsilonHigh: 0.2, beta: 0, sequencesInStep: 0, tokensInStep: 0, maxCompletionLength: 0 };
+      const loss: NativeLossOptions = {
+        type: 'grpo',
+        epsilonLow: 0.2,
+        epsilonHigh: 0.2,
+        beta: 0,
+        importanceSamplingLevel: 'token',
+        klEstimator: 'k3',
+        clipRatioC: 0,
+        rolloutCorrection: 'none',
+        correctionMin: 0,
+        correctionMax: 3,
+        topEntropyQuantile: 1,
+        sequencesInStep: 0,
+        tokensInStep: 0,
+        maxCompletionLength: 0,
+      };
       const { epsilonHigh, ...noEpsilonHigh } = loss;
       await expect(model.runNative(undefined, () => h.forwardBackward(batch, noEpsilonHigh as NativeLossOptions, { temperature: 1, entropy: false }))).rejects.toThrow(/loss\.epsilonHigh is required/);
+      for (const key of ['importanceSamplingLevel', 'klEstimator', 'clipRatioC', 'rolloutCorrection', 'correctionMin', 'correctionMax', 'topEntropyQuantile'] as const) {
+        const { [key]: _left, ...without } = loss;
+        await expect(model.runNative(undefined, () => h.forwardBackward(batch, without as NativeLossOptions, { temperature: 1, entropy: false }))).rejects.toThrow(new RegExp(`loss\\.${key} is required`));
+      }
+      // a bad combination is one clear error before any work: dual-clip on cispo, a bound inside the clip range, a bad quantile
+      await expect(model.runNative(undefined, () => h.forwardBackward(batch, { ...loss, type: 'cispo', clipRatioC: 3 }, { temperature: 1, entropy: false }))).rejects.toThrow(/cispo has no ratio clip/);
+      await expect(model.runNative(undefined, () => h.forwardBackward(batch, { ...loss, clipRatioC: 1.1 }, { temperature: 1, entropy: false }))).rejects.toThrow(/clip_ratio_c must be >= 1 \+ epsilon_high/);
+      await expect(model.runNative(undefined, () => h.forwardBackward(batch, { ...loss, topEntropyQuantile: 0 }, { temperature: 1, entropy: false }))).rejects.toThrow(/top_entropy_quantile must be in \(0, 1\]/);
+      await expect(model.runNative(undefined, () => h.forwardBackward(batch, { ...loss, klEstimator: 'k4' }, { temperature: 1, entropy: false }))).rejects.toThrow(/unknown KL estimator 'k4'/);
+      await expect(model.runNative(undefined, () => h.forwardBackward(batch, { ...loss, rolloutCorrection: 'token_mask' }, { temperature: 1, entropy: false }))).rejects.toThrow(/needs the sampler's log-probs/);
       await expect(model.runNative(undefined, () => h.forwardBackward(batch, { ...loss, epsilonHigh }, {} as never))).rejects.toThrow(/options\.temperature is required/);
       expect((await model.runNative(undefined, () => h.forwardBackward(batch, loss, { temperature: 1, entropy: false }))).finite).toBe(true);
       await model.runNative(undefined, () => h.dispose());

@@ -17,8 +17,8 @@ export type {
   SamplingOptions,
   ScoredSequence,
 } from './model.js';
-export { TrainerCore, LOSS_TYPES, packBatch } from './trainer-core.js';
-export type { ForwardBackwardStats, LossOptions, LossType, OptimizerOptions, StepStats, TrainerCoreOptions, TrainSequence } from './trainer-core.js';
+export { TrainerCore, LOSS_TYPES, IMPORTANCE_SAMPLING_LEVELS, KL_ESTIMATORS, ROLLOUT_CORRECTION_MODES, packBatch } from './trainer-core.js';
+export type { ForwardBackwardStats, ImportanceSamplingLevel, KlEstimator, LossOptions, LossType, OptimizerOptions, RolloutCorrectionMode, StepStats, TrainerCoreOptions, TrainSequence } from './trainer-core.js';
 export { learningRate } from './lr-schedule.js';
 export type { LrScheduleOptions, LrScheduleType } from './lr-schedule.js';
 export { loadAdapter, readAdapter, saveAdapter, saveMergedModel, peftTensorName, parsePeftTensorName, buildAdapterConfig } from './adapter.js';

@@ -142,14 +142,32 @@ export interface NativeTrainBatch extends NativePackedBatch {
   advantages?: Float64Array;
   oldLogprobs?: Float64Array;
   refLogprobs?: Float64Array;
+  /** The sampler's log-probs (rollout correction, and the sampler-vs-trainer statistics). */
+  samplingLogprobs?: Float64Array;
 }
 
-/** Every field is required: the engine has no defaults for training hyperparameters (see trainer-core.ts). */
+/**
+ * Every field is required: the engine has no defaults for training hyperparameters (see trainer-core.ts).
+ * The formulas: cpp/loss.h and docs/architecture.md ("The GRPO loss").
+ */
 export interface NativeLossOptions {
   type: string;
   epsilonLow: number;
   epsilonHigh: number;
   beta: number;
+  /** 'token' or 'sequence' (GSPO). */
+  importanceSamplingLevel: string;
+  /** 'k1', 'k2' or 'k3'. */
+  klEstimator: string;
+  /** Dual-clip bound for negative advantages; 0: off. */
+  clipRatioC: number;
+  /** 'none', 'token_truncate', 'token_mask', 'sequence_truncate' or 'sequence_mask'. */
+  rolloutCorrection: string;
+  /** IS-weight bounds; correctionMax may be Infinity. */
+  correctionMin: number;
+  correctionMax: number;
+  /** Train on the top-q highest-entropy tokens; 1: all. */
+  topEntropyQuantile: number;
   /** Step totals for gradient accumulation; 0: this batch's. */
   sequencesInStep: number;
   tokensInStep: number;
@@ -183,9 +201,31 @@ export interface NativeForwardBackwardStats {
   clipLow: number;
   clipHigh: number;
   clipRegion: number;
+  /** Min over sequences of the per-sequence low-clip fraction; max of the high-clip one (TRL low_min / high_max). */
+  clipLowMin: number;
+  clipHighMax: number;
+  /** What the clip fractions count: completion tokens (token level) or sequences (sequence level). */
+  clipUnits: number;
+  /** Fraction of tokens where the dual-clip bound is active. */
+  dualClip: number;
+  /** cispo: fraction of units whose ratio exceeds the cap with A > 0. */
+  cispoClip: number;
   ratioMean: number;
   nll: number;
+  /** Mean entropy over completion tokens (0 unless asked for or the loss masks by entropy). */
   entropy: number;
+  /** Fraction of tokens the entropy mask keeps (1 without one). */
+  entropyKept: number;
+  /** With sampler log-probs: mean and max of |current - sampler| per token. */
+  samplingLogpDiffMean?: number;
+  samplingLogpDiffMax?: number;
+  /** With a rollout correction: the IS weights (after truncation/masking) over isUnits tokens or sequences. */
+  isRatioMin?: number;
+  isRatioMean?: number;
+  isRatioMax?: number;
+  isUnits?: number;
+  /** The policy's log-probs of the completion tokens as this pass computed them (before the update). */
+  logprobs: Float64Array;
   seconds: number;
   referenceSeconds: number;
 }

@@ -21,10 +21,17 @@ import {
   type NativeTrainerHandle,
 } from './native.js';
 import { floatData, readSafetensors, readSafetensorsHeader, writeSafetensors, type WriteTensor } from './safetensors.js';
-import { LEARNING_RATE_DEFAULTS, LOSS_DEFAULTS, OPTIMIZER_DEFAULTS, SAMPLING_DEFAULTS, TRAINER_CORE_DEFAULTS } from './training-defaults.js';
+import { LEARNING_RATE_DEFAULTS, LOSS_DEFAULTS, OPTIMIZER_DEFAULTS, ROLLOUT_CORRECTION_DEFAULTS, SAMPLING_DEFAULTS, TRAINER_CORE_DEFAULTS, clipRangeDefaults } from './training-defaults.js';
 
-export type LossType = 'grpo' | 'bnpo' | 'dapo' | 'dr_grpo' | 'sft';
-export const LOSS_TYPES: readonly LossType[] = ['grpo', 'bnpo', 'dapo', 'dr_grpo', 'sft'];
+export type LossType = 'grpo' | 'bnpo' | 'dapo' | 'dr_grpo' | 'cispo' | 'sft';
+export const LOSS_TYPES: readonly LossType[] = ['grpo', 'bnpo', 'dapo', 'dr_grpo', 'cispo', 'sft'];
+export type ImportanceSamplingLevel = 'token' | 'sequence';
+export const IMPORTANCE_SAMPLING_LEVELS: readonly ImportanceSamplingLevel[] = ['token', 'sequence'];
+export type KlEstimator = 'k1' | 'k2' | 'k3';
+export const KL_ESTIMATORS: readonly KlEstimator[] = ['k1', 'k2', 'k3'];
+/** How the IS weight exp(trainer - sampler log-prob) corrects a rollout (TRL's vllm_importance_sampling_mode). */
+export type RolloutCorrectionMode = 'token_truncate' | 'token_mask' | 'sequence_truncate' | 'sequence_mask';
+export const ROLLOUT_CORRECTION_MODES: readonly RolloutCorrectionMode[] = ['token_truncate', 'token_mask', 'sequence_truncate', 'sequence_mask'];
 
 /** AdamW settings; each one left out takes its OPTIMIZER_DEFAULTS value. */
 export interface OptimizerOptions {
@@ -60,17 +67,38 @@ export interface TrainSequence {
   oldLogprobs?: ArrayLike<number>;
   /** Log-probs under the reference policy (default: computed with LoRA off when beta != 0). */
   refLogprobs?: ArrayLike<number>;
+  /** The sampler's log-probs of the completion tokens (needed by a rollout correction; otherwise only logged). */
+  samplingLogprobs?: ArrayLike<number>;
 }
 
-/** A loss; each field left out takes its LOSS_DEFAULTS value (temperature: SAMPLING_DEFAULTS'). */
+/**
+ * A loss; each field left out takes its LOSS_DEFAULTS value (temperature: SAMPLING_DEFAULTS'). The
+ * formulas: docs/architecture.md, "The GRPO loss".
+ */
 export interface LossOptions {
-  /** 'grpo' (per-sequence mean), 'bnpo'/'dapo' (token mean), 'dr_grpo' (constant normaliser), 'sft'. Default 'grpo'. */
+  /** 'grpo' (per-sequence mean), 'bnpo'/'dapo' (token mean), 'dr_grpo' (constant normaliser), 'cispo', 'sft'. Default 'dapo'. */
   type?: LossType;
-  /** Clip range of the importance ratio: [1 - epsilonLow, 1 + epsilonHigh] (defaults 0.2 and epsilonLow); GRPO's `epsilon` is epsilonLow. */
+  /**
+   * Clip range of the importance ratio: [1 - epsilonLow, 1 + epsilonHigh]; GRPO's `epsilon` is epsilonLow.
+   * Defaults: 0.2 and epsilonLow; at sequence level 3e-4 and 4e-4 (GSPO); cispo's epsilonHigh is its cap, 5.
+   */
   epsilonLow?: number;
   epsilonHigh?: number;
-  /** KL weight (k3 estimator against the LoRA-off reference); 0 (default) skips the reference pass. */
+  /** KL weight against the LoRA-off reference; 0 (default) skips the reference pass. */
   beta?: number;
+  /** 'token' (default) or 'sequence' (GSPO: one ratio per completion, exp of its mean log-ratio). */
+  importanceSamplingLevel?: ImportanceSamplingLevel;
+  /** KL estimator: 'k1', 'k2' or 'k3' (default). */
+  klEstimator?: KlEstimator;
+  /** Dual-clip: bounds a negative advantage's loss at -clipRatioC * A (0, default: off; else >= 1 + epsilonHigh). */
+  clipRatioC?: number;
+  /** Weight each token by the IS weight exp(old - sampler log-prob), truncated or masked (default: none). */
+  rolloutCorrection?: RolloutCorrectionMode | 'none';
+  /** IS-weight bounds (defaults 0 and 3; correctionMax may be Infinity). */
+  correctionMin?: number;
+  correctionMax?: number;
+  /** Train the policy term on the top-q highest-entropy completion tokens of each micro-batch (default 1: all). */
+  topEntropyQuantile?: number;
   /** Log-probs under softmax(logits / temperature): use the sampling temperature (default 1). */
   temperature?: number;
   /** Gradient accumulation: the whole step's sequences / completion tokens, so micro-batches add up. */
@@ -102,12 +130,21 @@ function resolveOptimizer(o: OptimizerOptions = {}): NativeOptimizerOptions {
 
 /** Every loss field the engine takes, the ones left out from LOSS_DEFAULTS (step totals: 0, this batch's). */
 function resolveLoss(loss: LossOptions): NativeLossOptions {
-  const epsilonLow = loss.epsilonLow ?? LOSS_DEFAULTS.epsilon;
+  const type = loss.type ?? LOSS_DEFAULTS.type;
+  const level = loss.importanceSamplingLevel ?? LOSS_DEFAULTS.importanceSamplingLevel;
+  const clip = clipRangeDefaults(type, level, loss.epsilonLow, loss.epsilonHigh);
   return {
-    type: loss.type ?? LOSS_DEFAULTS.type,
-    epsilonLow,
-    epsilonHigh: loss.epsilonHigh ?? epsilonLow,
+    type,
+    epsilonLow: clip.epsilon,
+    epsilonHigh: clip.epsilonHigh,
     beta: loss.beta ?? LOSS_DEFAULTS.beta,
+    importanceSamplingLevel: level,
+    klEstimator: loss.klEstimator ?? LOSS_DEFAULTS.klEstimator,
+    clipRatioC: loss.clipRatioC ?? LOSS_DEFAULTS.clipRatioC,
+    rolloutCorrection: loss.rolloutCorrection ?? 'none',
+    correctionMin: loss.correctionMin ?? ROLLOUT_CORRECTION_DEFAULTS.clipMin,
+    correctionMax: loss.correctionMax ?? ROLLOUT_CORRECTION_DEFAULTS.clipMax,
+    topEntropyQuantile: loss.topEntropyQuantile ?? LOSS_DEFAULTS.topEntropyQuantile,
     sequencesInStep: loss.sequencesInStep ?? 0,
     tokensInStep: loss.tokensInStep ?? 0,
     maxCompletionLength: loss.maxCompletionLength ?? 0,
@@ -133,7 +170,7 @@ export function packBatch(sequences: readonly TrainSequence[], withLoss = true):
   });
   const batch: NativeTrainBatch = { tokens, seqLens, promptLens };
   if (!withLoss) return batch;
-  const perToken = (key: 'oldLogprobs' | 'refLogprobs'): Float64Array | undefined => {
+  const perToken = (key: 'oldLogprobs' | 'refLogprobs' | 'samplingLogprobs'): Float64Array | undefined => {
     const have = sequences.filter((s) => s[key] !== undefined).length;
     if (have === 0) return undefined;
     if (have !== sequences.length) throw invalid(`${key} must be given for every sequence of the batch or for none`);
@@ -154,6 +191,7 @@ export function packBatch(sequences: readonly TrainSequence[], withLoss = true):
   }
   batch.oldLogprobs = perToken('oldLogprobs');
   batch.refLogprobs = perToken('refLogprobs');
+  batch.samplingLogprobs = perToken('samplingLogprobs');
   return batch;
 }
 

@@ -46,18 +46,54 @@ export const SCHEDULE_DEFAULTS = {
 
 /** Rollout sampling (top-p 1, top-k 0 and min-p 0 are off). The training log-probs are taken at the same temperature. */
 export const SAMPLING_DEFAULTS = {
-  maxCompletionLength: 256,
+  maxCompletionLength: 512,
   temperature: 1,
   topP: 1,
   topK: 0,
   minP: 0,
 } as const;
 
-/** The GRPO loss: clipped ratio in [1 - epsilon, 1 + epsilonHigh] (epsilonHigh defaults to epsilon), no KL. */
+/**
+ * The GRPO loss (TRL's current defaults): loss type dapo (token-level normalisation), clipped ratio in
+ * [1 - epsilon, 1 + epsilonHigh] (epsilonHigh defaults to epsilon; see clipRangeDefaults for GSPO and
+ * cispo), token-level ratios, no KL term (beta 0; the k3 estimator when beta > 0), no dual-clip (verl's
+ * clip_ratio_c is 3 when switched on), every completion token trained (top_entropy_quantile 1).
+ */
 export const LOSS_DEFAULTS = {
-  type: 'grpo',
+  type: 'dapo',
   epsilon: 0.2,
   beta: 0,
+  importanceSamplingLevel: 'token',
+  klEstimator: 'k3',
+  clipRatioC: 0,
+  topEntropyQuantile: 1,
+  /** GSPO's clip range (its paper's 3e-4 / 4e-4): sequence-level ratios sit much closer to 1 than token ones. */
+  sequenceEpsilon: 3e-4,
+  sequenceEpsilonHigh: 4e-4,
+  /** cispo's cap eps_max on the detached ratio (TRL's and ScaleRL's recommended 5.0). */
+  cispoEpsilonHigh: 5,
+} as const;
+
+/** The clip range a loss uses when epsilon / epsilonHigh are not given: GSPO's own small one at sequence level, cispo's cap. */
+export function clipRangeDefaults(type: string, level: string, epsilon?: number, epsilonHigh?: number): { epsilon: number; epsilonHigh: number } {
+  const sequence = level === 'sequence';
+  const low = epsilon ?? (sequence ? LOSS_DEFAULTS.sequenceEpsilon : LOSS_DEFAULTS.epsilon);
+  const high = epsilonHigh ?? (type === 'cispo' ? LOSS_DEFAULTS.cispoEpsilonHigh : sequence && epsilon === undefined ? LOSS_DEFAULTS.sequenceEpsilonHigh : low);
+  return { epsilon: low, epsilonHigh: high };
+}
+
+/**
+ * Rollout correction (TRL's vllm_importance_sampling_*): importance weights exp(trainer - sampler log-prob)
+ * per sequence, masked outside [clipMin, clipMax]. 'auto' switches it on only where the sampler and the
+ * trainer compute different numbers: a CUDA generator (bf16 weights and activations, its own decode
+ * kernels) or a generator engine on another backend than the policy's; on the CPU backend both run the
+ * same f32 arithmetic and their log-probs agree to ~1e-6 (logged as sampling/sampling_logp_difference).
+ */
+export const ROLLOUT_CORRECTION_DEFAULTS = {
+  enabled: 'auto',
+  mode: 'sequence_mask',
+  clipMin: 0,
+  clipMax: 3,
 } as const;
 
 /** What GRPO and SFT runs share: the seed, passes over the data and micro-batches per update. */
@@ -74,6 +110,8 @@ export const GRPO_DEFAULTS = {
   numIterations: 1,
   scaleRewards: 'group',
   filterZeroStdGroups: false,
+  /** Generation batches per step at most when refilling filtered groups (1: no refill). */
+  maxNumGenBatches: 1,
   maskTruncatedCompletions: false,
   sync: false,
   saveSteps: 0,
@@ -106,6 +144,9 @@ export const SETTING_BOUNDS = {
   epsilon: { min: 0, max: 1, maxOpen: true },
   epsilonHigh: { min: 0 },
   beta: { min: 0 },
+  clipRatioC: { min: 0 },
+  topEntropyQuantile: { min: 0, max: 1, minOpen: true },
+  correctionClip: { min: 0 },
   learningRate: { min: 0 },
   numTrainEpochs: { min: 0, minOpen: true },
   warmupRatio: { min: 0, max: 1 },

@@ -102,6 +102,13 @@ std::string run_train_bench_json(const std::string& shape, const std::vector<int
       lo.epsilon_low = 0.2;
       lo.epsilon_high = 0.2;
       lo.beta = 0.0;
+      lo.importance_level = ImportanceLevel::Token;
+      lo.kl_estimator = KlEstimator::K3;
+      lo.clip_ratio_c = 0;  // no dual-clip
+      lo.rollout_correction = RolloutCorrection::None;
+      lo.correction_min = 0;
+      lo.correction_max = 3;
+      lo.top_entropy_quantile = 1;  // every token
       lo.sequences_in_step = 0;
       lo.tokens_in_step = 0;
       lo.max_completion_length = 0;

@@ -1,6 +1,7 @@
 #include "native_trainer.h"
 
 #include <array>
+#include <limits>
 
 #include "fn_job.h"
 #include "js_convert.h"
@@ -71,28 +72,55 @@ TrainBatch parse_batch(const Napi::Value& v) {
   b.advantages = opt_float_list(o, "advantages", "batch");
   b.old_logprobs = opt_float_list(o, "oldLogprobs", "batch");
   b.ref_logprobs = opt_float_list(o, "refLogprobs", "batch");
+  b.sampling_logprobs = opt_float_list(o, "samplingLogprobs", "batch");
   return b;
 }
 
-// Every loss field, each one required (step totals and maxCompletionLength: 0 means this batch's).
+// A required option naming one of the engine's choices (parse turns the name into the enum or throws).
+template <typename Parse>
+auto required_choice(const Napi::Object& o, const char* key, const std::string& ctx, Parse parse) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) throw_error(o.Env(), "ERR_INVALID_ARGUMENT", ctx + "." + key + " is required (the engine has no default for it)");
+  const std::string name = get_string(v, ctx + "." + key);
+  try {
+    return parse(name);
+  } catch (const Error& e) {
+    throw_error(o.Env(), "ERR_INVALID_ARGUMENT", std::string(e.what()));
+  }
+}
+
+// Every loss field, each one required (step totals and maxCompletionLength: 0 means this batch's;
+// correctionMax may be Infinity: no upper bound).
 LossOptions parse_loss(const Napi::Value& v) {
-  if (!v.IsObject()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "loss options are required: {type, epsilonLow, epsilonHigh, beta, sequencesInStep, tokensInStep, maxCompletionLength}");
+  if (!v.IsObject())
+    throw_error(v.Env(), "ERR_INVALID_ARGUMENT",
+                "loss options are required: {type, epsilonLow, epsilonHigh, beta, importanceSamplingLevel, klEstimator, clipRatioC, "
+                "rolloutCorrection, correctionMin, correctionMax, topEntropyQuantile, sequencesInStep, tokensInStep, maxCompletionLength}");
   Napi::Object o = v.As<Napi::Object>();
   const std::string ctx = "loss";
   LossOptions l;
-  Napi::Value type = o.Get("type");
-  if (type.IsUndefined() || type.IsNull()) throw_error(v.Env(), "ERR_INVALID_ARGUMENT", "loss.type is required (the engine has no default for it)");
-  try {
-    l.type = parse_loss_type(get_string(type, ctx + ".type"));
-  } catch (const Error& e) {
-    throw_error(v.Env(), "ERR_INVALID_ARGUMENT", e.what());
-  }
+  l.type = required_choice(o, "type", ctx, parse_loss_type);
   l.epsilon_low = required_number(o, "epsilonLow", ctx);
   l.epsilon_high = required_number(o, "epsilonHigh", ctx);
   l.beta = required_number(o, "beta", ctx);
+  l.importance_level = required_choice(o, "importanceSamplingLevel", ctx, parse_importance_level);
+  l.kl_estimator = required_choice(o, "klEstimator", ctx, parse_kl_estimator);
+  l.clip_ratio_c = required_number(o, "clipRatioC", ctx);
+  l.rollout_correction = required_choice(o, "rolloutCorrection", ctx, parse_rollout_correction);
+  l.correction_min = required_number(o, "correctionMin", ctx);
+  Napi::Value cmax = o.Get("correctionMax");
+  l.correction_max = cmax.IsNumber() && cmax.As<Napi::Number>().DoubleValue() == std::numeric_limits<double>::infinity()
+                         ? std::numeric_limits<double>::infinity()
+                         : required_number(o, "correctionMax", ctx);
+  l.top_entropy_quantile = required_number(o, "topEntropyQuantile", ctx);
   l.sequences_in_step = required_number(o, "sequencesInStep", ctx);
   l.tokens_in_step = required_number(o, "tokensInStep", ctx);
   l.max_completion_length = required_number(o, "maxCompletionLength", ctx);
+  try {
+    validate_loss_options(l);  // a bad combination fails here, on the JS thread, before any work is queued
+  } catch (const Error& e) {
+    throw_error(v.Env(), "ERR_INVALID_ARGUMENT", std::string(e.what()));
+  }
   return l;
 }
 
@@ -179,9 +207,26 @@ Napi::Value NativeTrainer::ForwardBackward(const Napi::CallbackInfo& info) {
         o.Set("clipLow", l.clip_low);
         o.Set("clipHigh", l.clip_high);
         o.Set("clipRegion", l.clip_region);
+        o.Set("clipLowMin", l.clip_low_min);
+        o.Set("clipHighMax", l.clip_high_max);
+        o.Set("clipUnits", static_cast<double>(l.clip_units));
+        o.Set("dualClip", l.dual_clip);
+        o.Set("cispoClip", l.cispo_clip);
         o.Set("ratioMean", l.ratio_mean);
         o.Set("nll", l.nll_mean);
         o.Set("entropy", res->entropy_mean);
+        o.Set("entropyKept", l.entropy_kept);
+        if (l.has_sampling) {
+          o.Set("samplingLogpDiffMean", l.logp_diff_mean);
+          o.Set("samplingLogpDiffMax", l.logp_diff_max);
+        }
+        if (l.is_units > 0) {
+          o.Set("isRatioMin", l.is_min);
+          o.Set("isRatioMean", l.is_mean);
+          o.Set("isRatioMax", l.is_max);
+          o.Set("isUnits", static_cast<double>(l.is_units));
+        }
+        o.Set("logprobs", to_float64_array(env, res->logprobs));
         o.Set("seconds", res->seconds);
         o.Set("referenceSeconds", res->reference_seconds);
         return o;

@@ -93,15 +93,17 @@ Vec download(Backend& be, Tensor t) { return host(be, t); }
 double loss_value(Trainer& tr, const TrainBatch& b, const LossOptions& o, double temperature) {
   LossInputs in;
   for (int s = 0; s < b.packed.num_seqs(); ++s) in.completion_lens.push_back(b.packed.completion_len(s));
-  in.logprobs = tr.logprobs(b.packed, true, temperature);
+  in.logprobs = tr.logprobs(b.packed, true, temperature, o.top_entropy_quantile < 1 ? &in.entropies : nullptr);
   in.advantages = b.advantages;
   in.old_logprobs = b.old_logprobs;
   in.ref_logprobs = b.ref_logprobs;
+  in.sampling_logprobs = b.sampling_logprobs;
   return compute_loss(o, in).loss;
 }
 
 // Checks d loss / d (every LoRA tensor) against central differences at a few elements of each.
-void check_lora_gradients(Arch arch, LossOptions o, double temperature, bool rslora, const std::string& what) {
+// `rollout_old`: old log-probs near the current ones (some ratios clip); otherwise none (ratio 1, as on-policy).
+void check_lora_gradients(Arch arch, LossOptions o, double temperature, bool rslora, const std::string& what, bool rollout_old = true) {
   CpuBackend be(2, "auto", "f64");
   ModelConfig cfg = tiny_config(arch);
   auto model = random_model(be, cfg, 11);
@@ -116,6 +118,11 @@ void check_lora_gradients(Arch arch, LossOptions o, double temperature, bool rsl
   b.old_logprobs = lp;
   Vec noise = randv(lp.size(), 9, 0.25);
   for (size_t i = 0; i < lp.size(); ++i) b.old_logprobs[i] += noise[i];
+  // the sampler's log-probs: a further perturbation, so IS weights vary
+  b.sampling_logprobs = b.old_logprobs;
+  Vec noise2 = randv(lp.size(), 19, 0.3);
+  for (size_t i = 0; i < lp.size(); ++i) b.sampling_logprobs[i] += noise2[i];
+  if (!rollout_old) b.old_logprobs.clear();
   if (o.beta != 0) b.ref_logprobs = tr.logprobs(b.packed, false, temperature);
 
   ForwardBackwardResult r = tr.forward_backward(b, o, temperature);
@@ -167,6 +174,30 @@ TEST(loss_aggregations_gradients_vs_finite_differences) {
     o.max_completion_length = t == LossType::DrGrpo ? 8 : 0;
     check_lora_gradients(Arch::Qwen2, o, 1.0, false, std::string("qwen2 ") + loss_type_name(t));
   }
+}
+
+TEST(gspo_cispo_dual_clip_kl_correction_entropy_mask_lora_gradients_vs_finite_differences) {
+  LossOptions o = loss_options(LossType::Grpo, 0.05);
+  o.importance_level = ImportanceLevel::Sequence;  // GSPO
+  o.kl_estimator = KlEstimator::K2;
+  check_lora_gradients(Arch::Qwen3, o, 1.0, false, "qwen3 gspo k2");
+  o = loss_options(LossType::Dapo, 0.05);
+  o.clip_ratio_c = 1.5;  // dual-clip
+  o.kl_estimator = KlEstimator::K1;
+  o.rollout_correction = RolloutCorrection::TokenTruncate;
+  o.correction_max = 1.5;
+  check_lora_gradients(Arch::Llama, o, 0.8, false, "llama dapo dual-clip k1 token_truncate");
+  o = loss_options(LossType::DrGrpo, 0.02);
+  o.rollout_correction = RolloutCorrection::SequenceMask;
+  o.correction_max = 2.0;
+  o.top_entropy_quantile = 0.5;
+  check_lora_gradients(Arch::Qwen2, o, 1.0, false, "qwen2 dr_grpo sequence_mask top-entropy 0.5");
+  // cispo: without rollout log-probs its capped ratio is 1 (detached), so the loss is a plain function of
+  // the parameters and finite differences apply
+  o = loss_options(LossType::Cispo, 0.05);
+  o.epsilon_high = 0.9;  // caps even ratio 1
+  o.importance_level = ImportanceLevel::Sequence;
+  check_lora_gradients(Arch::Qwen3, o, 1.0, false, "qwen3 cispo sequence", /*rollout_old=*/false);
 }
 
 TEST(policy_gradient_closed_form_with_equal_old_logprobs) {

@@ -7,13 +7,22 @@
 
 namespace hayate_test {
 
-// A loss with the clip range 0.2 / 0.2 and the step totals of the batch itself (0).
+// A loss with the clip range 0.2 / 0.2, token-level ratios, the k3 KL estimator, no dual-clip, no rollout
+// correction (bounds [0, 3] when one is switched on), every token trained, and the step totals of the
+// batch itself (0).
 inline hayate::LossOptions loss_options(hayate::LossType type, double beta = 0.0) {
   hayate::LossOptions o;
   o.type = type;
   o.epsilon_low = 0.2;
   o.epsilon_high = 0.2;
   o.beta = beta;
+  o.importance_level = hayate::ImportanceLevel::Token;
+  o.kl_estimator = hayate::KlEstimator::K3;
+  o.clip_ratio_c = 0;
+  o.rollout_correction = hayate::RolloutCorrection::None;
+  o.correction_min = 0;
+  o.correction_max = 3;
+  o.top_entropy_quantile = 1;
   o.sequences_in_step = 0;
   o.tokens_in_step = 0;
   o.max_completion_length = 0;

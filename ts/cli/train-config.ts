@@ -9,12 +9,14 @@ import { extname } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { HayateError } from '../errors.js';
+import { IMPORTANCE_SAMPLING_LEVELS, KL_ESTIMATORS, LOSS_TYPES, ROLLOUT_CORRECTION_MODES } from '../trainer-core.js';
 import {
   GRPO_DEFAULTS,
   LEARNING_RATE_DEFAULTS,
   LORA_DEFAULTS,
   LOSS_DEFAULTS,
   OPTIMIZER_DEFAULTS,
+  ROLLOUT_CORRECTION_DEFAULTS,
   RUN_DEFAULTS,
   SAMPLING_DEFAULTS,
   SCHEDULE_DEFAULTS,
@@ -23,7 +25,7 @@ import {
   inBounds,
 } from '../training-defaults.js';
 
-export type SettingType = 'int' | 'float' | 'bool' | 'string' | 'list' | 'numlist' | 'scale' | 'resume';
+export type SettingType = 'int' | 'float' | 'bool' | 'autobool' | 'string' | 'list' | 'numlist' | 'scale' | 'resume';
 
 export interface Setting {
   /** Config-file key (snake_case, TRL's name where it has one). */
@@ -55,6 +57,8 @@ export interface Setting {
 export function showNumber(n: number): string {
   return n !== 0 && Math.abs(n) < 1e-3 ? n.toExponential() : String(n);
 }
+
+const GRPO_LOSS_TYPES = LOSS_TYPES.filter((t) => t !== 'sft');
 
 export const TRAIN_SETTINGS: readonly Setting[] = [
   { key: 'model_name_or_path', flag: 'model', type: 'string', description: 'model directory (Hugging Face layout), instead of the positional argument', aliases: ['model'] },
@@ -116,12 +120,21 @@ export const TRAIN_SETTINGS: readonly Setting[] = [
   { key: 'top_k', flag: 'top-k', type: 'int', min: 0, default: SAMPLING_DEFAULTS.topK, description: 'GRPO: keep the k most likely tokens (0: off)' },
   { key: 'min_p', flag: 'min-p', type: 'float', ...SETTING_BOUNDS.minP, default: SAMPLING_DEFAULTS.minP, description: 'GRPO: min-p sampling threshold (0: off)' },
   { key: 'beta', flag: 'beta', type: 'float', ...SETTING_BOUNDS.beta, default: LOSS_DEFAULTS.beta, description: 'GRPO: KL weight against the base model (0: no reference pass)' },
-  { key: 'epsilon', flag: 'epsilon', type: 'float', ...SETTING_BOUNDS.epsilon, default: LOSS_DEFAULTS.epsilon, description: 'GRPO: lower clip range of the importance ratio' },
-  { key: 'epsilon_high', flag: 'epsilon-high', type: 'float', ...SETTING_BOUNDS.epsilonHigh, defaultText: 'epsilon', description: 'GRPO: upper clip range (DAPO uses 0.28)' },
-  { key: 'loss_type', flag: 'loss-type', type: 'string', choices: ['grpo', 'bnpo', 'dapo', 'dr_grpo'], default: LOSS_DEFAULTS.type, description: 'GRPO: loss aggregation' },
+  { key: 'kl_estimator', flag: 'kl-estimator', type: 'string', choices: KL_ESTIMATORS, default: LOSS_DEFAULTS.klEstimator, description: 'GRPO: KL estimator of the beta term: k1 (log-ratio), k2 (squared log-ratio / 2), k3 (exp(d) - d - 1)' },
+  { key: 'epsilon', flag: 'epsilon', type: 'float', ...SETTING_BOUNDS.epsilon, defaultText: `${LOSS_DEFAULTS.epsilon}; sequence level ${showNumber(LOSS_DEFAULTS.sequenceEpsilon)}`, description: 'GRPO: lower clip range of the importance ratio' },
+  { key: 'epsilon_high', flag: 'epsilon-high', type: 'float', ...SETTING_BOUNDS.epsilonHigh, defaultText: `epsilon; sequence level ${showNumber(LOSS_DEFAULTS.sequenceEpsilonHigh)}; cispo ${LOSS_DEFAULTS.cispoEpsilonHigh}`, description: 'GRPO: upper clip range (DAPO uses 0.28); for cispo the cap eps_max of the detached ratio' },
+  { key: 'loss_type', flag: 'loss-type', type: 'string', choices: GRPO_LOSS_TYPES, default: LOSS_DEFAULTS.type, description: 'GRPO: dapo (token mean over the step), grpo (per-sequence mean), bnpo (token mean per micro-batch), dr_grpo (constant normaliser) or cispo (clipped IS-weight policy gradient)' },
+  { key: 'importance_sampling_level', flag: 'importance-sampling-level', type: 'string', choices: IMPORTANCE_SAMPLING_LEVELS, default: LOSS_DEFAULTS.importanceSamplingLevel, description: 'GRPO: token ratios, or sequence (GSPO: one ratio per completion, exp of its mean log-ratio)' },
+  { key: 'clip_ratio_c', flag: 'clip-ratio-c', type: 'float', ...SETTING_BOUNDS.clipRatioC, defaultText: 'off', description: "GRPO: dual-clip: bound a negative advantage's loss at -c * A (>= 1 + epsilon_high; verl uses 3; TRL's delta)", aliases: ['delta'] },
+  { key: 'top_entropy_quantile', flag: 'top-entropy-quantile', type: 'float', ...SETTING_BOUNDS.topEntropyQuantile, default: LOSS_DEFAULTS.topEntropyQuantile, description: 'GRPO: train on the top-q highest-entropy completion tokens only (1: all; the 80/20 paper uses 0.2)' },
+  { key: 'vllm_importance_sampling_correction', flag: 'rollout-correction', type: 'autobool', default: ROLLOUT_CORRECTION_DEFAULTS.enabled, description: "GRPO: weight the loss by the IS weight between the trainer's and the sampler's log-probs (auto: on with a CUDA generator or a generator on another backend)", aliases: ['rollout_correction'] },
+  { key: 'vllm_importance_sampling_mode', flag: 'rollout-correction-mode', type: 'string', choices: ROLLOUT_CORRECTION_MODES, default: ROLLOUT_CORRECTION_DEFAULTS.mode, description: 'GRPO: token_truncate, token_mask, sequence_truncate or sequence_mask (weights outside [min, max] truncated or zeroed)', aliases: ['rollout_correction_mode'] },
+  { key: 'vllm_importance_sampling_clip_min', flag: 'rollout-correction-min', type: 'float', ...SETTING_BOUNDS.correctionClip, default: ROLLOUT_CORRECTION_DEFAULTS.clipMin, description: 'GRPO: lower bound of the rollout-correction IS weight (0: none)', aliases: ['rollout_correction_min'] },
+  { key: 'vllm_importance_sampling_clip_max', flag: 'rollout-correction-max', type: 'float', ...SETTING_BOUNDS.correctionClip, minOpen: true, default: ROLLOUT_CORRECTION_DEFAULTS.clipMax, description: 'GRPO: upper bound of the rollout-correction IS weight', aliases: ['vllm_importance_sampling_cap', 'rollout_correction_max'] },
   { key: 'num_iterations', flag: 'num-iterations', type: 'int', min: 1, default: GRPO_DEFAULTS.numIterations, description: 'GRPO: optimizer updates per batch of rollouts (mu)' },
   { key: 'scale_rewards', flag: 'scale-rewards', type: 'scale', default: GRPO_DEFAULTS.scaleRewards, description: 'GRPO: divide advantages by the std of the group, the batch, or none (true = group, false = none)' },
   { key: 'filter_zero_std_groups', flag: 'filter-zero-std', type: 'bool', default: GRPO_DEFAULTS.filterZeroStdGroups, description: 'GRPO: leave groups whose rewards are all equal out of the update' },
+  { key: 'max_num_gen_batches', flag: 'max-num-gen-batches', type: 'int', min: 1, default: GRPO_DEFAULTS.maxNumGenBatches, description: 'GRPO: dynamic sampling: with filter_zero_std_groups, generate up to N batches of prompts per step to refill the dropped groups (1: no refill)' },
   { key: 'mask_truncated_completions', flag: 'mask-truncated', type: 'bool', default: GRPO_DEFAULTS.maskTruncatedCompletions, description: 'GRPO: leave completions cut at max_completion_length out of the loss' },
   { key: 'reward_funcs', flag: 'reward', type: 'list', description: 'GRPO: rewards, comma-separated or repeated: built-ins correctness, format, length(maxLength=N), overlong(maxLength=N), or module paths ./file.js[:export], each optionally =weight (default: correctness,format)' },
   { key: 'reward_weights', flag: 'reward-weights', type: 'numlist', description: 'GRPO: one weight per reward, comma-separated' },
@@ -161,6 +174,11 @@ export function coerceSetting(s: Setting, value: unknown, where: string): unknow
       if (typeof n !== 'number' || !Number.isFinite(n)) throw bad(where, `must be a number, got ${JSON.stringify(value)}`);
       return range(n);
     }
+    case 'autobool':
+      if (value === true || value === 'true' || value === 'on') return true;
+      if (value === false || value === 'false' || value === 'off') return false;
+      if (value === 'auto') return 'auto';
+      throw bad(where, `must be auto, on or off (or true / false), got ${JSON.stringify(value)}`);
     case 'bool':
       if (typeof value === 'boolean') return value;
       if (value === 'true') return true;
@@ -246,7 +264,7 @@ function optionFor(s: Setting): Option {
     if (s.default === true) return new Option(`--no-${s.flag}`, help);
     return new Option(`${short}--${s.flag}`, help);
   }
-  const arg = s.type === 'resume' ? '[dir]' : s.type === 'list' || s.type === 'numlist' ? '<list>' : s.type === 'int' ? '<n>' : s.type === 'float' ? '<x>' : s.type === 'scale' ? '<group|batch|none>' : s.choices ? '<name>' : '<text>';
+  const arg = s.type === 'resume' ? '[dir]' : s.type === 'list' || s.type === 'numlist' ? '<list>' : s.type === 'int' ? '<n>' : s.type === 'float' ? '<x>' : s.type === 'scale' ? '<group|batch|none>' : s.type === 'autobool' ? '<auto|on|off>' : s.choices ? '<name>' : '<text>';
   const opt = new Option(`${short}--${s.flag} ${arg}`, help);
   if (s.choices) opt.choices(s.choices as string[]);
   if (s.type === 'list') {

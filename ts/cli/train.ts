@@ -15,10 +15,10 @@ import { plotMetricsFile } from '../metrics/plot.js';
 import { ProgressLine } from '../metrics/progress.js';
 import { MetricsWriter } from '../metrics/writer.js';
 import { LORA_TARGETS, Model, type LoraOptions, type LoraTarget } from '../model.js';
-import type { OptimizerOptions } from '../trainer-core.js';
+import type { ImportanceSamplingLevel, KlEstimator, OptimizerOptions, RolloutCorrectionMode } from '../trainer-core.js';
 import { listCheckpoints } from '../train/checkpoint.js';
 import { GrpoTrainer } from '../train/grpo-trainer.js';
-import type { GrpoTrainerOptions } from '../train/grpo-options.js';
+import { describeLoss, type GrpoLossType, type GrpoTrainerOptions } from '../train/grpo-options.js';
 import type { ScheduleOptions } from '../train/schedule.js';
 import { SftTrainer } from '../train/sft-trainer.js';
 import { EXIT_INTERRUPTED, reportAndExit } from './errors.js';
@@ -139,11 +139,20 @@ function grpoOptions(model: Model, generator: Model | undefined, examples: Examp
     numIterations: v.num_iterations as number,
     scaleRewards: v.scale_rewards as 'group' | 'batch' | 'none',
     filterZeroStdGroups: v.filter_zero_std_groups as boolean,
+    maxNumGenBatches: v.max_num_gen_batches as number,
     maskTruncatedCompletions: v.mask_truncated_completions as boolean,
     beta: v.beta as number,
-    epsilon: v.epsilon as number,
+    klEstimator: v.kl_estimator as KlEstimator,
+    epsilon: v.epsilon as number | undefined,
     epsilonHigh: v.epsilon_high as number | undefined,
-    lossType: v.loss_type as 'grpo' | 'bnpo' | 'dapo' | 'dr_grpo',
+    clipRatioC: v.clip_ratio_c as number | undefined,
+    lossType: v.loss_type as GrpoLossType,
+    importanceSamplingLevel: v.importance_sampling_level as ImportanceSamplingLevel,
+    rolloutCorrection: v.vllm_importance_sampling_correction as boolean | 'auto',
+    rolloutCorrectionMode: v.vllm_importance_sampling_mode as RolloutCorrectionMode,
+    rolloutCorrectionMin: v.vllm_importance_sampling_clip_min as number,
+    rolloutCorrectionMax: v.vllm_importance_sampling_clip_max as number,
+    topEntropyQuantile: v.top_entropy_quantile as number,
     maxSteps: v.max_steps as number | undefined,
     numTrainEpochs: v.num_train_epochs as number,
     seed: v.seed as number,
@@ -202,6 +211,7 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
     `GRPO: ${trainer.totalSteps} steps x ${c.promptsPerStep} prompts x ${c.numGenerations} completions (up to ${c.sampling.maxCompletionLength} tokens), lr ${c.learningRate}, ` +
       `${c.sync ? 'on-policy (sync)' : `one step off-policy${generator ? ', separate generator engine' : ''}`}, ${examples.length} prompts in the dataset; writing to ${outputDir}`,
   );
+  info(describeLoss(c));
   const progress = reportGrpoProgress(trainer, v);
   try {
     const result = await trainer.train({ signal });

@@ -4,14 +4,17 @@
 //                   worked format and the arithmetic; stopped while still partly trained
 //   3. eval         evaluate(): held-out test-split problems, greedy and sampled
 //   4. GRPO         GrpoTrainer from the SFT adapter: rewards = correctness of \boxed{N} + format
-//   5. eval         the same problems, the same seeds
+//   5. eval         the same problems, the same seeds; GRPO vs SFT compared problem by problem (paired
+//                   bootstrap intervals, McNemar's exact test on the greedy answers: ts/eval/compare.ts)
 // Outputs under <out>: model/, sft/ (adapter + metrics.jsonl), grpo/ (adapter, checkpoint, metrics.jsonl,
 // samples.jsonl, reward_curve.svg), eval-sft.jsonl, eval-grpo.jsonl (one record per sample), summary.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Example } from '../data/dataset.js';
 import { saveAdapter } from '../adapter.js';
-import { evaluate, type EvalSummary } from '../eval/evaluate.js';
+import type { BootstrapInterval } from '../eval/bootstrap.js';
+import { compareEvaluations, type EvalComparison } from '../eval/compare.js';
+import { evaluate, type EvalResult, type EvalSummary } from '../eval/evaluate.js';
 import { writeJsonlAtomic } from '../eval/records.js';
 import { initModel } from '../init-model.js';
 import { MetricsWriter } from '../metrics/writer.js';
@@ -33,10 +36,10 @@ export interface DemoProgress {
 }
 
 export interface DemoAccuracy {
-  /** Greedy decoding: one completion per problem. */
-  greedy: { accuracy: number; correct: number; total: number };
+  /** Greedy decoding: one completion per problem. `interval`: bootstrap over problems (summary.intervals.accuracy). */
+  greedy: { accuracy: number; correct: number; total: number; interval: BootstrapInterval };
   /** Sampled at the GRPO temperature, `samples` per problem: mean accuracy over all samples. */
-  sampled: { accuracy: number; correct: number; total: number; temperature: number; samplesPerProblem: number };
+  sampled: { accuracy: number; correct: number; total: number; temperature: number; samplesPerProblem: number; interval: BootstrapInterval };
   seconds: number;
 }
 
@@ -47,6 +50,11 @@ export interface DemoResult {
   seconds: { init: number; sft: number; evalSft: number; grpo: number; evalGrpo: number; total: number };
   afterSft: DemoAccuracy;
   afterGrpo: DemoAccuracy;
+  /**
+   * After GRPO vs after SFT on the same problems and seeds: paired bootstrap intervals of each difference
+   * and McNemar's exact test on first-sample correctness (for `greedy`: the greedy answers).
+   */
+  gain: { greedy: EvalComparison; sampled: EvalComparison };
   /** Model parameters (random, frozen) and trainable LoRA parameters. */
   parameters: { base: number; lora: number };
   sft: {
@@ -88,7 +96,14 @@ function mean(xs: readonly number[]): number {
   return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
-async function measure(model: Model, examples: readonly Example[], c: DemoConfig, phase: DemoPhase, recordsPath: string, signal: AbortSignal | undefined, onProgress: RunDemoOptions['onProgress']): Promise<DemoAccuracy> {
+interface Measured {
+  accuracy: DemoAccuracy;
+  /** The evaluations themselves, for the paired comparison. */
+  greedy: EvalResult;
+  sampled: EvalResult;
+}
+
+async function measure(model: Model, examples: readonly Example[], c: DemoConfig, phase: DemoPhase, recordsPath: string, signal: AbortSignal | undefined, onProgress: RunDemoOptions['onProgress']): Promise<Measured> {
   const started = performance.now();
   const common = { maxNewTokens: c.task.maxNewTokens, stopAtBoxed: false, batchSize: examples.length, signal };
   const total = examples.length * (1 + c.eval.samples);
@@ -102,17 +117,19 @@ async function measure(model: Model, examples: readonly Example[], c: DemoConfig
     ...sampled.records.map((r) => ({ decoding: `T=${c.grpo.temperature}`, ...r })),
   ]);
   const count = (s: EvalSummary) => Math.round(s.accuracy * s.examples * s.n);
-  return {
-    greedy: { accuracy: greedy.summary.accuracy, correct: count(greedy.summary), total: examples.length },
+  const accuracy: DemoAccuracy = {
+    greedy: { accuracy: greedy.summary.accuracy, correct: count(greedy.summary), total: examples.length, interval: greedy.summary.intervals.accuracy },
     sampled: {
       accuracy: sampled.summary.accuracy,
       correct: count(sampled.summary),
       total: examples.length * c.eval.samples,
       temperature: c.grpo.temperature,
       samplesPerProblem: c.eval.samples,
+      interval: sampled.summary.intervals.accuracy,
     },
     seconds: seconds(started),
   };
+  return { accuracy, greedy, sampled };
 }
 
 /** Runs the whole demo; the model and every output are written under outDir (replaced if present). */
@@ -203,7 +220,8 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoResult> {
     const loraParameters = (model.lora?.modules ?? []).reduce((n, m) => n + model.lora!.rank * (m.in + m.out), 0);
 
     // 3. Held-out accuracy after SFT.
-    const afterSft = await measure(model, data.eval, c, 'eval-sft', join(outDir, 'eval-sft.jsonl'), signal, onProgress);
+    const sftEval = await measure(model, data.eval, c, 'eval-sft', join(outDir, 'eval-sft.jsonl'), signal, onProgress);
+    const afterSft = sftEval.accuracy;
 
     // 4. GRPO from the SFT adapter.
     const t3 = performance.now();
@@ -233,7 +251,9 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoResult> {
     const tGrpo = seconds(t3);
 
     // 5. Held-out accuracy after GRPO.
-    const afterGrpo = await measure(model, data.eval, c, 'eval-grpo', join(outDir, 'eval-grpo.jsonl'), signal, onProgress);
+    const grpoEval = await measure(model, data.eval, c, 'eval-grpo', join(outDir, 'eval-grpo.jsonl'), signal, onProgress);
+    const afterGrpo = grpoEval.accuracy;
+    const gain = { greedy: compareEvaluations(sftEval.greedy, grpoEval.greedy), sampled: compareEvaluations(sftEval.sampled, grpoEval.sampled) };
 
     const rewards = grpoResult.metrics.map((m) => Number(m.reward));
     const result: DemoResult = {
@@ -242,6 +262,7 @@ export async function runDemo(options: RunDemoOptions): Promise<DemoResult> {
       seconds: { init: tInit, sft: tSft, evalSft: afterSft.seconds, grpo: tGrpo, evalGrpo: afterGrpo.seconds, total: seconds(t0) },
       afterSft,
       afterGrpo,
+      gain,
       parameters: { base: model.info.parameters, lora: loraParameters },
       sft: { steps: sftSteps, maxSteps: c.sft.steps, stoppedEarly: stoppedAt !== undefined, finalLoss: sftLoss, probes, sequences: data.sft.length },
       grpo: {

@@ -1,4 +1,6 @@
 // The demo's before/after table, as printed by `hayate demo`.
+import type { BootstrapInterval } from '../eval/bootstrap.js';
+import { formatLevel, formatPoints, formatVerdict, type EvalComparison } from '../eval/compare.js';
 import { formatDuration } from '../metrics/progress.js';
 import type { DemoAccuracy, DemoResult } from './pipeline.js';
 
@@ -10,8 +12,10 @@ function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
 }
 
-function acc(a: { accuracy: number; correct: number; total: number }): string {
-  return `${pct(a.accuracy)} (${a.correct}/${a.total})`;
+/** "45.0% (90/200) [38.0, 52.0]": the accuracy with its bootstrap interval (when the result has one). */
+function acc(a: { accuracy: number; correct: number; total: number; interval?: BootstrapInterval }): string {
+  const i = a.interval;
+  return `${pct(a.accuracy)} (${a.correct}/${a.total})${i ? ` [${(100 * i.lo).toFixed(1)}, ${(100 * i.hi).toFixed(1)}]` : ''}`;
 }
 
 function table(rows: string[][]): string {
@@ -19,9 +23,11 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, j) => (j === 0 ? cell.padEnd(widths[j]) : cell.padStart(widths[j]))).join('   ').trimEnd()).join('\n');
 }
 
-function delta(before: DemoAccuracy['greedy'], after: DemoAccuracy['greedy']): string {
+/** "+17.5 pts [+11.0, +24.0]": the gain with its paired bootstrap interval (when the result has one). */
+function delta(before: DemoAccuracy['greedy'], after: DemoAccuracy['greedy'], paired?: EvalComparison): string {
   const d = 100 * (after.accuracy - before.accuracy);
-  return `${d >= 0 ? '+' : ''}${d.toFixed(1)} pts`;
+  const i = paired?.accuracy.difference;
+  return `${d >= 0 ? '+' : ''}${d.toFixed(1)} pts${i ? ` [${formatPoints(i.lo)}, ${formatPoints(i.hi)}]` : ''}`;
 }
 
 /** The summary printed at the end of a demo run. */
@@ -42,10 +48,20 @@ export function formatDemoReport(r: DemoResult): string {
       ['', 'greedy accuracy', `sampled accuracy (T=${T}, ${n}/problem)`, 'train time'],
       [`after SFT  (${r.sft.steps} steps)`, acc(r.afterSft.greedy), acc(r.afterSft.sampled), formatDuration(r.seconds.sft)],
       [`after GRPO (${r.grpo.steps} steps)`, acc(r.afterGrpo.greedy), acc(r.afterGrpo.sampled), formatDuration(r.seconds.grpo)],
-      ['GRPO gain', delta(r.afterSft.greedy, r.afterGrpo.greedy), delta(r.afterSft.sampled, r.afterGrpo.sampled), ''],
+      ['GRPO gain', delta(r.afterSft.greedy, r.afterGrpo.greedy, r.gain?.greedy), delta(r.afterSft.sampled, r.afterGrpo.sampled, r.gain?.sampled), ''],
     ]),
   );
   lines.push('');
+  // summary.json files written before the intervals existed have no `gain`: the table above just has none.
+  if (r.gain) {
+    const g = r.gain.greedy;
+    lines.push(
+      `[ ] = ${formatLevel(g.level)} interval: percentile bootstrap over the ${g.problems} problems (${g.resamples} resamples); ` +
+        `the gain's is paired (same problems and seeds, per-problem differences)`,
+    );
+    lines.push(formatVerdict(g, { base: 'SFT', trained: 'GRPO' }));
+    lines.push('');
+  }
   const lastProbe = r.sft.probes[r.sft.probes.length - 1];
   if (r.sft.stoppedEarly && lastProbe) {
     lines.push(

@@ -1,16 +1,17 @@
-// evaluate(): accuracy, pass@k and maj@k of a model on a dataset (or a seeded random subset of it),
-// greedy or sampled, with one record per sample.
+// evaluate(): accuracy, mean@k, pass@k and maj@k of a model on a dataset (or a seeded random subset of
+// it), greedy or sampled, with one record per sample, and a bootstrap interval for each (see bootstrap.ts).
 import type { Example } from '../data/dataset.js';
 import { seededSubset } from '../data/order.js';
 import { HayateError } from '../errors.js';
 import { extractAnswer, hasBoxed, isCorrect } from '../rewards/extract.js';
-import { majAtK, passAtK } from './metrics.js';
+import { bootstrapMeans, resolveBootstrapOptions, type BootstrapInterval, type BootstrapOptions } from './bootstrap.js';
+import { meanOf, problemScores } from './problems.js';
 import { sampleCompletions, type EvalModel, type SampleFinish } from './sampling.js';
 
 export interface EvaluateOptions {
   /** Samples per problem (default 1). */
   n?: number;
-  /** k values for pass@k and maj@k, each in [1, n] (default: 1 and n). */
+  /** k values for mean@k, pass@k and maj@k, each in [1, n] (default: 1 and n). */
   k?: number | number[];
   /** Sampling temperature; 0 = greedy. Default: 0 when n is 1, else 1.0. */
   temperature?: number;
@@ -33,6 +34,8 @@ export interface EvaluateOptions {
   maxBatch?: number;
   /** With LoRA adapters attached: true samples with them, false from the base model (default: the model's default, with). */
   lora?: boolean;
+  /** Bootstrap intervals of the summary (default: 1000 resamples, seeded by `seed`, 95%). */
+  bootstrap?: BootstrapOptions;
   signal?: AbortSignal;
   /** Called after each batch of problems. */
   onProgress?: (p: EvalProgress) => void;
@@ -79,10 +82,14 @@ export interface EvalSummary {
   subsetSeed: number | null;
   /** Fraction of all samples that are correct (with n = 1: the accuracy). */
   accuracy: number;
-  /** pass@k per k ("1", "8", ...), averaged over problems. */
+  /** mean@k per k ("1", "8", ...): fraction correct among the first k samples, averaged over problems (mean@n = accuracy). */
+  meanAtK: Record<string, number>;
+  /** pass@k per k, unbiased estimator from all n samples, averaged over problems. */
   passAtK: Record<string, number>;
   /** maj@k per k, averaged over problems. */
   majAtK: Record<string, number>;
+  /** Bootstrap standard errors and intervals of the metrics above. */
+  intervals: EvalIntervals;
   /** Fraction of samples with a complete \boxed{...}. */
   boxedRate: number;
   /** Fraction of samples from which a number could be extracted. */
@@ -93,6 +100,20 @@ export interface EvalSummary {
   generatedTokens: number;
   seconds: number;
   tokensPerSecond: number;
+}
+
+/**
+ * Percentile-bootstrap intervals over problems (problems resampled with replacement, all metrics on the
+ * same resamples). `accuracy` is the interval of the mean per-problem fraction correct (mean@n).
+ */
+export interface EvalIntervals {
+  resamples: number;
+  seed: number;
+  level: number;
+  accuracy: BootstrapInterval;
+  meanAtK: Record<string, BootstrapInterval>;
+  passAtK: Record<string, BootstrapInterval>;
+  majAtK: Record<string, BootstrapInterval>;
 }
 
 export interface EvalResult {
@@ -118,6 +139,7 @@ export async function evaluate(model: EvalModel, examples: readonly Example[], o
   const batchSize = options.batchSize ?? 64;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new HayateError('ERR_INVALID_ARGUMENT', `batchSize must be a positive integer, got ${batchSize}`);
   const seed = options.seed ?? 0;
+  resolveBootstrapOptions(options.bootstrap); // bad options fail now, not after the generation
   if (examples.length === 0) throw new HayateError('ERR_INVALID_ARGUMENT', 'nothing to evaluate: the dataset is empty');
   const subsetSeed = options.subsetSeed ?? 0;
   const chosen = seededSubset(examples, options.limit, subsetSeed);
@@ -159,38 +181,35 @@ export async function evaluate(model: EvalModel, examples: readonly Example[], o
     options.onProgress?.({ done: Math.min(b + batchSize, chosen.length), total: chosen.length, accuracy: correctSamples / records.length, generatedTokens, seconds });
   }
   const seconds = (performance.now() - started) / 1000;
-  return { summary: summarize(records, ks, { datasetSize: examples.length, n, temperature, maxNewTokens, seed, subsetSeed: options.limit !== undefined && options.limit < examples.length ? subsetSeed : null, seconds }), records };
+  const info = { datasetSize: examples.length, n, temperature, maxNewTokens, seed, subsetSeed: options.limit !== undefined && options.limit < examples.length ? subsetSeed : null, seconds, bootstrap: options.bootstrap };
+  return { summary: summarize(records, ks, info), records };
 }
 
-/** Summary metrics of per-sample records (grouped by example index, n samples each). */
+/** Summary metrics of per-sample records (grouped by example index, n samples each), with bootstrap intervals. */
 export function summarize(
   records: readonly EvalRecord[],
   ks: readonly number[],
-  info: { datasetSize: number; n: number; temperature: number; maxNewTokens: number; seed: number; subsetSeed: number | null; seconds: number },
+  info: { datasetSize: number; n: number; temperature: number; maxNewTokens: number; seed: number; subsetSeed: number | null; seconds: number; bootstrap?: BootstrapOptions },
 ): EvalSummary {
-  const byExample = new Map<number, EvalRecord[]>();
-  for (const r of records) {
-    const list = byExample.get(r.index) ?? [];
-    list.push(r);
-    byExample.set(r.index, list);
-  }
-  const groups = [...byExample.values()].map((g) => g.sort((a, b) => a.sample - b.sample));
+  const scores = problemScores(records, ks);
+  const meanAt: Record<string, number> = {};
   const passAt: Record<string, number> = {};
   const majAt: Record<string, number> = {};
   for (const k of ks) {
-    let p = 0;
-    let m = 0;
-    for (const g of groups) {
-      p += passAtK(g.length, g.filter((r) => r.correct).length, k);
-      m += majAtK(g.map((r) => r.extracted), g[0].answer, k);
-    }
-    passAt[String(k)] = p / groups.length;
-    majAt[String(k)] = m / groups.length;
+    meanAt[String(k)] = meanOf(scores.meanAtK[String(k)]);
+    passAt[String(k)] = meanOf(scores.passAtK[String(k)]);
+    majAt[String(k)] = meanOf(scores.majAtK[String(k)]);
   }
+  // One joint resampling of problems for every metric: [accuracy, mean@k..., pass@k..., maj@k...].
+  const bootstrap = resolveBootstrapOptions({ ...info.bootstrap, seed: info.bootstrap?.seed ?? info.seed });
+  const columns = [scores.accuracy, ...ks.map((k) => scores.meanAtK[String(k)]), ...ks.map((k) => scores.passAtK[String(k)]), ...ks.map((k) => scores.majAtK[String(k)])];
+  const ci = bootstrapMeans(columns, bootstrap);
+  const byK = (offset: number) => Object.fromEntries(ks.map((k, i) => [String(k), ci[offset + i]]));
+  const intervals: EvalIntervals = { ...bootstrap, accuracy: ci[0], meanAtK: byK(1), passAtK: byK(1 + ks.length), majAtK: byK(1 + 2 * ks.length) };
   const frac = (pred: (r: EvalRecord) => boolean) => records.filter(pred).length / records.length;
   const generatedTokens = records.reduce((s, r) => s + r.tokens, 0);
   return {
-    examples: groups.length,
+    examples: scores.index.length,
     datasetSize: info.datasetSize,
     n: info.n,
     temperature: info.temperature,
@@ -198,8 +217,10 @@ export function summarize(
     seed: info.seed,
     subsetSeed: info.subsetSeed,
     accuracy: frac((r) => r.correct),
+    meanAtK: meanAt,
     passAtK: passAt,
     majAtK: majAt,
+    intervals,
     boxedRate: frac((r) => r.boxed),
     extractedRate: frac((r) => r.extracted !== null),
     truncatedRate: frac((r) => r.finish === 'length'),

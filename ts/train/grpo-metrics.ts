@@ -2,6 +2,7 @@
 // sample completions shown every sampleSteps steps.
 import { METRIC } from '../metrics/names.js';
 import type { MetricsRecord } from '../metrics/writer.js';
+import type { ResolvedGrpoOptions } from './grpo-options.js';
 import type { GrpoUpdateStats } from './grpo-update.js';
 import type { Rollout } from './rollout.js';
 
@@ -29,17 +30,18 @@ export function grpoStepMetrics(args: {
   epoch: number;
   rollout: Rollout;
   update: GrpoUpdateStats;
+  /** Which optional metrics apply (KL with beta > 0, cispo, dual-clip, entropy mask, dynamic sampling). */
+  config: Pick<ResolvedGrpoOptions, 'beta' | 'lossType' | 'clipRatioC' | 'topEntropyQuantile' | 'filterZeroStdGroups' | 'numGenerations'>;
   /** Tokens processed so far, this step's included. */
   numTokens: number;
-  /** KL is reported only when the loss has a KL term. */
-  beta: number;
   trainingSeconds: number;
   /** performance.now() when the step started. */
   stepStarted: number;
 }): MetricsRecord {
-  const { rollout, update: train } = args;
+  const { rollout, update: train, config: c } = args;
   const comps = rollout.completions;
   const lengths = comps.map((x) => x.tokens.length);
+  const terminated = comps.filter((x) => x.finishReason !== 'length').map((x) => x.tokens.length);
   const m: MetricsRecord = {
     [METRIC.step]: args.step,
     [METRIC.epoch]: args.epoch,
@@ -50,16 +52,45 @@ export function grpoStepMetrics(args: {
     m[`rewards/${name}/mean`] = rollout.scores.metrics[`rewards/${name}/mean`];
     m[`rewards/${name}/std`] = rollout.scores.metrics[`rewards/${name}/std`];
   }
+  const stepSeconds = (performance.now() - args.stepStarted) / 1000;
   Object.assign(m, {
     [METRIC.completionsMeanLength]: lengths.reduce((a, b) => a + b, 0) / lengths.length,
     [METRIC.completionsMinLength]: Math.min(...lengths),
     [METRIC.completionsMaxLength]: Math.max(...lengths),
-    [METRIC.completionsClippedRatio]: comps.filter((x) => x.finishReason === 'length').length / comps.length,
-    [METRIC.kl]: args.beta > 0 ? train.kl : null,
+    [METRIC.completionsClippedRatio]: (comps.length - terminated.length) / comps.length,
+    [METRIC.completionsMeanTerminatedLength]: terminated.length > 0 ? terminated.reduce((a, b) => a + b, 0) / terminated.length : 0,
+    [METRIC.completionsMinTerminatedLength]: terminated.length > 0 ? Math.min(...terminated) : 0,
+    [METRIC.completionsMaxTerminatedLength]: terminated.length > 0 ? Math.max(...terminated) : 0,
+    [METRIC.kl]: c.beta > 0 ? train.kl : null,
+    [METRIC.entropy]: train.entropy,
     [METRIC.clipRatioLowMean]: train.clipLow,
+    [METRIC.clipRatioLowMin]: train.clipLowMin,
     [METRIC.clipRatioHighMean]: train.clipHigh,
+    [METRIC.clipRatioHighMax]: train.clipHighMax,
     [METRIC.clipRatioRegionMean]: train.clipRegion,
-    [METRIC.fracRewardZeroStd]: rollout.adv.fracZeroStd,
+  });
+  if (c.clipRatioC > 0) m[METRIC.clipRatioDualMean] = train.dualClip;
+  if (c.lossType === 'cispo') m[METRIC.cispoClipRatio] = train.cispoClip;
+  if (c.topEntropyQuantile < 1) m[METRIC.entropyKeptRatio] = train.entropyKept;
+  if (train.sampling) {
+    m[METRIC.samplingLogpDiffMean] = train.sampling.logpDiffMean;
+    m[METRIC.samplingLogpDiffMax] = train.sampling.logpDiffMax;
+    if (train.sampling.isRatioMean !== undefined) {
+      m[METRIC.isRatioMin] = train.sampling.isRatioMin as number;
+      m[METRIC.isRatioMean] = train.sampling.isRatioMean;
+      m[METRIC.isRatioMax] = train.sampling.isRatioMax as number;
+    }
+  }
+  m[METRIC.fracRewardZeroStd] = rollout.adv.fracZeroStd;
+  if (c.filterZeroStdGroups) {
+    const generated = rollout.adv.zeroStd.length;
+    const dropped = rollout.adv.zeroStd.filter(Boolean).length;
+    m[METRIC.genBatches] = rollout.genBatches;
+    m[METRIC.groupsGenerated] = generated;
+    m[METRIC.groupsKept] = rollout.trainGroups?.length ?? generated - dropped;
+    m[METRIC.groupsDropped] = dropped;
+  }
+  Object.assign(m, {
     [METRIC.loss]: train.loss,
     [METRIC.learningRate]: train.lr,
     [METRIC.gradNorm]: train.gradNorm,
@@ -70,7 +101,8 @@ export function grpoStepMetrics(args: {
     [METRIC.generationSeconds]: rollout.generationSeconds,
     [METRIC.rewardSeconds]: rollout.rewardSeconds,
     [METRIC.trainingSeconds]: args.trainingSeconds,
-    'timing/step_s': (performance.now() - args.stepStarted) / 1000,
+    [METRIC.stepTime]: stepSeconds,
+    'timing/step_s': stepSeconds,
     [METRIC.tokensPerSecond]: rollout.generationSeconds > 0 ? rollout.generatedTokens / rollout.generationSeconds : 0,
   });
   return m;

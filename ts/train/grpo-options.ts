@@ -3,10 +3,29 @@
 // happens in the constructor, so bad values (G < 2, an empty dataset, a bad loss type) fail before any
 // model work starts.
 import type { Example } from '../data/dataset.js';
-import { LOSS_TYPES, type LossType, type OptimizerOptions } from '../trainer-core.js';
+import {
+  IMPORTANCE_SAMPLING_LEVELS,
+  KL_ESTIMATORS,
+  LOSS_TYPES,
+  ROLLOUT_CORRECTION_MODES,
+  type ImportanceSamplingLevel,
+  type KlEstimator,
+  type LossType,
+  type OptimizerOptions,
+  type RolloutCorrectionMode,
+} from '../trainer-core.js';
 import type { LoraOptions, Model } from '../model.js';
 import type { RewardFunction, RewardSpec } from '../rewards/index.js';
-import { GRPO_DEFAULTS, LEARNING_RATE_DEFAULTS, LOSS_DEFAULTS, RUN_DEFAULTS, SAMPLING_DEFAULTS, SETTING_BOUNDS } from '../training-defaults.js';
+import {
+  GRPO_DEFAULTS,
+  LEARNING_RATE_DEFAULTS,
+  LOSS_DEFAULTS,
+  ROLLOUT_CORRECTION_DEFAULTS,
+  RUN_DEFAULTS,
+  SAMPLING_DEFAULTS,
+  SETTING_BOUNDS,
+  clipRangeDefaults,
+} from '../training-defaults.js';
 import { normalizeScaleRewards, type ScaleRewards } from './advantages.js';
 import type { RolloutSampling } from './rollout.js';
 import type { ScheduleOptions } from './schedule.js';
@@ -63,15 +82,43 @@ export interface GrpoTrainerOptions {
   scaleRewards?: ScaleRewards | boolean;
   /** Drop groups whose rewards are all equal from the gradient step (default false). */
   filterZeroStdGroups?: boolean;
+  /**
+   * Dynamic sampling (DAPO; verl's max_num_gen_batches): with filterZeroStdGroups, generate up to this many
+   * batches of promptsPerStep prompts per step until promptsPerStep groups with varied rewards are kept, so
+   * the update sees a full batch (default 1: no refill, the batch shrinks).
+   */
+  maxNumGenBatches?: number;
   /** Leave completions cut at maxCompletionLength out of the loss (TRL mask_truncated_completions; default false). */
   maskTruncatedCompletions?: boolean;
   /** KL weight against the adapter-free base model (default 0: no reference pass). */
   beta?: number;
-  /** Clip range: ratio in [1 - epsilon, 1 + epsilonHigh] (defaults 0.2 and epsilon). */
+  /** KL estimator of the beta term: 'k1', 'k2' or 'k3' (default; always against the adapter-free model, no second copy). */
+  klEstimator?: KlEstimator;
+  /**
+   * Clip range: ratio in [1 - epsilon, 1 + epsilonHigh]. Defaults 0.2 and epsilon; at sequence level (GSPO)
+   * 3e-4 and 4e-4; for cispo epsilonHigh is the cap eps_max of the detached ratio, default 5.
+   */
   epsilon?: number;
   epsilonHigh?: number;
-  /** 'grpo' (default: per-sequence mean), 'bnpo', 'dapo' (token mean) or 'dr_grpo' (constant normaliser). */
+  /** Dual-clip (verl clip_ratio_c, TRL delta): bound a negative advantage's loss at -c A; >= 1 + epsilonHigh (default: off). */
+  clipRatioC?: number;
+  /** 'dapo' (default: token mean over the step), 'grpo' (per-sequence mean), 'bnpo', 'dr_grpo' (constant normaliser) or 'cispo'. */
   lossType?: GrpoLossType;
+  /** 'token' (default) or 'sequence' (GSPO: one ratio per completion, exp of its mean per-token log-ratio). */
+  importanceSamplingLevel?: ImportanceSamplingLevel;
+  /**
+   * Rollout correction (TRL vllm_importance_sampling_correction): weight the loss by the IS weight between
+   * the trainer's and the sampler's log-probs. 'auto' (default): on where they compute different numbers
+   * (a CUDA generator, or a generator on another backend than the policy's), off on the CPU backend.
+   */
+  rolloutCorrection?: boolean | 'auto';
+  /** How the IS weight corrects (default 'sequence_mask', TRL's). */
+  rolloutCorrectionMode?: RolloutCorrectionMode;
+  /** IS-weight bounds [min, max] (defaults 0 and 3; max may be Infinity). */
+  rolloutCorrectionMin?: number;
+  rolloutCorrectionMax?: number;
+  /** Train the policy term on the top-q highest-entropy completion tokens only (0 < q <= 1; default 1: all). */
+  topEntropyQuantile?: number;
   /** Steps (batches of rollouts) to run; default: enough for numTrainEpochs over the dataset. */
   maxSteps?: number;
   /** Passes over the dataset's prompts (default 1); ignored when maxSteps is set. */
@@ -114,11 +161,20 @@ export interface ResolvedGrpoOptions {
   numIterations: number;
   scaleRewards: ScaleRewards;
   filterZeroStdGroups: boolean;
+  maxNumGenBatches: number;
   maskTruncatedCompletions: boolean;
   beta: number;
+  klEstimator: KlEstimator;
   epsilon: number;
   epsilonHigh: number;
+  clipRatioC: number;
   lossType: GrpoLossType;
+  importanceSamplingLevel: ImportanceSamplingLevel;
+  /** The correction mode, or 'none' ('auto' resolved against the engines). */
+  rolloutCorrection: RolloutCorrectionMode | 'none';
+  rolloutCorrectionMin: number;
+  rolloutCorrectionMax: number;
+  topEntropyQuantile: number;
   learningRate: number;
   totalSteps: number;
   seed: number;
@@ -148,6 +204,11 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
   checkInBounds('beta', o.beta, SETTING_BOUNDS.beta);
   checkInBounds('epsilon', o.epsilon, SETTING_BOUNDS.epsilon);
   checkInBounds('epsilonHigh', o.epsilonHigh, SETTING_BOUNDS.epsilonHigh);
+  checkInBounds('clipRatioC', o.clipRatioC, SETTING_BOUNDS.clipRatioC);
+  checkInBounds('topEntropyQuantile', o.topEntropyQuantile, SETTING_BOUNDS.topEntropyQuantile);
+  checkInBounds('rolloutCorrectionMin', o.rolloutCorrectionMin, SETTING_BOUNDS.correctionClip);
+  if (o.rolloutCorrectionMax !== Infinity) checkInBounds('rolloutCorrectionMax', o.rolloutCorrectionMax, SETTING_BOUNDS.correctionClip);
+  checkInt('maxNumGenBatches', o.maxNumGenBatches, 1);
   checkInBounds('learningRate', o.learningRate, SETTING_BOUNDS.learningRate);
   checkInt('maxSteps', o.maxSteps, 1);
   checkInBounds('numTrainEpochs', o.numTrainEpochs, SETTING_BOUNDS.numTrainEpochs);
@@ -161,8 +222,27 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
   checkInt('kvCacheTokens', o.kvCacheTokens, 1);
   const lossType = o.lossType ?? LOSS_DEFAULTS.type;
   if (!(LOSS_TYPES as readonly string[]).includes(lossType) || lossType === ('sft' as string)) {
-    throw invalid(`lossType must be one of grpo, bnpo, dapo, dr_grpo, got '${String(lossType)}'`);
+    throw invalid(`lossType must be one of grpo, bnpo, dapo, dr_grpo, cispo, got '${String(lossType)}'`);
   }
+  const level = o.importanceSamplingLevel ?? LOSS_DEFAULTS.importanceSamplingLevel;
+  if (!IMPORTANCE_SAMPLING_LEVELS.includes(level)) throw invalid(`importanceSamplingLevel must be 'token' or 'sequence', got '${String(level)}'`);
+  const klEstimator = o.klEstimator ?? LOSS_DEFAULTS.klEstimator;
+  if (!KL_ESTIMATORS.includes(klEstimator)) throw invalid(`klEstimator must be one of k1, k2, k3, got '${String(klEstimator)}'`);
+  const clip = clipRangeDefaults(lossType, level, o.epsilon, o.epsilonHigh);
+  const clipRatioC = o.clipRatioC ?? LOSS_DEFAULTS.clipRatioC;
+  if (clipRatioC > 0 && lossType === 'cispo') throw invalid('clipRatioC (dual-clip) bounds the clipped-ratio losses (grpo, bnpo, dapo, dr_grpo); cispo has no ratio clip to bound');
+  if (clipRatioC > 0 && clipRatioC < 1 + clip.epsilonHigh) throw invalid(`clipRatioC must be >= 1 + epsilonHigh (${1 + clip.epsilonHigh}): a smaller bound would cut into the clip range itself`);
+  if (lossType === 'cispo' && !(clip.epsilonHigh > 0)) throw invalid('cispo caps the importance ratio at epsilonHigh (eps_max), which must be > 0 (recommended 5)');
+  const correctionMode = o.rolloutCorrectionMode ?? ROLLOUT_CORRECTION_DEFAULTS.mode;
+  if (!ROLLOUT_CORRECTION_MODES.includes(correctionMode)) throw invalid(`rolloutCorrectionMode must be one of ${ROLLOUT_CORRECTION_MODES.join(', ')}, got '${String(correctionMode)}'`);
+  const correctionMin = o.rolloutCorrectionMin ?? ROLLOUT_CORRECTION_DEFAULTS.clipMin;
+  const correctionMax = o.rolloutCorrectionMax ?? ROLLOUT_CORRECTION_DEFAULTS.clipMax;
+  if (!(correctionMax > correctionMin)) throw invalid(`rolloutCorrectionMax (${correctionMax}) must be greater than rolloutCorrectionMin (${correctionMin})`);
+  const correction = o.rolloutCorrection ?? ROLLOUT_CORRECTION_DEFAULTS.enabled;
+  if (correction !== true && correction !== false && correction !== 'auto') throw invalid(`rolloutCorrection must be true, false or 'auto', got '${String(correction)}'`);
+  const maxNumGenBatches = o.maxNumGenBatches ?? GRPO_DEFAULTS.maxNumGenBatches;
+  const filterZeroStdGroups = o.filterZeroStdGroups ?? GRPO_DEFAULTS.filterZeroStdGroups;
+  if (maxNumGenBatches > 1 && !filterZeroStdGroups) throw invalid('maxNumGenBatches > 1 refills the groups that filterZeroStdGroups drops: set filterZeroStdGroups too');
   if (o.rewards !== undefined && (!Array.isArray(o.rewards) || o.rewards.length === 0)) throw invalid('rewards must be a non-empty list (omit it for the default correctness + format)');
   if (o.rewardWeights !== undefined) {
     const n = o.rewards?.length ?? 2;
@@ -175,7 +255,6 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
   const P = o.promptsPerStep ?? GRPO_DEFAULTS.promptsPerStep;
   const epochs = o.numTrainEpochs ?? RUN_DEFAULTS.numTrainEpochs;
   const totalSteps = o.maxSteps ?? Math.max(1, Math.ceil((o.dataset.length * epochs) / P));
-  const epsilon = o.epsilon ?? LOSS_DEFAULTS.epsilon;
   return {
     promptsPerStep: P,
     numGenerations: G,
@@ -192,12 +271,20 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
     },
     numIterations: o.numIterations ?? GRPO_DEFAULTS.numIterations,
     scaleRewards: normalizeScaleRewards(o.scaleRewards ?? GRPO_DEFAULTS.scaleRewards),
-    filterZeroStdGroups: o.filterZeroStdGroups ?? GRPO_DEFAULTS.filterZeroStdGroups,
+    filterZeroStdGroups,
+    maxNumGenBatches,
     maskTruncatedCompletions: o.maskTruncatedCompletions ?? GRPO_DEFAULTS.maskTruncatedCompletions,
     beta: o.beta ?? LOSS_DEFAULTS.beta,
-    epsilon,
-    epsilonHigh: o.epsilonHigh ?? epsilon,
+    klEstimator,
+    epsilon: clip.epsilon,
+    epsilonHigh: clip.epsilonHigh,
+    clipRatioC,
     lossType,
+    importanceSamplingLevel: level,
+    rolloutCorrection: resolveRolloutCorrection(correction, correctionMode, o.model, o.generator),
+    rolloutCorrectionMin: correctionMin,
+    rolloutCorrectionMax: correctionMax,
+    topEntropyQuantile: o.topEntropyQuantile ?? LOSS_DEFAULTS.topEntropyQuantile,
     learningRate: o.learningRate ?? LEARNING_RATE_DEFAULTS.grpo,
     totalSteps,
     seed: o.seed ?? RUN_DEFAULTS.seed,
@@ -208,4 +295,30 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
     rewardTimeoutMs: o.rewardTimeoutMs ?? GRPO_DEFAULTS.rewardTimeoutMs,
     plot: o.plot ?? GRPO_DEFAULTS.plot,
   };
+}
+
+/**
+ * 'auto' switches the correction on where the sampler's log-probs are not the trainer's numbers: a CUDA
+ * generator (bf16, its own decode kernels) or a generator on another backend than the policy's.
+ */
+export function resolveRolloutCorrection(enabled: boolean | 'auto', mode: RolloutCorrectionMode, model: Model, generator: Model | undefined): RolloutCorrectionMode | 'none' {
+  if (enabled === false) return 'none';
+  if (enabled === true) return mode;
+  const sampler = (generator ?? model).info?.backend;
+  const differs = sampler === 'cuda' || (generator !== undefined && generator.info?.backend !== model.info?.backend);
+  return differs ? mode : 'none';
+}
+
+/** One line saying which loss a run trains with, e.g. for the CLI's start-up output. */
+export function describeLoss(c: ResolvedGrpoOptions): string {
+  const level = c.importanceSamplingLevel === 'sequence' ? 'sequence (GSPO)' : 'token';
+  const policy =
+    c.lossType === 'cispo'
+      ? `cispo, ${level} ratios capped at ${c.epsilonHigh} (detached)`
+      : `${c.lossType}, ${level} ratios clipped to [${1 - c.epsilon}, ${1 + c.epsilonHigh}]${c.clipRatioC > 0 ? `, dual-clip ${c.clipRatioC}` : ''}`;
+  const parts = [policy, c.beta > 0 ? `KL ${c.klEstimator} x ${c.beta}` : 'no KL term'];
+  parts.push(c.rolloutCorrection === 'none' ? 'no rollout correction' : `rollout correction ${c.rolloutCorrection} [${c.rolloutCorrectionMin}, ${c.rolloutCorrectionMax}]`);
+  if (c.topEntropyQuantile < 1) parts.push(`top ${c.topEntropyQuantile} entropy tokens`);
+  if (c.filterZeroStdGroups) parts.push(c.maxNumGenBatches > 1 ? `zero-std groups refilled (up to ${c.maxNumGenBatches} generation batches)` : 'zero-std groups dropped');
+  return `loss: ${parts.join('; ')}`;
 }

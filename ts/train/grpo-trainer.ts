@@ -224,6 +224,7 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
       numGenerations: c.numGenerations,
       sampling: c.sampling,
       scaleRewards: c.scaleRewards,
+      maxNumGenBatches: c.maxNumGenBatches,
       signal,
     });
     const startStep = resume?.state.step ?? 0;
@@ -264,8 +265,8 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     const c = this.config;
     const step = run.completed;
     run.numTokens += rolloutTokenCount(rollout, c.numGenerations);
-    const epoch = (step * c.promptsPerStep) / this.options.dataset.length;
-    const m = grpoStepMetrics({ step, epoch, rollout, update, numTokens: run.numTokens, beta: c.beta, trainingSeconds, stepStarted });
+    const epoch = (rollout.promptsDrawn ?? step * c.promptsPerStep) / this.options.dataset.length;
+    const m = grpoStepMetrics({ step, epoch, rollout, update, config: c, numTokens: run.numTokens, trainingSeconds, stepStarted });
     run.logs?.metrics.write(m);
     run.metrics.push(m);
     this.safeEmit('step', { step, totalSteps: c.totalSteps, metrics: m, warnings: rollout.scores.warnings });

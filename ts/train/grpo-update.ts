@@ -1,17 +1,31 @@
-// The update phase of a GRPO step: the batch's completions become training sequences (minus filtered
-// groups and masked truncations) and numIterations optimizer updates run on them, each accumulating
+// The update phase of a GRPO step: the batch's completions become training sequences (the groups the
+// rollout selected, minus filtered groups and masked truncations) and numIterations optimizer updates run on them, each accumulating
 // gradients over gradientAccumulationSteps micro-batches.
-import type { TrainerCore, TrainSequence } from '../trainer-core.js';
+import type { LossOptions, TrainerCore, TrainSequence } from '../trainer-core.js';
 import type { ResolvedGrpoOptions } from './grpo-options.js';
 import type { Rollout } from './rollout.js';
 
-/** What the updates of one step did, averaged over its iterations (loss, grad norm) or tokens (kl, clips). */
+/** What the updates of one step did, averaged over its iterations (loss, grad norm) or tokens (kl, clips, entropy). */
 export interface GrpoUpdateStats {
   loss: number;
   kl: number;
+  /** Clip fractions over tokens (token level) or sequences (sequence level). */
   clipLow: number;
   clipHigh: number;
   clipRegion: number;
+  /** TRL clip_ratio/low_min and high_max: the per-sequence extremes, averaged over forward/backward calls. */
+  clipLowMin: number;
+  clipHighMax: number;
+  /** Fraction of tokens where the dual-clip bound held (0 without dual-clip). */
+  dualClip: number;
+  /** cispo: fraction whose ratio the cap cut. */
+  cispoClip: number;
+  /** Mean entropy of the policy over the trained completion tokens. */
+  entropy: number;
+  /** Fraction of tokens the entropy mask trained on (1 without one). */
+  entropyKept: number;
+  /** The sampler's vs the trainer's log-probs on the first iteration (before any update of this step). */
+  sampling?: { logpDiffMean: number; logpDiffMax: number; isRatioMin?: number; isRatioMean?: number; isRatioMax?: number };
   /** The learning rate of the last update. */
   lr: number;
   gradNorm: number;
@@ -21,19 +35,30 @@ export interface GrpoUpdateStats {
   skipped: number;
 }
 
-/** The rollout's completions as training sequences; `useRolloutLogprobs` gives each its sampling log-probs. */
+/**
+ * The rollout's completions as training sequences (the groups `trainGroups` selects, minus masked
+ * truncations). Each carries the sampler's log-probs; `useRolloutLogprobs` also makes them the old
+ * log-probs of the ratio (off-policy or numIterations > 1 without a rollout correction).
+ */
 export function trainingSequences(rollout: Rollout, c: ResolvedGrpoOptions, useRolloutLogprobs: boolean): TrainSequence[] {
   const G = c.numGenerations;
+  const keep = trainedGroups(rollout, c);
   const sequences: TrainSequence[] = [];
   rollout.completions.forEach((x, i) => {
     const group = Math.floor(i / G);
-    if (c.filterZeroStdGroups && rollout.adv.zeroStd[group]) return;
+    if (!keep.has(group)) return;
     if (c.maskTruncatedCompletions && x.finishReason === 'length') return;
-    const s: TrainSequence = { prompt: rollout.promptTokens[group], completion: x.tokens, advantage: rollout.adv.advantages[i] };
+    const s: TrainSequence = { prompt: rollout.promptTokens[group], completion: x.tokens, advantage: rollout.adv.advantages[i], samplingLogprobs: x.logprobs };
     if (useRolloutLogprobs) s.oldLogprobs = x.logprobs;
     sequences.push(s);
   });
   return sequences;
+}
+
+/** The groups the update trains on: the rollout's choice (dynamic sampling) or all, minus zero-std ones when filtering. */
+function trainedGroups(rollout: Rollout, c: ResolvedGrpoOptions): Set<number> {
+  const groups = rollout.trainGroups ?? rollout.adv.zeroStd.map((_, g) => g);
+  return new Set(groups.filter((g) => !(c.filterZeroStdGroups && rollout.adv.zeroStd[g])));
 }
 
 /** Splits `items` into `parts` contiguous runs whose sizes differ by at most one. */
@@ -49,9 +74,35 @@ export function splitEvenly<T>(items: readonly T[], parts: number): T[][] {
   return out;
 }
 
+/** The loss options of a step's updates (step totals over all its sequences, so micro-batches add up). */
+function stepLoss(c: ResolvedGrpoOptions, sequences: readonly TrainSequence[]): LossOptions {
+  return {
+    type: c.lossType,
+    epsilonLow: c.epsilon,
+    epsilonHigh: c.epsilonHigh,
+    beta: c.beta,
+    importanceSamplingLevel: c.importanceSamplingLevel,
+    klEstimator: c.klEstimator,
+    clipRatioC: c.clipRatioC,
+    rolloutCorrection: c.rolloutCorrection,
+    correctionMin: c.rolloutCorrectionMin,
+    correctionMax: c.rolloutCorrectionMax,
+    topEntropyQuantile: c.topEntropyQuantile,
+    temperature: c.sampling.temperature,
+    sequencesInStep: sequences.length,
+    tokensInStep: sequences.reduce((n, s) => n + s.completion.length, 0),
+    maxCompletionLength: c.sampling.maxCompletionLength,
+  };
+}
+
 /**
  * numIterations optimizer updates on one batch of rollouts. Only the first update is cancellable through
  * `signal`: once one is applied the step finishes, so a checkpoint always holds whole steps.
+ *
+ * Old log-probs (the ratio's denominator): without a rollout correction, the sampler's when
+ * `useRolloutLogprobs`, else the current ones (ratio 1). With a correction, the trainer's own log-probs
+ * before the step's first update (TRL's old_per_token_logps): the first iteration uses the current ones
+ * (ratio 1) and returns them for the later iterations, and the IS weight compares them with the sampler's.
  */
 export async function runGrpoUpdate(args: {
   trainer: TrainerCore;
@@ -62,32 +113,59 @@ export async function runGrpoUpdate(args: {
   log: (message: string) => void;
 }): Promise<GrpoUpdateStats> {
   const { trainer, rollout, config: c, signal } = args;
-  const sequences = trainingSequences(rollout, c, args.useRolloutLogprobs);
-  const out: GrpoUpdateStats = { loss: 0, kl: 0, clipLow: 0, clipHigh: 0, clipRegion: 0, lr: trainer.nextLearningRate() ?? c.learningRate, gradNorm: 0, sequences: sequences.length, skipped: 0 };
+  const corrected = c.rolloutCorrection !== 'none';
+  const sequences = trainingSequences(rollout, c, args.useRolloutLogprobs && !corrected);
+  const out: GrpoUpdateStats = {
+    loss: 0,
+    kl: 0,
+    clipLow: 0,
+    clipHigh: 0,
+    clipRegion: 0,
+    clipLowMin: 0,
+    clipHighMax: 0,
+    dualClip: 0,
+    cispoClip: 0,
+    entropy: 0,
+    entropyKept: 0,
+    lr: trainer.nextLearningRate() ?? c.learningRate,
+    gradNorm: 0,
+    sequences: sequences.length,
+    skipped: 0,
+  };
   if (sequences.length === 0) return out; // every group filtered: no signal, no update
   const micro = splitEvenly(sequences, c.gradientAccumulationSteps);
-  const tokensInStep = sequences.reduce((n, s) => n + s.completion.length, 0);
-  const loss = {
-    type: c.lossType,
-    epsilonLow: c.epsilon,
-    epsilonHigh: c.epsilonHigh,
-    beta: c.beta,
-    temperature: c.sampling.temperature,
-    sequencesInStep: sequences.length,
-    tokensInStep,
-    maxCompletionLength: c.sampling.maxCompletionLength,
-  };
-  let tokens = 0;
+  const loss = stepLoss(c, sequences);
+  const sums = { tokens: 0, clipUnits: 0, calls: 0, diffTokens: 0, diffSum: 0, diffMax: 0, isUnits: 0, isSum: 0, isMin: Infinity, isMax: -Infinity };
   for (let it = 0; it < c.numIterations; it++) {
     await trainer.zeroGrad();
     for (const batch of micro) {
-      const s = await trainer.forwardBackward(batch, loss, { signal: it === 0 ? signal : undefined });
+      const s = await trainer.forwardBackward(batch, loss, { entropy: true, signal: it === 0 ? signal : undefined });
+      if (it === 0 && corrected && c.numIterations > 1) keepAsOld(batch, s.logprobs);
       out.loss += s.loss / c.numIterations;
       out.kl += s.kl * s.completionTokens;
-      out.clipLow += s.clipLow * s.completionTokens;
-      out.clipHigh += s.clipHigh * s.completionTokens;
-      out.clipRegion += s.clipRegion * s.completionTokens;
-      tokens += s.completionTokens;
+      out.entropy += s.entropy * s.completionTokens;
+      out.entropyKept += s.entropyKept * s.completionTokens;
+      out.dualClip += s.dualClip * s.completionTokens;
+      out.clipLow += s.clipLow * s.clipUnits;
+      out.clipHigh += s.clipHigh * s.clipUnits;
+      out.clipRegion += s.clipRegion * s.clipUnits;
+      out.cispoClip += s.cispoClip * s.clipUnits;
+      out.clipLowMin += s.clipLowMin;
+      out.clipHighMax += s.clipHighMax;
+      sums.tokens += s.completionTokens;
+      sums.clipUnits += s.clipUnits;
+      sums.calls += 1;
+      if (it === 0 && s.samplingLogpDiffMean !== undefined) {
+        sums.diffSum += s.samplingLogpDiffMean * s.completionTokens;
+        sums.diffTokens += s.completionTokens;
+        sums.diffMax = Math.max(sums.diffMax, s.samplingLogpDiffMax ?? 0);
+      }
+      if (it === 0 && s.isUnits !== undefined && s.isUnits > 0) {
+        sums.isUnits += s.isUnits;
+        sums.isSum += (s.isRatioMean ?? 0) * s.isUnits;
+        sums.isMin = Math.min(sums.isMin, s.isRatioMin ?? Infinity);
+        sums.isMax = Math.max(sums.isMax, s.isRatioMax ?? -Infinity);
+      }
     }
     const r = await trainer.step();
     out.lr = r.lr;
@@ -97,11 +175,32 @@ export async function runGrpoUpdate(args: {
       args.log(`warning: update skipped at step ${rollout.step + 1}: ${r.skippedReason ?? 'non-finite values'}`);
     }
   }
-  if (tokens > 0) {
-    out.kl /= tokens;
-    out.clipLow /= tokens;
-    out.clipHigh /= tokens;
-    out.clipRegion /= tokens;
+  if (sums.tokens > 0) {
+    out.kl /= sums.tokens;
+    out.entropy /= sums.tokens;
+    out.entropyKept /= sums.tokens;
+    out.dualClip /= sums.tokens;
+  }
+  if (sums.clipUnits > 0) {
+    out.clipLow /= sums.clipUnits;
+    out.clipHigh /= sums.clipUnits;
+    out.clipRegion /= sums.clipUnits;
+    out.cispoClip /= sums.clipUnits;
+  }
+  out.clipLowMin /= sums.calls;
+  out.clipHighMax /= sums.calls;
+  if (sums.diffTokens > 0) {
+    out.sampling = { logpDiffMean: sums.diffSum / sums.diffTokens, logpDiffMax: sums.diffMax };
+    if (sums.isUnits > 0) Object.assign(out.sampling, { isRatioMin: sums.isMin, isRatioMean: sums.isSum / sums.isUnits, isRatioMax: sums.isMax });
   }
   return out;
+}
+
+/** Makes the first iteration's log-probs (the trainer's before the update) the old log-probs of the later ones. */
+function keepAsOld(batch: TrainSequence[], logprobs: Float64Array): void {
+  let o = 0;
+  for (const s of batch) {
+    s.oldLogprobs = logprobs.subarray(o, o + s.completion.length);
+    o += s.completion.length;
+  }
 }

@@ -10,7 +10,7 @@ export type { GrpoCheckpointEvent, GrpoResult, GrpoSampleEvent, GrpoStepEvent, G
 export { GRPO_STATE_FORMAT } from './grpo-checkpoint.js';
 export type { GrpoTrainerState } from './grpo-checkpoint.js';
 export type { GrpoSample } from './grpo-metrics.js';
-export { resolveGrpoOptions } from './grpo-options.js';
+export { describeLoss, resolveGrpoOptions, resolveRolloutCorrection } from './grpo-options.js';
 export type { GrpoLossType, GrpoReward, GrpoTrainerOptions, ResolvedGrpoOptions } from './grpo-options.js';
 export { groupAdvantages, normalizeScaleRewards } from './advantages.js';
 export type { GroupAdvantages, ScaleRewards } from './advantages.js';

@@ -9,11 +9,17 @@
 //     or while its rewards are scored (on one engine, which runs one native call at a time);
 //   - on-policy (launchAfterUpdate, `sync`): batch t+1 is launched after update t, with its adapter.
 // With a separate generator engine, the policy's LoRA tensors are copied to it before each launch.
+//
+// Dynamic sampling (maxNumGenBatches > 1): take() draws further batches of the step, right after its first
+// one, until enough groups with varied rewards are kept (dynamic-sampling.ts). They come from the data
+// order before the next step's batch, are sampled with the generator's adapter as it is then, and use
+// their own seeds (rolloutSeed(seed, step, k)), so a resumed run draws them exactly as well.
 import { BatchSampler, type SamplerState } from '../data/order.js';
 import type { Example } from '../data/dataset.js';
 import type { LoraTensors, Model } from '../model.js';
 import type { RewardPool } from '../rewards/pool.js';
 import type { ScaleRewards } from './advantages.js';
+import { mergeRollouts, needsRefill } from './dynamic-sampling.js';
 import { startRollout, type PendingRollout, type Rollout, type RolloutSampling } from './rollout.js';
 
 export interface RolloutPipelineOptions {
@@ -28,6 +34,8 @@ export interface RolloutPipelineOptions {
   numGenerations: number;
   sampling: RolloutSampling;
   scaleRewards: ScaleRewards;
+  /** Generation batches per step at most (1: no refill). */
+  maxNumGenBatches: number;
   /** Cancels in-flight generation. */
   signal: AbortSignal;
 }
@@ -79,10 +87,20 @@ export class RolloutPipeline {
     }
   }
 
-  /** The scored batch launched last (the current step's). */
+  /** The scored batch launched last (the current step's), refilled by dynamic sampling when it is on. */
   async take(): Promise<Rollout> {
-    const rollout = await (this.pending as PendingRollout).done;
+    const first = await (this.pending as PendingRollout).done;
     this.pending = undefined;
+    const { maxNumGenBatches, promptsPerStep, numGenerations, scaleRewards } = this.o;
+    if (maxNumGenBatches <= 1) return first;
+    const parts = [first];
+    let rollout = mergeRollouts(parts, numGenerations, scaleRewards, promptsPerStep);
+    while (needsRefill(rollout, promptsPerStep, maxNumGenBatches)) {
+      const extra = this.launch(first.step, parts.length);
+      this.pending = undefined; // awaited right here
+      parts.push(await extra.done);
+      rollout = mergeRollouts(parts, numGenerations, scaleRewards, promptsPerStep);
+    }
     return rollout;
   }
 
@@ -125,10 +143,12 @@ export class RolloutPipeline {
     this.pending = undefined;
   }
 
-  private launch(step: number): PendingRollout {
+  /** Draws the next prompts and starts their rollout; genBatch > 0: a refill of `step` (its sampler state is kept as it was). */
+  private launch(step: number, genBatch = 0): PendingRollout {
     const { model, dataset } = this.o;
-    this.samplerStates.set(step, this.sampler.state());
+    if (genBatch === 0) this.samplerStates.set(step, this.sampler.state());
     const indices = this.sampler.next();
+    const drawn = this.sampler.state();
     const examples = indices.map((i) => dataset[i]);
     const promptTokens = indices.map((i) => {
       let t = this.promptCache.get(i);
@@ -136,7 +156,9 @@ export class RolloutPipeline {
       return t;
     });
     const { generator, pool, seed, numGenerations, sampling, scaleRewards, signal } = this.o;
-    const pending = startRollout({ generator, pool, step, seed, indices, examples, promptTokens, numGenerations, sampling, scaleRewards, signal });
+    const started = startRollout({ generator, pool, step, seed, indices, examples, promptTokens, numGenerations, genBatch, sampling, scaleRewards, signal });
+    const promptsDrawn = drawn.epoch * dataset.length + drawn.position;
+    const pending: PendingRollout = { generated: started.generated, done: started.done.then((r) => ({ ...r, promptsDrawn })) };
     pending.done.catch(() => undefined); // awaited later; never an unhandled rejection
     pending.generated.catch(() => undefined);
     this.pending = pending;

@@ -36,11 +36,18 @@ export interface Rollout {
   generationSeconds: number;
   rewardSeconds: number;
   generatedTokens: number;
+  /** Generation batches drawn for this step (more than 1 with dynamic sampling). */
+  genBatches: number;
+  /** Groups the update trains on (dynamic sampling: the first promptsPerStep with varied rewards); absent: all. */
+  trainGroups?: number[];
+  /** Dataset prompts the run had drawn once this step's batches were drawn (its epoch = this / dataset size). */
+  promptsDrawn?: number;
 }
 
-/** The base seed of step `step`'s sampling. */
-export function rolloutSeed(seed: number, step: number): number {
-  return deriveSeed(seed, step, 0x67727030);
+/** The base seed of step `step`'s sampling; generation batch k > 0 of a step (dynamic sampling) has its own. */
+export function rolloutSeed(seed: number, step: number, genBatch = 0): number {
+  const base = deriveSeed(seed, step, 0x67727030);
+  return genBatch === 0 ? base : deriveSeed(base, genBatch, 0x72656669);
 }
 
 export interface PendingRollout {
@@ -60,6 +67,8 @@ export interface RolloutRequest {
   promptTokens: number[][];
   /** Completions per prompt (G). */
   numGenerations: number;
+  /** Which generation batch of the step this is (0: the first; dynamic sampling draws more). */
+  genBatch?: number;
   sampling: RolloutSampling;
   scaleRewards: ScaleRewards;
   signal?: AbortSignal;
@@ -90,6 +99,7 @@ export function startRollout(args: RolloutRequest): PendingRollout {
       generationSeconds,
       rewardSeconds,
       generatedTokens: completions.reduce((n, c) => n + c.tokens.length, 0),
+      genBatches: 1,
     };
   })();
   return { generated: generation, done };
@@ -108,7 +118,7 @@ function generateCompletions(args: RolloutRequest): Promise<GenerateResult> {
       topK: s.topK,
       minP: s.minP,
       stop: s.stop.length > 0 ? s.stop : undefined,
-      seed: rolloutSeed(args.seed, args.step),
+      seed: rolloutSeed(args.seed, args.step, args.genBatch ?? 0),
       maxBatch: s.maxBatch,
       kvCacheTokens: s.kvCacheTokens,
       signal: args.signal,
