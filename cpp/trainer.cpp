@@ -1,7 +1,9 @@
 #include "trainer.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace hayate {
 
@@ -130,6 +132,32 @@ double Trainer::grad_norm() {
   double total = 0;
   for (const LoraAdapter& a : lora().adapters()) total += be.sum_squares(a.grad_a) + be.sum_squares(a.grad_b);
   return std::sqrt(total);
+}
+
+void Trainer::sum_gradients(const std::function<void(double* data, size_t n)>& all_reduce) {
+  Backend& be = model_.backend();
+  std::vector<Tensor> grads;
+  size_t total = 0;
+  for (const LoraAdapter& a : lora().adapters()) {
+    for (const Buffer* g : {&a.grad_a, &a.grad_b}) {
+      grads.push_back(g->t());
+      total += static_cast<size_t>(g->t().numel());
+    }
+  }
+  std::vector<double> host(total);
+  size_t off = 0;
+  for (const Tensor& g : grads) {
+    be.download_f64(host.data() + off, g);
+    off += static_cast<size_t>(g.numel());
+  }
+  if (poisoned_) std::fill(host.begin(), host.end(), std::numeric_limits<double>::quiet_NaN());
+  all_reduce(host.data(), host.size());
+  off = 0;
+  for (const Tensor& g : grads) {
+    be.upload(g, host.data() + off, DType::F64);
+    off += static_cast<size_t>(g.numel());
+  }
+  // A NaN from any rank makes the summed norm non-finite: step() skips on every rank alike.
 }
 
 StepResult Trainer::step(double lr_override) {

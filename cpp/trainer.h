@@ -5,6 +5,7 @@
 // optimizer and loss options carry no defaults: every field comes from the caller (see unset_option.h).
 #pragma once
 #include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,11 @@ class Trainer {
                                std::vector<double>* entropy = nullptr, const std::atomic<bool>* cancel = nullptr);
   // Global L2 norm of the accumulated LoRA gradients.
   double grad_norm();
+  // Data parallelism: replaces the accumulated gradients by their sum over the processes of a job.
+  // `all_reduce` sums a host buffer in place across them (every rank calls this at the same point). The
+  // gradients travel in the parameter precision, all tensors in one buffer; a rank whose gradients are
+  // unusable (poisoned) contributes NaN, so every rank then skips the same step.
+  void sum_gradients(const std::function<void(double* data, size_t n)>& all_reduce);
   // Applies one AdamW update with learning rate lr (< 0: the options' lr). Skipped (and the accumulated
   // gradients discarded) when a forward_backward since the last zero_grad had a non-finite loss or was
   // cancelled mid-backward, or when the gradient norm is not finite.

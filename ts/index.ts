@@ -43,3 +43,4 @@ export type { NativeBuildInfo, NativeGenerationStats, NativeProgress } from './n
 export function buildInfo(): NativeBuildInfo {
   return native().buildInfo();
 }
+export * from './distributed/index.js';

@@ -257,6 +257,8 @@ export interface NativeTrainerHandle {
   logprobs(batch: NativePackedBatch, options?: { lora?: boolean; temperature?: number; entropy?: boolean }, cancel?: NativeCancelToken): Promise<{ logprobs: Float64Array; entropy?: Float64Array }>;
   step(options?: { lr?: number }): Promise<NativeStepResult>;
   zeroGrad(): Promise<void>;
+  /** Sums the accumulated gradients over the ranks of the job (identity in a one-process world). */
+  allReduceGradients(): Promise<void>;
   gradNorm(): Promise<number>;
   getState(): Promise<NativeTrainerState>;
   setState(state: NativeTrainerState): Promise<void>;
@@ -309,6 +311,38 @@ export interface NativeBuildInfo {
   hardwareThreads: number;
 }
 
+/** The world of a data-parallel job, as the engine's collectives found it (cpp/collectives.h). */
+export interface NativeWorldInfo {
+  rank: number;
+  size: number;
+  /** Rank among the processes on this machine. */
+  localRank: number;
+  localSize: number;
+  /** True when MPI is initialised (a launched job, even of one rank). */
+  mpi: boolean;
+}
+
+/**
+ * Collectives between the processes of a job (cpp/addon/native_collectives.cpp); ts/distributed/ wraps them.
+ * The promises run in call order on every rank; arrays are worked on in place and must not be touched
+ * until their promise settles.
+ */
+export interface NativeCollectives {
+  builtWithMpi(): boolean;
+  /** The world size an MPI launcher announced in this process's environment; 0 when none. */
+  launcherWorldSize(): number;
+  /** Initialises MPI when built with it and launched (idempotent); otherwise the world of one process. */
+  init(): NativeWorldInfo;
+  world(): NativeWorldInfo;
+  allReduceSum<T extends Float64Array | Float32Array>(data: T): Promise<T>;
+  broadcast(data: Uint8Array, root: number): Promise<Uint8Array>;
+  barrier(): Promise<void>;
+  allGather(value: string): Promise<string[]>;
+  /** Prints `message` to stderr, then ends every process of the job with `code` (MPI_Abort). */
+  abort(code: number, message?: string): never;
+  finalize(): void;
+}
+
 export interface NativeAddon {
   loadModel(dir: string, options?: { backend?: string; threads?: number; device?: number; gemm?: string; precision?: string }): Promise<NativeModelHandle>;
   createTrainer(model: NativeModelHandle, options: { optimizer: NativeOptimizerOptions; recompute: boolean; logitsChunk: number }): Promise<NativeTrainerHandle>;
@@ -327,6 +361,7 @@ export interface NativeAddon {
   f32ToF16Bits(x: number): number;
   bf16BitsToF32(bits: number): number;
   f16BitsToF32(bits: number): number;
+  collectives: NativeCollectives;
 }
 
 let cached: NativeAddon | undefined;

@@ -294,6 +294,14 @@ export class TrainerCore {
     await this.run(undefined, (h) => h.zeroGrad());
   }
 
+  /**
+   * Data parallelism: sums the accumulated gradients over the ranks of the MPI job (every rank calls it at
+   * the same point, before step()); a rank with unusable gradients makes every rank skip the step.
+   */
+  async allReduceGradients(): Promise<void> {
+    await this.run(undefined, (h) => h.allReduceGradients());
+  }
+
   /** Global L2 norm of the accumulated gradients. */
   async gradNorm(): Promise<number> {
     return this.run(undefined, (h) => h.gradNorm());

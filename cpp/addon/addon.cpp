@@ -1,11 +1,12 @@
-// Module entry: exports loadModel, createTrainer, CancelToken, buildInfo and the safetensors functions
-// (native_safetensors.cpp).
+// Module entry: exports loadModel, createTrainer, CancelToken, buildInfo, the safetensors functions
+// (native_safetensors.cpp) and the collectives object (native_collectives.cpp).
 #include <napi.h>
 
 #include <thread>
 
 #include "backend.h"
 #include "js_convert.h"
+#include "native_collectives.h"
 #include "native_model.h"
 #include "native_safetensors.h"
 #include "native_trainer.h"
@@ -32,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   register_safetensors(env, exports);
+  register_collectives(env, exports);
   return exports;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <new>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,22 @@ Napi::Int32Array to_int32_array(Napi::Env env, const std::vector<int32_t>& v);
 Napi::Float32Array to_float32_array(Napi::Env env, const std::vector<float>& v);
 Napi::Float32Array to_float32_array(Napi::Env env, const std::vector<double>& v);
 Napi::Float64Array to_float64_array(Napi::Env env, const std::vector<double>& v);
+
+// Runs synchronous engine code on the JS thread, turning engine errors into JS errors that carry the
+// engine's code (and std::bad_alloc into ERR_OUT_OF_MEMORY).
+template <class F>
+auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const hayate::Error& e) {
+    throw make_error(env, error_code_name(e.code()), e.what());
+  } catch (const std::bad_alloc&) {
+    throw make_error(env, "ERR_OUT_OF_MEMORY", "out of memory");
+  } catch (const std::exception& e) {
+    throw make_error(env, "ERR_INTERNAL", std::string("internal error: ") + e.what());
+  }
+}
 
 }  // namespace hayate::js

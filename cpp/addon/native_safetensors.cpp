@@ -18,22 +18,6 @@ namespace hayate::js {
 
 namespace {
 
-// Runs engine code, turning engine errors into JS errors that carry the engine's code.
-template <class F>
-auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const hayate::Error& e) {
-    throw make_error(env, error_code_name(e.code()), e.what());
-  } catch (const std::bad_alloc&) {
-    throw make_error(env, "ERR_OUT_OF_MEMORY", "out of memory");
-  } catch (const std::exception& e) {
-    throw make_error(env, "ERR_INTERNAL", std::string("internal error: ") + e.what());
-  }
-}
-
 Napi::Array shape_to_js(Napi::Env env, const std::vector<int64_t>& shape) {
   Napi::Array a = Napi::Array::New(env, shape.size());
   for (size_t d = 0; d < shape.size(); ++d) a.Set(d, static_cast<double>(shape[d]));

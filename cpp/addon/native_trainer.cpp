@@ -3,6 +3,7 @@
 #include <array>
 #include <limits>
 
+#include "collectives.h"
 #include "fn_job.h"
 #include "js_convert.h"
 
@@ -149,6 +150,7 @@ Napi::Function NativeTrainer::Init(Napi::Env env) {
                                      InstanceMethod("step", &NativeTrainer::Step),
                                      InstanceMethod("zeroGrad", &NativeTrainer::ZeroGrad),
                                      InstanceMethod("gradNorm", &NativeTrainer::GradNorm),
+                                     InstanceMethod("allReduceGradients", &NativeTrainer::AllReduceGradients),
                                      InstanceMethod("getState", &NativeTrainer::GetState),
                                      InstanceMethod("setState", &NativeTrainer::SetState),
                                      InstanceMethod("setOptimizer", &NativeTrainer::SetOptimizer),
@@ -299,6 +301,14 @@ Napi::Value NativeTrainer::GradNorm(const Napi::CallbackInfo& info) {
   auto norm = std::make_shared<double>(0);
   return FnJob::start(info.Env(), engine_, [tr, norm] { *norm = tr->grad_norm(); },
                       [norm](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *norm); });
+}
+
+// allReduceGradients() -> Promise<void>: sums the accumulated gradients over the ranks of the MPI job
+// (the identity in a one-process world). Every rank must call it at the same point of its step.
+Napi::Value NativeTrainer::AllReduceGradients(const Napi::CallbackInfo& info) {
+  auto tr = trainer(info.Env());
+  return FnJob::start(
+      info.Env(), engine_, [tr] { tr->sum_gradients([](double* data, size_t n) { collectives::allreduce_sum(data, n); }); }, nullptr);
 }
 
 // getState() -> Promise<{step, skippedSteps, moments: [{layer, target, expAvgA, expAvgSqA, expAvgB, expAvgSqB}]}>

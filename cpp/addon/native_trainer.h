@@ -25,6 +25,7 @@ class NativeTrainer : public Napi::ObjectWrap<NativeTrainer> {
   Napi::Value Step(const Napi::CallbackInfo& info);
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info);
   Napi::Value GradNorm(const Napi::CallbackInfo& info);
+  Napi::Value AllReduceGradients(const Napi::CallbackInfo& info);
   Napi::Value GetState(const Napi::CallbackInfo& info);
   Napi::Value SetState(const Napi::CallbackInfo& info);
   Napi::Value SetOptimizer(const Napi::CallbackInfo& info);

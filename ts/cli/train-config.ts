@@ -90,7 +90,8 @@ export const TRAIN_SETTINGS: readonly Setting[] = [
   // model and engine
   { key: 'adapter', flag: 'adapter', type: 'string', description: 'start from this LoRA adapter (PEFT directory, e.g. an SFT run) instead of fresh adapters' },
   { key: 'backend', flag: 'backend', type: 'string', choices: ['cpu', 'cuda'], default: 'cpu', description: 'compute backend' },
-  { key: 'threads', flag: 'threads', type: 'int', min: 0, default: 0, description: 'CPU threads (0: all)' },
+  { key: 'threads', flag: 'threads', type: 'int', min: 0, default: 0, description: 'CPU threads (0: all; the ranks of a job on one machine split them)' },
+  { key: 'gemm', flag: 'gemm', type: 'string', choices: ['auto', 'blas', 'builtin'], default: 'auto', description: 'CPU GEMM: auto (OpenBLAS when the build has it), blas, or builtin (batch-invariant: the same results for any batch composition, thread count or number of ranks)' },
   { key: 'separate_generator', flag: 'generator-copy', type: 'bool', default: false, description: 'load a second copy of the model for rollouts, so generation truly runs in parallel with the gradient step (doubles weight memory)' },
   { key: 'generator_threads', flag: 'generator-threads', type: 'int', min: 0, default: 0, description: 'CPU threads of the generator copy (0: all; with --threads 0 too, the cores are split between the two engines)' },
   { key: 'max_batch', flag: 'max-batch', type: 'int', min: 1, description: 'sequences decoded at once (default: all completions of a step)' },

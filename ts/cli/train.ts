@@ -10,6 +10,7 @@ import type { Example } from '../data/dataset.js';
 import { loadDataset } from '../data/dataset.js';
 import { formatIssue } from '../data/errors.js';
 import { syntheticExamples } from '../data/synthetic.js';
+import { initWorld, threadsPerRank, type World } from '../distributed/world.js';
 import { AbortError, HayateError } from '../errors.js';
 import { plotMetricsFile } from '../metrics/plot.js';
 import { ProgressLine } from '../metrics/progress.js';
@@ -24,12 +25,15 @@ import { SftTrainer } from '../train/sft-trainer.js';
 import { EXIT_INTERRUPTED, reportAndExit } from './errors.js';
 import { addSettingOptions, mergeSettings, readConfigFile, TRAIN_SETTINGS, type SettingValues } from './train-config.js';
 
+/** In a data-parallel job only rank 0 reports (progress, warnings, start-up lines); errors name their rank. */
+let quiet = false;
+
 function warn(message: string): void {
-  process.stderr.write(`hayate: warning: ${message}\n`);
+  if (!quiet) process.stderr.write(`hayate: warning: ${message}\n`);
 }
 
 function info(message: string): void {
-  process.stderr.write(`hayate: ${message}\n`);
+  if (!quiet) process.stderr.write(`hayate: ${message}\n`);
 }
 
 function invalid(message: string): HayateError {
@@ -95,12 +99,15 @@ function fmt(v: unknown): string {
   return typeof v === 'number' ? (Math.abs(v) >= 100 || Number.isInteger(v) ? String(Math.round(v * 10) / 10) : v.toPrecision(3)) : String(v);
 }
 
-/** Prompts per step: prompts_per_step, else TRL's per_device_train_batch_size x grad accum / G, else the trainer's default. */
-function promptsPerStep(v: SettingValues): number | undefined {
+/**
+ * Prompts per step (the global batch): prompts_per_step, else TRL's per_device_train_batch_size x grad
+ * accum x ranks / G, else the trainer's default.
+ */
+function promptsPerStep(v: SettingValues, worldSize: number): number | undefined {
   const G = v.num_generations as number;
   const given = v.prompts_per_step as number | undefined;
   if (given !== undefined || v.per_device_train_batch_size === undefined) return given;
-  const completions = (v.per_device_train_batch_size as number) * (v.gradient_accumulation_steps as number);
+  const completions = (v.per_device_train_batch_size as number) * (v.gradient_accumulation_steps as number) * worldSize;
   if (completions % G !== 0) throw invalid(`per_device_train_batch_size x gradient_accumulation_steps (${completions}) must be a multiple of num_generations (${G}); or set prompts_per_step`);
   return completions / G;
 }
@@ -114,7 +121,7 @@ function scheduleOptions(v: SettingValues): ScheduleOptions {
 }
 
 /** GrpoTrainer's options from the settings; a setting left undefined takes the trainer's default. */
-function grpoOptions(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues): GrpoTrainerOptions {
+function grpoOptions(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues, world: World): GrpoTrainerOptions {
   const resume = v.resume_from_checkpoint as string | boolean | undefined;
   return {
     model,
@@ -127,7 +134,7 @@ function grpoOptions(model: Model, generator: Model | undefined, examples: Examp
     learningRate: v.learning_rate as number | undefined,
     optimizer: optimizerOptions(v),
     schedule: scheduleOptions(v),
-    promptsPerStep: promptsPerStep(v),
+    promptsPerStep: promptsPerStep(v, world.size),
     numGenerations: v.num_generations as number,
     gradientAccumulationSteps: v.gradient_accumulation_steps as number,
     maxCompletionLength: v.max_completion_length as number,
@@ -167,6 +174,7 @@ function grpoOptions(model: Model, generator: Model | undefined, examples: Examp
     plot: v.plot as boolean,
     maxBatch: v.max_batch as number | undefined,
     log: (m) => info(m),
+    world,
   };
 }
 
@@ -199,8 +207,8 @@ function reportGrpoProgress(trainer: GrpoTrainer, v: SettingValues): ProgressLin
   return progress;
 }
 
-async function runGrpo(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues, signal: AbortSignal): Promise<number> {
-  const options = grpoOptions(model, generator, examples, v);
+async function runGrpo(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues, signal: AbortSignal, world: World): Promise<number> {
+  const options = grpoOptions(model, generator, examples, v, world);
   const outputDir = options.outputDir as string;
   if (options.resumeFrom === undefined && listCheckpoints(outputDir).length > 0 && !v.overwrite_output_dir) {
     throw invalid(`${outputDir} already holds checkpoints of an earlier run: continue it with --resume, or start over with --overwrite-output-dir (or another --output-dir)`);
@@ -209,20 +217,21 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
   const c = trainer.config;
   info(
     `GRPO: ${trainer.totalSteps} steps x ${c.promptsPerStep} prompts x ${c.numGenerations} completions (up to ${c.sampling.maxCompletionLength} tokens), lr ${c.learningRate}, ` +
-      `${c.sync ? 'on-policy (sync)' : `one step off-policy${generator ? ', separate generator engine' : ''}`}, ${examples.length} prompts in the dataset; writing to ${outputDir}`,
+      `${c.sync ? 'on-policy (sync)' : `one step off-policy${generator ? ', separate generator engine' : ''}`}, ${examples.length} prompts in the dataset; ` +
+      `world size ${world.size}${world.size > 1 ? ` (${c.promptsPerStep / world.size} prompts per rank, ${model.info.backend} threads per rank ${v.threads === 0 ? 'split' : v.threads})` : ''}; writing to ${outputDir}`,
   );
   info(describeLoss(c));
-  const progress = reportGrpoProgress(trainer, v);
+  const progress = quiet ? undefined : reportGrpoProgress(trainer, v);
   try {
     const result = await trainer.train({ signal });
-    progress.finish();
+    progress?.finish();
     const last = result.metrics[result.metrics.length - 1];
     const first = result.metrics[0];
     if (first && last) info(`done: steps ${result.startStep + 1}-${result.steps} in ${result.seconds.toFixed(1)} s; reward ${fmt(first.reward)} -> ${fmt(last.reward)}`);
     info(`adapter: ${outputDir} (PEFT format); metrics: ${join(outputDir, 'metrics.jsonl')}${v.plot ? `; plot: ${join(outputDir, 'reward_curve.svg')}` : ''}`);
     return 0;
   } catch (err) {
-    progress.finish();
+    progress?.finish();
     if (err instanceof AbortError) {
       const ckpts = listCheckpoints(outputDir);
       const last = ckpts[ckpts.length - 1];
@@ -233,7 +242,7 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
   }
 }
 
-async function runSft(model: Model, examples: Example[], v: SettingValues, signal: AbortSignal): Promise<number> {
+async function runSft(model: Model, examples: Example[], v: SettingValues, signal: AbortSignal, world: World): Promise<number> {
   if (v.resume_from_checkpoint !== undefined && v.resume_from_checkpoint !== false) throw invalid('--resume is for GRPO runs; an SFT run restarts (it is short)');
   const outputDir = v.output_dir as string;
   const trainer = new SftTrainer({
@@ -250,30 +259,32 @@ async function runSft(model: Model, examples: Example[], v: SettingValues, signa
     seed: v.seed as number,
     maxLength: v.max_length as number | undefined,
     outputDir,
+    world,
   });
   const total = trainer.totalSteps;
-  info(`SFT: ${total} updates on ${examples.length} examples; writing to ${outputDir}`);
+  info(`SFT: ${total} updates on ${examples.length} examples; world size ${world.size}; writing to ${outputDir}`);
   const metricsPath = join(outputDir, 'metrics.jsonl');
-  const metrics = new MetricsWriter(metricsPath);
+  const metrics = world.isMain ? new MetricsWriter(metricsPath) : undefined;
   const progress = new ProgressLine({ label: 'sft', total, intervalMs: 0 });
   const tty = process.stderr.isTTY === true;
   let numTokens = 0;
   trainer.on('step', (e) => {
     numTokens += e.tokens;
-    metrics.write({ step: e.step, epoch: e.epoch, loss: e.loss, learning_rate: e.learningRate, grad_norm: e.gradNorm, num_tokens: numTokens, 'timing/step_s': e.seconds });
+    metrics?.write({ step: e.step, epoch: e.epoch, loss: e.loss, learning_rate: e.learningRate, grad_norm: e.gradNorm, num_tokens: numTokens, 'timing/step_s': e.seconds, world_size: world.size });
+    if (quiet) return;
     if (tty || e.step % (v.logging_steps as number) === 0 || e.step === total) progress.update(e.step, { loss: e.loss, lr: e.learningRate });
   });
   try {
     const r = await trainer.train({ signal });
     progress.finish();
-    metrics.close();
-    if (v.plot) plotMetricsFile(metricsPath, join(outputDir, 'loss_curve.svg'), { metric: 'loss', title: 'SFT loss per update' });
+    metrics?.close();
+    if (v.plot && world.isMain) plotMetricsFile(metricsPath, join(outputDir, 'loss_curve.svg'), { metric: 'loss', title: 'SFT loss per update' });
     info(`done: ${r.steps} updates in ${r.seconds.toFixed(1)} s; loss ${fmt(r.losses[0])} -> ${fmt(r.losses[r.losses.length - 1])}; adapter: ${outputDir}`);
     if (r.truncated > 0) warn(`${r.truncated} completions were cut to --max-length`);
     return 0;
   } catch (err) {
     progress.finish();
-    metrics.close();
+    metrics?.close();
     if (err instanceof AbortError) {
       info('stopped; SFT writes its adapter only at the end');
       return EXIT_INTERRUPTED;
@@ -316,7 +327,11 @@ export function trainCommand(): Command {
   cmd.action(async (modelArg: string | undefined, _opts: unknown, command: Command) => {
     const interrupt = interruptController();
     let code = 0;
+    let world: World | undefined;
     try {
+      // under mpirun / srun this process is one rank of a data-parallel job (one process otherwise)
+      world = await initWorld();
+      quiet = !world.isMain;
       const configPath = (command.opts() as { config?: string }).config;
       const config = configPath !== undefined ? readConfigFile(configPath, warn) : {};
       const v = mergeSettings(command, config);
@@ -326,22 +341,25 @@ export function trainCommand(): Command {
       const examples = await loadExamples(v);
       const backend = v.backend as 'cpu' | 'cuda';
       const separate = (v.separate_generator as boolean) && !v.sync && v.mode !== 'sft';
-      let threads = v.threads as number;
+      // ranks on one machine split its cores
+      let threads = v.threads === 0 && world.localSize > 1 ? threadsPerRank(availableParallelism(), world.localSize) : (v.threads as number);
       let generatorThreads = v.generator_threads as number;
-      if (separate && backend === 'cpu' && threads === 0 && generatorThreads === 0) {
+      if (separate && backend === 'cpu' && v.threads === 0 && generatorThreads === 0) {
         // two engines share the cores instead of both taking all of them
-        const cores = availableParallelism();
+        const cores = world.localSize > 1 ? threads : availableParallelism();
         threads = Math.max(1, Math.ceil(cores / 2));
         generatorThreads = Math.max(1, Math.floor(cores / 2));
       }
-      const model = await Model.load(modelDir, { backend, threads, signal: interrupt.signal });
+      const gemm = v.gemm as 'auto' | 'blas' | 'builtin';
+      const device = world.localRank; // one GPU per rank on a machine (CUDA; ignored by the CPU backend)
+      const model = await Model.load(modelDir, { backend, threads, gemm, device, signal: interrupt.signal });
       let generator: Model | undefined;
       try {
         if (v.adapter !== undefined) await loadAdapter(model, v.adapter as string);
-        if (v.mode === 'sft') code = await runSft(model, examples, v, interrupt.signal);
+        if (v.mode === 'sft') code = await runSft(model, examples, v, interrupt.signal, world);
         else {
-          if (separate) generator = await Model.load(modelDir, { backend, threads: generatorThreads, signal: interrupt.signal });
-          code = await runGrpo(model, generator, examples, v, interrupt.signal);
+          if (separate) generator = await Model.load(modelDir, { backend, threads: generatorThreads, gemm, device, signal: interrupt.signal });
+          code = await runGrpo(model, generator, examples, v, interrupt.signal, world);
         }
       } finally {
         await generator?.dispose();
@@ -349,6 +367,10 @@ export function trainCommand(): Command {
       }
     } catch (err) {
       interrupt.dispose();
+      if (world !== undefined && world.size > 1) {
+        // one rank failing ends the whole job (no rank waits forever in a collective); the message names it
+        world.abort(err instanceof AbortError ? 'interrupted' : errorMessage(err), err instanceof AbortError ? EXIT_INTERRUPTED : 1);
+      }
       if (err instanceof AbortError) {
         info('interrupted');
         process.exit(EXIT_INTERRUPTED);
@@ -356,9 +378,18 @@ export function trainCommand(): Command {
       reportAndExit(err);
     }
     interrupt.dispose();
+    // an interrupted job: rank 0 has written its checkpoint, so it ends every rank; the others wait for it
+    if (code !== 0 && world.size > 1 && world.isMain) world.abort('stopped', code);
+    world.finalize();
     process.exit(code);
   });
   return cmd;
+}
+
+/** An error as one line: its message and code (the stack for an unexpected one). */
+function errorMessage(err: unknown): string {
+  if (err instanceof HayateError) return `error: ${err.message} [${err.code}]`;
+  return `error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
 }
 
 /** The settings table (for documentation and tests). */

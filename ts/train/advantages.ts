@@ -29,7 +29,11 @@ export function normalizeScaleRewards(v: ScaleRewards | boolean | string | undef
   throw invalid(`scaleRewards must be 'group', 'batch' or 'none' (or true / false), got ${JSON.stringify(v)}`);
 }
 
-export function groupAdvantages(rewards: readonly number[], groupSize: number, scale: ScaleRewards = 'group'): GroupAdvantages {
+/**
+ * The advantages of `rewards` in groups of `groupSize`. `batchStd` overrides the batch std of 'batch'
+ * scaling (data parallelism: the std over every rank's rewards, see data-parallel.ts).
+ */
+export function groupAdvantages(rewards: readonly number[], groupSize: number, scale: ScaleRewards = 'group', batchStd?: number): GroupAdvantages {
   if (!Number.isInteger(groupSize) || groupSize < 2) throw invalid(`group size must be an integer >= 2, got ${groupSize}`);
   if (rewards.length % groupSize !== 0) throw invalid(`${rewards.length} rewards do not split into groups of ${groupSize}`);
   const groups = rewards.length / groupSize;
@@ -43,14 +47,14 @@ export function groupAdvantages(rewards: readonly number[], groupSize: number, s
     groupStds.push(s);
     zeroStd.push(Math.abs(s) <= 1e-8);
   }
-  const batchStd = rewards.length > 1 ? std(rewards) : 0;
+  const scaleStd = batchStd ?? (rewards.length > 1 ? std(rewards) : 0);
   const advantages = rewards.map((r, i) => {
     const g = Math.floor(i / groupSize);
     const centered = r - groupMeans[g];
     if (scale === 'group') return centered / (groupStds[g] + SCALE_EPS);
-    if (scale === 'batch') return centered / (batchStd + SCALE_EPS);
+    if (scale === 'batch') return centered / (scaleStd + SCALE_EPS);
     return centered;
   });
-  const rewardStd = scale === 'batch' ? batchStd : groups > 0 ? mean(groupStds) : 0;
+  const rewardStd = scale === 'batch' ? scaleStd : groups > 0 ? mean(groupStds) : 0;
   return { advantages, groupMeans, groupStds, zeroStd, fracZeroStd: groups > 0 ? zeroStd.filter(Boolean).length / groups : 0, rewardStd };
 }

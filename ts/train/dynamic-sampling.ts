@@ -14,11 +14,6 @@ export function keptGroups(rollout: Rollout): number[] {
   return rollout.adv.zeroStd.flatMap((zero, g) => (zero ? [] : [g]));
 }
 
-/** Whether a step that generated `rollout` so far must draw another batch. */
-export function needsRefill(rollout: Rollout, promptsPerStep: number, maxNumGenBatches: number): boolean {
-  return rollout.genBatches < maxNumGenBatches && keptGroups(rollout).length < promptsPerStep;
-}
-
 /** The reward scores of several batches as one (metrics recomputed over all of them). */
 function mergeScores(parts: readonly RewardScores[]): RewardScores {
   const first = parts[0];

@@ -41,6 +41,8 @@ export interface GrpoTrainerState {
   /** Prompt + completion tokens processed so far (TRL num_tokens). */
   numTokens: number;
   sync: boolean;
+  /** Ranks of the data-parallel job that wrote it (absent: 1). The global batch is promptsPerStep either way. */
+  worldSize?: number;
   savedAt: string;
 }
 

@@ -3,6 +3,7 @@
 // happens in the constructor, so bad values (G < 2, an empty dataset, a bad loss type) fail before any
 // model work starts.
 import type { Example } from '../data/dataset.js';
+import type { World } from '../distributed/world.js';
 import {
   IMPORTANCE_SAMPLING_LEVELS,
   KL_ESTIMATORS,
@@ -149,6 +150,12 @@ export interface GrpoTrainerOptions {
   kvCacheTokens?: number;
   /** Where warnings go (default stderr). */
   log?: (message: string) => void;
+  /**
+   * The data-parallel job this process is a rank of (`await initWorld()` under mpirun or srun; default:
+   * this process alone). promptsPerStep is then the global count, split evenly over the ranks; rank 0
+   * alone writes metrics, samples, checkpoints and the adapter.
+   */
+  world?: World;
 }
 
 /** Every option resolved: defaults (training-defaults.ts) applied, the step count derived. */
@@ -253,6 +260,8 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
   if (o.resumeFrom !== undefined && o.resumeFrom !== false && o.outputDir === undefined && typeof o.resumeFrom !== 'string') throw invalid('resumeFrom: true needs outputDir');
   if (o.generator !== undefined && o.generator === o.model) throw invalid('generator must be a second Model instance (or omitted to generate with model)');
   const P = o.promptsPerStep ?? GRPO_DEFAULTS.promptsPerStep;
+  const worldSize = o.world?.size ?? 1;
+  if (P % worldSize !== 0) throw invalid(`promptsPerStep (${P}, the global batch) must split evenly over the ${worldSize} ranks of the job`);
   const epochs = o.numTrainEpochs ?? RUN_DEFAULTS.numTrainEpochs;
   const totalSteps = o.maxSteps ?? Math.max(1, Math.ceil((o.dataset.length * epochs) / P));
   return {

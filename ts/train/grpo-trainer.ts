@@ -37,6 +37,8 @@ import { runGrpoUpdate, type GrpoUpdateStats } from './grpo-update.js';
 import { truncateJsonlByStep } from './jsonl-log.js';
 import type { Rollout } from './rollout.js';
 import { RolloutPipeline } from './rollout-pipeline.js';
+import { globalRolloutView } from './data-parallel.js';
+import { singleProcessWorld, type World } from '../distributed/world.js';
 import { toRewardSpecs } from './reward-specs.js';
 import { resolveSchedule } from './schedule.js';
 
@@ -80,6 +82,8 @@ export interface GrpoResult {
 /** One run's state, shared by its phases. */
 interface GrpoRun {
   readonly model: Model;
+  /** The data-parallel job (one process by default); rank 0 alone writes files. */
+  readonly world: World;
   readonly generator: Model;
   /** One step off-policy (the default) rather than `sync`. */
   readonly offPolicy: boolean;
@@ -196,12 +200,12 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     if (run.offPolicy && hasNext) await run.rollouts.launchAhead(u + 1);
     // update
     const trainStarted = performance.now();
-    const update = await runGrpoUpdate({ trainer: run.trainer as TrainerCore, rollout, config: c, signal: run.signal, useRolloutLogprobs: run.offPolicy || c.numIterations > 1, log: (m) => this.log(m) });
+    const update = await runGrpoUpdate({ trainer: run.trainer as TrainerCore, rollout, config: c, signal: run.signal, useRolloutLogprobs: run.offPolicy || c.numIterations > 1, log: (m) => this.log(m), world: run.world });
     const trainingSeconds = (performance.now() - trainStarted) / 1000;
     run.completed = u + 1;
     run.rollouts.forget(u);
     // metrics (and samples), checkpoint
-    this.recordStep(run, rollout, update, trainingSeconds, stepStarted);
+    await this.recordStep(run, rollout, update, trainingSeconds, stepStarted);
     if (this.options.outputDir !== undefined && ((c.saveSteps > 0 && run.completed % c.saveSteps === 0) || run.completed === c.totalSteps)) {
       await this.saveCheckpoint(run, run.completed);
     }
@@ -214,6 +218,7 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     const c = this.config;
     const model = o.model;
     const generator = o.generator ?? model;
+    const world = o.world ?? singleProcessWorld();
     const rollouts = new RolloutPipeline({
       model,
       generator,
@@ -225,10 +230,11 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
       sampling: c.sampling,
       scaleRewards: c.scaleRewards,
       maxNumGenBatches: c.maxNumGenBatches,
+      world,
       signal,
     });
     const startStep = resume?.state.step ?? 0;
-    return { model, generator, offPolicy: !c.sync, signal, pool, rollouts, resume, startStep, completed: startStep, numTokens: resume?.state.numTokens ?? 0, metrics: [] };
+    return { model, world, generator, offPolicy: !c.sync, signal, pool, rollouts, resume, startStep, completed: startStep, numTokens: resume?.state.numTokens ?? 0, metrics: [] };
   }
 
   /** The policy's adapters and optimizer (fresh, or restored from the resumed checkpoint), the generator's adapters, the logs. */
@@ -248,7 +254,13 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     }
     const info = run.model.lora!;
     if (run.generator !== run.model) await run.generator.attachLora({ rank: info.rank, alpha: info.alpha, rslora: info.rslora, modules: info.modules });
-    if (o.outputDir !== undefined) {
+    if (run.resume !== undefined && (run.resume.state.worldSize ?? 1) !== run.world.size && run.world.isMain) {
+      this.log(
+        `${run.resume.dir} was written by a job of ${run.resume.state.worldSize ?? 1} rank(s); resuming with ${run.world.size}: the global batch (${c.promptsPerStep} prompts), ` +
+          'the data order and the sampling seeds (by global prompt position) are unchanged, so the run continues as it would have, up to the order of floating-point sums',
+      );
+    }
+    if (o.outputDir !== undefined && run.world.isMain) {
       const metricsPath = join(o.outputDir, 'metrics.jsonl');
       const samplesPath = join(o.outputDir, 'samples.jsonl');
       const resumed = run.resume !== undefined;
@@ -260,18 +272,23 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     }
   }
 
-  /** The metrics line of the step just completed, its 'step' event and, every sampleSteps steps, samples. */
-  private recordStep(run: GrpoRun, rollout: Rollout, update: GrpoUpdateStats, trainingSeconds: number, stepStarted: number): void {
+  /**
+   * The metrics line of the step just completed (over every rank's rollouts), its 'step' event and, every
+   * sampleSteps steps, samples (rank 0's first completions: the global batch's first).
+   */
+  private async recordStep(run: GrpoRun, local: Rollout, update: GrpoUpdateStats, trainingSeconds: number, stepStarted: number): Promise<void> {
     const c = this.config;
     const step = run.completed;
+    const rollout = await globalRolloutView(run.world, local, c.numGenerations, c.scaleRewards);
     run.numTokens += rolloutTokenCount(rollout, c.numGenerations);
     const epoch = (rollout.promptsDrawn ?? step * c.promptsPerStep) / this.options.dataset.length;
     const m = grpoStepMetrics({ step, epoch, rollout, update, config: c, numTokens: run.numTokens, trainingSeconds, stepStarted });
+    m.world_size = run.world.size;
     run.logs?.metrics.write(m);
     run.metrics.push(m);
     this.safeEmit('step', { step, totalSteps: c.totalSteps, metrics: m, warnings: rollout.scores.warnings });
     if (isSampleStep(step, c.sampleSteps)) {
-      const samples = grpoSamples(rollout, c.samplesPerLog, c.numGenerations);
+      const samples = grpoSamples(local, c.samplesPerLog, c.numGenerations);
       for (const s of samples) run.logs?.samples.write({ step, ...s, rewards: JSON.stringify(s.rewards) });
       this.safeEmit('sample', { step, samples });
     }
@@ -298,8 +315,14 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
       numGenerations: c.numGenerations,
       numTokens: run.numTokens,
       sync: c.sync,
+      worldSize: run.world.size,
       savedAt: new Date().toISOString(),
     };
+    if (!run.world.isMain) {
+      // rank 0 writes; the others know where it went (they hold the same adapter and optimizer state)
+      run.lastCheckpoint = join(o.outputDir as string, `checkpoint-${s}`);
+      return run.lastCheckpoint;
+    }
     const dir = await writeGrpoCheckpoint({ outputDir: o.outputDir as string, model: run.model, trainer, state, rolloutAdapter: position.rolloutAdapter });
     run.lastCheckpoint = dir;
     if (o.saveTotalLimit !== undefined) pruneCheckpoints(o.outputDir as string, o.saveTotalLimit, dir);
@@ -310,7 +333,7 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
   /** The end of a run: the final adapter also at the top of outputDir (as TRL's save_model), the reward curve. */
   private async finish(run: GrpoRun): Promise<void> {
     const outputDir = this.options.outputDir;
-    if (outputDir === undefined) return;
+    if (outputDir === undefined || !run.world.isMain) return;
     await saveAdapter(run.model, outputDir);
     this.closeMetricsLog(run, outputDir);
   }
@@ -318,7 +341,7 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
   /** With checkpointOnAbort, an aborted run first writes a checkpoint of its last completed step (if not written yet). */
   private async checkpointAfterAbort(run: GrpoRun, err: unknown): Promise<void> {
     const outputDir = this.options.outputDir;
-    if (!isAbort(err) || !this.options.checkpointOnAbort || outputDir === undefined || !run.trainer) return;
+    if (!isAbort(err) || !this.options.checkpointOnAbort || outputDir === undefined || !run.trainer || !run.world.isMain) return;
     if (run.completed <= run.startStep || run.lastCheckpoint?.endsWith(`checkpoint-${run.completed}`)) return;
     try {
       await this.saveCheckpoint(run, run.completed);

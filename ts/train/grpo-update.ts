@@ -1,6 +1,7 @@
 // The update phase of a GRPO step: the batch's completions become training sequences (the groups the
 // rollout selected, minus filtered groups and masked truncations) and numIterations optimizer updates run on them, each accumulating
 // gradients over gradientAccumulationSteps micro-batches.
+import type { World } from '../distributed/world.js';
 import type { LossOptions, TrainerCore, TrainSequence } from '../trainer-core.js';
 import type { ResolvedGrpoOptions } from './grpo-options.js';
 import type { Rollout } from './rollout.js';
@@ -111,10 +112,14 @@ export async function runGrpoUpdate(args: {
   signal: AbortSignal;
   useRolloutLogprobs: boolean;
   log: (message: string) => void;
+  /** Data parallelism: the loss normalisers, the gradients and the statistics are summed over its ranks. */
+  world: World;
 }): Promise<GrpoUpdateStats> {
-  const { trainer, rollout, config: c, signal } = args;
+  const { trainer, rollout, config: c, signal, world } = args;
   const corrected = c.rolloutCorrection !== 'none';
   const sequences = trainingSequences(rollout, c, args.useRolloutLogprobs && !corrected);
+  const local = { sequences: sequences.length, tokens: sequences.reduce((n, s) => n + s.completion.length, 0) };
+  const [sequencesInStep, tokensInStep] = world.size === 1 ? [local.sequences, local.tokens] : await world.allReduceSumNumbers([local.sequences, local.tokens]);
   const out: GrpoUpdateStats = {
     loss: 0,
     kl: 0,
@@ -129,12 +134,13 @@ export async function runGrpoUpdate(args: {
     entropyKept: 0,
     lr: trainer.nextLearningRate() ?? c.learningRate,
     gradNorm: 0,
-    sequences: sequences.length,
+    sequences: sequencesInStep,
     skipped: 0,
   };
-  if (sequences.length === 0) return out; // every group filtered: no signal, no update
-  const micro = splitEvenly(sequences, c.gradientAccumulationSteps);
-  const loss = stepLoss(c, sequences);
+  if (sequencesInStep === 0) return out; // every group filtered on every rank: no signal, no update
+  // a rank with no sequences of its own still takes part in the gradient sum (with zeros) and the step
+  const micro = sequences.length > 0 ? splitEvenly(sequences, c.gradientAccumulationSteps) : [];
+  const loss = { ...stepLoss(c, sequences), sequencesInStep, tokensInStep };
   const sums = { tokens: 0, clipUnits: 0, calls: 0, diffTokens: 0, diffSum: 0, diffMax: 0, isUnits: 0, isSum: 0, isMin: Infinity, isMax: -Infinity };
   for (let it = 0; it < c.numIterations; it++) {
     await trainer.zeroGrad();
@@ -167,14 +173,16 @@ export async function runGrpoUpdate(args: {
         sums.isMax = Math.max(sums.isMax, s.isRatioMax ?? -Infinity);
       }
     }
+    if (world.size > 1) await trainer.allReduceGradients();
     const r = await trainer.step();
     out.lr = r.lr;
     out.gradNorm += r.gradNorm / c.numIterations;
     if (!r.applied) {
       out.skipped++;
-      args.log(`warning: update skipped at step ${rollout.step + 1}: ${r.skippedReason ?? 'non-finite values'}`);
+      if (world.isMain) args.log(`warning: update skipped at step ${rollout.step + 1}: ${r.skippedReason ?? 'non-finite values'}`);
     }
   }
+  if (world.size > 1) await reduceStats(world, out, sums);
   if (sums.tokens > 0) {
     out.kl /= sums.tokens;
     out.entropy /= sums.tokens;
@@ -187,13 +195,30 @@ export async function runGrpoUpdate(args: {
     out.clipRegion /= sums.clipUnits;
     out.cispoClip /= sums.clipUnits;
   }
-  out.clipLowMin /= sums.calls;
-  out.clipHighMax /= sums.calls;
+  if (sums.calls > 0) {
+    out.clipLowMin /= sums.calls;
+    out.clipHighMax /= sums.calls;
+  }
   if (sums.diffTokens > 0) {
     out.sampling = { logpDiffMean: sums.diffSum / sums.diffTokens, logpDiffMax: sums.diffMax };
     if (sums.isUnits > 0) Object.assign(out.sampling, { isRatioMin: sums.isMin, isRatioMean: sums.isSum / sums.isUnits, isRatioMax: sums.isMax });
   }
   return out;
+}
+
+/** The step's statistics summed over the ranks (extremes by min / max), in place. */
+async function reduceStats(world: World, out: GrpoUpdateStats, sums: { [k: string]: number }): Promise<void> {
+  const keys = ['loss', 'kl', 'entropy', 'entropyKept', 'dualClip', 'clipLow', 'clipHigh', 'clipRegion', 'cispoClip', 'clipLowMin', 'clipHighMax'] as const;
+  const sumKeys = ['tokens', 'clipUnits', 'calls', 'diffSum', 'diffTokens', 'isSum', 'isUnits'] as const;
+  const summed = await world.allReduceSumNumbers([...keys.map((k) => out[k]), ...sumKeys.map((k) => sums[k])]);
+  keys.forEach((k, i) => (out[k] = summed[i]));
+  sumKeys.forEach((k, i) => (sums[k] = summed[keys.length + i]));
+  // extremes: max of (diffMax, isMax, -isMin) over ranks
+  const all = await world.allGatherJson([sums.diffMax, sums.isMin, sums.isMax].map((v) => (Number.isFinite(v) ? v : null)));
+  const finite = (i: number) => all.map((a) => a[i]).filter((v): v is number => v !== null);
+  sums.diffMax = Math.max(0, ...finite(0));
+  sums.isMin = Math.min(Infinity, ...finite(1));
+  sums.isMax = Math.max(-Infinity, ...finite(2));
 }
 
 /** Makes the first iteration's log-probs (the trainer's before the update) the old log-probs of the later ones. */

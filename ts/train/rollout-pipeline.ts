@@ -19,7 +19,9 @@ import type { Example } from '../data/dataset.js';
 import type { LoraTensors, Model } from '../model.js';
 import type { RewardPool } from '../rewards/pool.js';
 import type { ScaleRewards } from './advantages.js';
-import { mergeRollouts, needsRefill } from './dynamic-sampling.js';
+import type { World } from '../distributed/world.js';
+import { globalTrainGroups, withGlobalAdvantages } from './data-parallel.js';
+import { mergeRollouts } from './dynamic-sampling.js';
 import { startRollout, type PendingRollout, type Rollout, type RolloutSampling } from './rollout.js';
 
 export interface RolloutPipelineOptions {
@@ -36,6 +38,8 @@ export interface RolloutPipelineOptions {
   scaleRewards: ScaleRewards;
   /** Generation batches per step at most (1: no refill). */
   maxNumGenBatches: number;
+  /** The data-parallel job (one process: SINGLE_PROCESS_WORLD); promptsPerStep is the global count. */
+  world: World;
   /** Cancels in-flight generation. */
   signal: AbortSignal;
 }
@@ -56,7 +60,8 @@ export class RolloutPipeline {
   private pending: PendingRollout | undefined;
 
   constructor(private readonly o: RolloutPipelineOptions) {
-    this.sampler = new BatchSampler(o.dataset.length, { batchSize: o.promptsPerStep, seed: o.seed });
+    // every rank walks the same global order and takes its slice of each global batch
+    this.sampler = new BatchSampler(o.dataset.length, { batchSize: o.promptsPerStep / o.world.size, seed: o.seed, rank: o.world.rank, worldSize: o.world.size });
   }
 
   private get separate(): boolean {
@@ -87,21 +92,25 @@ export class RolloutPipeline {
     }
   }
 
-  /** The scored batch launched last (the current step's), refilled by dynamic sampling when it is on. */
+  /**
+   * The scored batch launched last (the current step's), refilled by dynamic sampling when it is on. Data
+   * parallel, its collectives (the global batch std, the global kept count) run here, in the step loop.
+   */
   async take(): Promise<Rollout> {
     const first = await (this.pending as PendingRollout).done;
     this.pending = undefined;
-    const { maxNumGenBatches, promptsPerStep, numGenerations, scaleRewards } = this.o;
-    if (maxNumGenBatches <= 1) return first;
+    const { maxNumGenBatches, promptsPerStep, numGenerations, scaleRewards, world } = this.o;
+    if (maxNumGenBatches <= 1) return withGlobalAdvantages(world, first, numGenerations, scaleRewards);
     const parts = [first];
-    let rollout = mergeRollouts(parts, numGenerations, scaleRewards, promptsPerStep);
-    while (needsRefill(rollout, promptsPerStep, maxNumGenBatches)) {
+    for (;;) {
+      const merged = await withGlobalAdvantages(world, mergeRollouts(parts, numGenerations, scaleRewards, promptsPerStep), numGenerations, scaleRewards);
+      const groups = await globalTrainGroups(world, parts, promptsPerStep);
+      merged.trainGroups = groups.local;
+      if (groups.kept >= promptsPerStep || parts.length >= maxNumGenBatches) return merged;
       const extra = this.launch(first.step, parts.length);
       this.pending = undefined; // awaited right here
       parts.push(await extra.done);
-      rollout = mergeRollouts(parts, numGenerations, scaleRewards, promptsPerStep);
     }
-    return rollout;
   }
 
   /**
@@ -156,7 +165,8 @@ export class RolloutPipeline {
       return t;
     });
     const { generator, pool, seed, numGenerations, sampling, scaleRewards, signal } = this.o;
-    const started = startRollout({ generator, pool, step, seed, indices, examples, promptTokens, numGenerations, genBatch, sampling, scaleRewards, signal });
+    const seedOffset = this.o.world.rank * indices.length; // this slice's position in the global batch
+    const started = startRollout({ generator, pool, step, seed, indices, examples, promptTokens, numGenerations, genBatch, seedOffset, sampling, scaleRewards, signal });
     const promptsDrawn = drawn.epoch * dataset.length + drawn.position;
     const pending: PendingRollout = { generated: started.generated, done: started.done.then((r) => ({ ...r, promptsDrawn })) };
     pending.done.catch(() => undefined); // awaited later; never an unhandled rejection

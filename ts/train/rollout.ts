@@ -69,6 +69,11 @@ export interface RolloutRequest {
   numGenerations: number;
   /** Which generation batch of the step this is (0: the first; dynamic sampling draws more). */
   genBatch?: number;
+  /**
+   * Position of this request's first prompt in the step's global batch (data parallelism: rank x prompts
+   * per rank), so a prompt's samples are seeded by its global position and do not depend on the world size.
+   */
+  seedOffset?: number;
   sampling: RolloutSampling;
   scaleRewards: ScaleRewards;
   signal?: AbortSignal;
@@ -118,7 +123,7 @@ function generateCompletions(args: RolloutRequest): Promise<GenerateResult> {
       topK: s.topK,
       minP: s.minP,
       stop: s.stop.length > 0 ? s.stop : undefined,
-      seed: rolloutSeed(args.seed, args.step, args.genBatch ?? 0),
+      seed: rolloutSeed(args.seed, args.step, args.genBatch ?? 0) + (args.seedOffset ?? 0),
       maxBatch: s.maxBatch,
       kvCacheTokens: s.kvCacheTokens,
       signal: args.signal,

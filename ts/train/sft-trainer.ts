@@ -7,6 +7,7 @@
 //   const { losses } = await sft.train({ signal });
 import { saveAdapter } from '../adapter.js';
 import { BatchSampler } from '../data/order.js';
+import { singleProcessWorld, type World } from '../distributed/world.js';
 import { AbortError, HayateError } from '../errors.js';
 import type { LoraOptions, Model } from '../model.js';
 import { TrainerCore, type OptimizerOptions } from '../trainer-core.js';
@@ -47,6 +48,12 @@ export interface SftTrainerOptions {
   maxLength?: number;
   /** Write the trained adapter (PEFT format) here at the end. */
   outputDir?: string;
+  /**
+   * The data-parallel job this process is a rank of (`await initWorld()`; default: this process alone).
+   * batchSize is per rank (TRL's per_device_train_batch_size): an update covers batchSize x
+   * gradientAccumulationSteps x ranks sequences; rank 0 alone writes the adapter.
+   */
+  world?: World;
 }
 
 export interface SftStepEvent {
@@ -103,7 +110,7 @@ export class SftTrainer extends TypedEmitter<SftTrainerEvents> {
   get totalSteps(): number {
     const o = this.options;
     if (o.maxSteps !== undefined) return o.maxSteps;
-    const perStep = (o.batchSize ?? SFT_DEFAULTS.batchSize) * (o.gradientAccumulationSteps ?? RUN_DEFAULTS.gradientAccumulationSteps);
+    const perStep = (o.batchSize ?? SFT_DEFAULTS.batchSize) * (o.gradientAccumulationSteps ?? RUN_DEFAULTS.gradientAccumulationSteps) * (o.world?.size ?? 1);
     return Math.max(1, Math.ceil((o.data.length * (o.epochs ?? RUN_DEFAULTS.numTrainEpochs)) / perStep));
   }
 
@@ -134,7 +141,9 @@ export class SftTrainer extends TypedEmitter<SftTrainerEvents> {
       optimizer: { ...o.optimizer, lr },
       schedule: resolveSchedule(lr, totalSteps, o.schedule),
     });
-    const sampler = new BatchSampler(sequences.length, { batchSize: microBatch * accumulation, seed, shuffle: o.shuffle ?? SFT_DEFAULTS.shuffle });
+    const world = o.world ?? singleProcessWorld();
+    // every rank walks the same order and takes its slice of each update's global batch
+    const sampler = new BatchSampler(sequences.length, { batchSize: microBatch * accumulation, seed, shuffle: o.shuffle ?? SFT_DEFAULTS.shuffle, rank: world.rank, worldSize: world.size });
     const losses: number[] = [];
     let tokens = 0;
     try {
@@ -143,14 +152,20 @@ export class SftTrainer extends TypedEmitter<SftTrainerEvents> {
         const stepStarted = performance.now();
         const epoch = sampler.state().epoch;
         const batch: EncodedSftExample[] = sampler.next().map((i) => sequences[i]);
-        const stepTokens = batch.reduce((n, s) => n + s.completion.length, 0);
+        const localTokens = batch.reduce((n, s) => n + s.completion.length, 0);
+        // the loss is a token mean over the whole update: every rank divides by the global counts
+        const [stepTokens, stepSequences] = world.size === 1 ? [localTokens, batch.length] : await world.allReduceSumNumbers([localTokens, batch.length]);
         await trainer.zeroGrad();
         let loss = 0;
         for (let m = 0; m < accumulation; m++) {
           const micro = batch.slice(m * microBatch, (m + 1) * microBatch);
           if (micro.length === 0) continue;
-          const s = await trainer.forwardBackward(micro, { type: 'sft', tokensInStep: stepTokens, sequencesInStep: batch.length }, { signal });
+          const s = await trainer.forwardBackward(micro, { type: 'sft', tokensInStep: stepTokens, sequencesInStep: stepSequences }, { signal });
           loss += s.loss;
+        }
+        if (world.size > 1) {
+          await trainer.allReduceGradients();
+          [loss] = await world.allReduceSumNumbers([loss]);
         }
         const r = await trainer.step();
         losses.push(loss);
@@ -168,7 +183,7 @@ export class SftTrainer extends TypedEmitter<SftTrainerEvents> {
         });
       }
       const result: SftResult = { steps: totalSteps, losses, tokens, skippedSteps: trainer.skippedSteps, truncated, seconds: 0 };
-      if (o.outputDir !== undefined) {
+      if (o.outputDir !== undefined && world.isMain) {
         await saveAdapter(model, o.outputDir);
         result.adapterDir = o.outputDir;
       }
