@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initModel } from '../ts/init-model.js';
 import { readMetrics } from '../ts/metrics/writer.js';
-import { machineInfo, packageRoot, writeBenchRecord, type BenchRecord } from '../ts/bench/record.js';
-import { execFileSync } from 'node:child_process';
+import { packageRoot, scriptBenchRecord, writeBenchRecord, type BenchRecord } from '../ts/bench/record.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: number): number => {
@@ -48,22 +47,7 @@ function run(np: number): { command: string; stepsPerSecond: number; stepSeconds
 const started = new Date();
 const single = run(1);
 const multi = run(ranks);
-const git = (a: string[]) => {
-  try {
-    return execFileSync('git', a, { cwd: packageRoot, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-};
-const record: BenchRecord = {
-  name: 'grpo-ranks',
-  date: started.toISOString(),
-  command: `npx tsx bench/distributed.ts --ranks ${ranks} --steps ${steps} --prompts ${prompts} --G ${G} --tokens ${tokens}`,
-  commit: git(['rev-parse', 'HEAD']),
-  dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
-  machine: machineInfo(),
-  seconds: (Date.now() - started.getTime()) / 1000,
-  result: {
+const record: BenchRecord = scriptBenchRecord('grpo-ranks', `npx tsx bench/distributed.ts --ranks ${ranks} --steps ${steps} --prompts ${prompts} --G ${G} --tokens ${tokens}`, started, {
     shape: 'tiny',
     globalBatch: { prompts, completionsPerPrompt: G, maxCompletionTokens: tokens },
     steps,
@@ -71,8 +55,7 @@ const record: BenchRecord = {
     oneProcess: { ranks: 1, threadsPerRank: Math.max(1, cores), ...single },
     dataParallel: { ranks, threadsPerRank: Math.max(1, Math.floor(cores / ranks)), ...multi },
     speedup: multi.stepsPerSecond / single.stepsPerSecond,
-  },
-};
+  });
 const file = writeBenchRecord(record, join(packageRoot, 'bench', 'results'));
 process.stderr.write(`1 process: ${single.stepsPerSecond.toFixed(3)} steps/s; ${ranks} ranks: ${multi.stepsPerSecond.toFixed(3)} steps/s -> ${file}\n`);
 rmSync(work, { recursive: true, force: true });

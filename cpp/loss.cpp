@@ -151,14 +151,24 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
   validate_loss_options(o);
   const LossType type = *o.type;
   const int S = static_cast<int>(in.completion_lens.size());
-  int64_t T = 0;
-  int max_len = 0;
+  int64_t slots = 0;  // completion tokens, the model's and context
   for (int len : in.completion_lens) {
     HAYATE_CHECK(len >= 0, ErrorCode::kInvalidArgument, "negative completion length");
-    T += len;
-    max_len = std::max(max_len, len);
+    slots += len;
   }
-  HAYATE_CHECK(static_cast<int64_t>(in.logprobs.size()) == T, ErrorCode::kInternal, "loss: log-prob count mismatch");
+  HAYATE_CHECK(static_cast<int64_t>(in.logprobs.size()) == slots, ErrorCode::kInternal, "loss: log-prob count mismatch");
+  HAYATE_CHECK(in.mask.empty() || static_cast<int64_t>(in.mask.size()) == slots, ErrorCode::kInvalidArgument,
+               "loss mask: expected one per completion token (" + std::to_string(slots) + "), got " + std::to_string(in.mask.size()));
+  auto counts = [&](int64_t t) { return in.mask.empty() || in.mask[t] != 0; };
+  // the model's own tokens per completion (its |o_i|) and in the batch (T)
+  std::vector<int> own(S, 0);
+  int64_t T = 0;
+  int max_len = 0;
+  for (int s = 0, t = 0; s < S; ++s) {
+    for (int k = 0; k < in.completion_lens[s]; ++k, ++t) own[s] += counts(t);
+    T += own[s];
+    max_len = std::max(max_len, own[s]);
+  }
   const bool sft = type == LossType::Sft;
   const bool cispo = type == LossType::Cispo;
   RolloutCorrection correction = RolloutCorrection::None;
@@ -173,30 +183,36 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
                  "GRPO needs one advantage per sequence: got " + std::to_string(in.advantages.size()) + " for " +
                      std::to_string(S) + " sequences");
     check_finite(in.advantages, "advantages");
-    if (!in.old_logprobs.empty()) check_per_token(in.old_logprobs, T, "old log-probs");
+    if (!in.old_logprobs.empty()) check_per_token(in.old_logprobs, slots, "old log-probs");
     if (o.beta != 0) {
       HAYATE_CHECK(!in.ref_logprobs.empty(), ErrorCode::kInvalidArgument, "beta != 0 needs reference log-probs, one per completion token");
-      check_per_token(in.ref_logprobs, T, "reference log-probs");
+      check_per_token(in.ref_logprobs, slots, "reference log-probs");
     }
     HAYATE_CHECK(correction == RolloutCorrection::None || !in.sampling_logprobs.empty(), ErrorCode::kInvalidArgument,
                  "a rollout correction needs the sampler's log-probs, one per completion token");
-    if (!in.sampling_logprobs.empty()) check_per_token(in.sampling_logprobs, T, "sampling log-probs");
+    if (!in.sampling_logprobs.empty()) check_per_token(in.sampling_logprobs, slots, "sampling log-probs");
     HAYATE_CHECK(!entropy_mask || !in.entropies.empty(), ErrorCode::kInvalidArgument,
                  "top_entropy_quantile < 1 needs the per-token entropies");
-    if (entropy_mask) check_per_token(in.entropies, T, "entropies");
+    if (entropy_mask) check_per_token(in.entropies, slots, "entropies");
   }
 
   const double seqs = o.sequences_in_step > 0 ? o.sequences_in_step : S;
   const double toks = o.tokens_in_step > 0 ? o.tokens_in_step : static_cast<double>(T);
   const double lmax = o.max_completion_length > 0 ? o.max_completion_length : max_len;
   // The entropy mask keeps the tokens at or above the (1 - q) quantile of this batch's entropies.
-  const double entropy_threshold = entropy_mask && T > 0 ? quantile(in.entropies, 1.0 - o.top_entropy_quantile) : 0.0;
+  double entropy_threshold = 0;
+  if (entropy_mask && T > 0) {
+    std::vector<double> own_entropies;
+    for (int64_t t = 0; t < slots; ++t)
+      if (counts(t)) own_entropies.push_back(in.entropies[t]);
+    entropy_threshold = quantile(std::move(own_entropies), 1.0 - o.top_entropy_quantile);
+  }
 
   LossResult r;
   r.tokens = T;
   r.sequences = S;
   r.has_sampling = !sft && !in.sampling_logprobs.empty();
-  r.dlogprobs.assign(static_cast<size_t>(T), 0.0);
+  r.dlogprobs.assign(static_cast<size_t>(slots), 0.0);
   int64_t low = 0, high = 0, region = 0, dual = 0, cispo_clipped = 0, units = 0, kept = 0;
   double kl_sum = 0, ratio_sum = 0, nll_sum = 0, diff_sum = 0, diff_max = 0;
   double is_sum = 0, is_min = std::numeric_limits<double>::infinity(), is_max = -std::numeric_limits<double>::infinity();
@@ -210,9 +226,10 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
   };
   int64_t t0 = 0;
   for (int s = 0; s < S; ++s) {
-    const int len = in.completion_lens[s];
     const int64_t begin = t0;
-    t0 += len;
+    const int64_t end = t0 + in.completion_lens[s];
+    t0 = end;
+    const int len = own[s];  // |o_i|: the model's tokens
     if (len == 0) continue;
     // the aggregate's weight of each of this completion's token losses
     double a = 0;
@@ -225,7 +242,8 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
       case LossType::DrGrpo: a = seqs * lmax > 0 ? 1.0 / (seqs * lmax) : 0.0; break;
     }
     if (sft) {
-      for (int64_t t = begin; t < begin + len; ++t) {
+      for (int64_t t = begin; t < end; ++t) {
+        if (!counts(t)) continue;
         nll_sum -= in.logprobs[t];
         r.loss += -a * in.logprobs[t];
         r.dlogprobs[t] = -a;
@@ -238,20 +256,23 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
     double seq_rho = 1.0;
     if (sequence_level) {
       double sum = 0;
-      for (int64_t t = begin; t < begin + len; ++t) sum += in.logprobs[t] - old_of(t);
+      for (int64_t t = begin; t < end; ++t)
+        if (counts(t)) sum += in.logprobs[t] - old_of(t);
       seq_rho = std::exp(sum / len);
     }
     // sequence-level rollout correction: one IS weight for the completion
     double seq_w = 1.0;
     if (is_sequence_level_correction(correction)) {
       double sum = 0;
-      for (int64_t t = begin; t < begin + len; ++t) sum += old_of(t) - in.sampling_logprobs[t];
+      for (int64_t t = begin; t < end; ++t)
+        if (counts(t)) sum += old_of(t) - in.sampling_logprobs[t];
       seq_w = correction_weight(correction, sum, o.correction_min, o.correction_max);
       note_is(seq_w);
     }
     double drho_sum = 0;  // sequence level: d loss / d rho_i, summed over the completion's tokens
     int64_t seq_low = 0, seq_high = 0;
-    for (int64_t t = begin; t < begin + len; ++t) {
+    for (int64_t t = begin; t < end; ++t) {
+      if (!counts(t)) continue;  // context inside the completion: no loss, no statistics
       const double lp = in.logprobs[t];
       nll_sum -= lp;
       if (r.has_sampling) {
@@ -309,7 +330,8 @@ LossResult compute_loss(const LossOptions& o, const LossInputs& in) {
     }
     if (sequence_level) {
       // d rho_i / d lp_t = rho_i / |o_i| for every token of the completion
-      for (int64_t t = begin; t < begin + len; ++t) r.dlogprobs[t] += drho_sum * seq_rho / len;
+      for (int64_t t = begin; t < end; ++t)
+        if (counts(t)) r.dlogprobs[t] += drho_sum * seq_rho / len;
       const bool is_low = seq_rho < 1.0 - o.epsilon_low && A < 0, is_high = seq_rho > 1.0 + o.epsilon_high && A > 0;
       seq_low = is_low;
       seq_high = is_high;

@@ -21,6 +21,7 @@
 //   bnpo / dapo / cispo: (1/T) sum_i sum_t l_t                 (token level over the batch)
 //   dr_grpo:            (1/(S * L_max)) sum_i sum_t l_t        (constant normaliser)
 // SFT is the token-level mean negative log-likelihood: -(1/T) sum log p.
+// With a mask (multi-turn rollouts), |o_i|, T and every sum run over the model's own tokens only.
 // S and T given as 0 are this batch's sequences and completion tokens; with gradient accumulation pass the
 // whole optimizer step's totals so the micro-batch losses (and gradients) add up to the full batch's.
 // The log-probs come in already taken at the sampling temperature (Trainer::forward_backward's argument):
@@ -79,6 +80,10 @@ struct LossInputs {
   std::vector<double> ref_logprobs;      // reference policy; needed when beta != 0
   std::vector<double> sampling_logprobs; // the sampler's; needed for a rollout correction, else optional (statistics)
   std::vector<double> entropies;         // per token; needed when top_entropy_quantile < 1
+  // Per token: 1 when the model generated it (it carries loss), 0 for context inside the completion (a
+  // tool result, an environment message): such tokens are skipped as if absent — they count in no
+  // normaliser, ratio, quantile or statistic. Empty: every token is the model's.
+  std::vector<uint8_t> mask;
 };
 
 struct LossResult {

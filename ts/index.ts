@@ -16,6 +16,8 @@ export type {
   PromptResult,
   SamplingOptions,
   ScoredSequence,
+  Turn,
+  TurnAnswer,
 } from './model.js';
 export { TrainerCore, LOSS_TYPES, IMPORTANCE_SAMPLING_LEVELS, KL_ESTIMATORS, ROLLOUT_CORRECTION_MODES, packBatch } from './trainer-core.js';
 export type { ForwardBackwardStats, ImportanceSamplingLevel, KlEstimator, LossOptions, LossType, OptimizerOptions, RolloutCorrectionMode, StepStats, TrainerCoreOptions, TrainSequence } from './trainer-core.js';
@@ -44,3 +46,4 @@ export function buildInfo(): NativeBuildInfo {
   return native().buildInfo();
 }
 export * from './distributed/index.js';
+export * from './tools/index.js';

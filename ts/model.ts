@@ -15,6 +15,8 @@ import {
   type NativeModelHandle,
   type NativeModelInfo,
   type NativeProgress,
+  type NativeOutput,
+  type NativeTurnEvent,
 } from './native.js';
 import { HfTokenizer, type ChatMessage } from './tokenizer.js';
 
@@ -89,6 +91,49 @@ export interface GenerateOptions extends SamplingOptions {
   onProgress?: (p: NativeProgress) => void;
   /** Use the attached LoRA adapters (default true); false samples from the base model. */
   lora?: boolean;
+  /**
+   * Multi-turn generation (tool calls) in one engine call: when a sequence stops (a `stop` string or a stop
+   * token, EOS included) it is parked with its KV cache and onTurn is called. Resolve to the tokens to append
+   * (e.g. the chat template's tool message plus the next assistant header, already tokenized): only they are
+   * prefilled, then the model continues the same sequence (turn + 1). Resolve to null/undefined to end the
+   * sequence (finishReason 'stop'). Other sequences keep decoding meanwhile. `maxNewTokens` bounds the whole
+   * completion, generated + appended tokens: an answer longer than `turn.maxAppendTokens` is cut to
+   * `turn.remainingTokens` and ends the sequence ('length'); a sequence that reaches maxNewTokens ends
+   * ('length') without a call. A callback that throws or rejects ends its sequence, with the message in
+   * `Completion.error`. An invalid answer (not an array of integer token ids in the vocabulary) rejects the
+   * whole generate call with ERR_INVALID_ARGUMENT. Every call must settle: a promise that never does keeps the
+   * generation waiting until `signal` aborts it. Do not call this model (generate, logprobs, ...) from onTurn
+   * and await it: calls on one model run one at a time, so it would wait for this generate forever.
+   */
+  onTurn?: (turn: Turn) => TurnAnswer | Promise<TurnAnswer>;
+  /** With onTurn: model turns per sequence (default: no limit); the stop ending the last one ends the sequence without a call. */
+  maxTurns?: number;
+}
+
+/** Tokens to append after a turn (TurnAnswer), or null/undefined to end the sequence. */
+export type TurnAnswer = readonly number[] | Int32Array | null | undefined;
+
+/** A model turn that ended at a stop, in a generate call with onTurn. */
+export interface Turn {
+  /** Prompt index. */
+  request: number;
+  /** Sample index of that prompt (0..n-1). */
+  sample: number;
+  /** 0-based index of the model turn that ended. */
+  turn: number;
+  /** The tokens the model sampled in this turn; the last one completed the stop (stop token or end of the stop string). */
+  tokens: number[];
+  /** `tokens` decoded (special tokens skipped, the stop string kept); '' without a tokenizer. */
+  text: string;
+  logprobs: number[];
+  /** The stop string that ended the turn; undefined when a stop token did (then it is tokens.at(-1)). */
+  stopString?: string;
+  /** Completion length so far: generated + appended tokens. */
+  completionTokens: number;
+  /** maxNewTokens - completionTokens (>= 1). */
+  remainingTokens: number;
+  /** The most tokens an answer may append with the model still generating after them (budget and context). */
+  maxAppendTokens: number;
 }
 
 export interface Completion {
@@ -99,6 +144,12 @@ export interface Completion {
   finishReason: 'stop' | 'length';
   /** The stop string that ended the sequence, if any. */
   stopString?: string;
+  /** With onTurn: per token of `tokens`, 1 = sampled by the model, 0 = appended by an onTurn answer (logprob 0). */
+  modelTokenMask?: number[];
+  /** With onTurn: model turns (1 + the answers that continued the sequence; an answer cut by the budget does not). */
+  turns?: number;
+  /** With onTurn: the error message of an onTurn call that threw or rejected, which ended this sequence. */
+  error?: string;
 }
 
 export interface PromptResult {
@@ -163,6 +214,27 @@ export class Model {
     return new Model(dir, handle, tokenizer);
   }
 
+  /**
+   * A generation context on this model's base: the same frozen weights, shared rather than copied (no
+   * second copy in memory), with its own LoRA adapters (none until attachLora or setLoraTensors), its own
+   * KV caches and its own call queue and engine lock, so its calls run at the same time as this model's
+   * (GrpoTrainer generates the next batch on one while the other trains). CPU: its own thread pool of
+   * `threads` threads (default: as many as this model's); CUDA: the same device, its own stream. Dispose
+   * both when done, in either order: the weights stay until the last of them is disposed.
+   */
+  async shareBase(options: { threads?: number; signal?: AbortSignal } = {}): Promise<Model> {
+    const threads = options.threads;
+    if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > 4096)) {
+      throw new HayateError('ERR_INVALID_ARGUMENT', `shareBase: threads must be an integer in [0, 4096] (0: one per hardware thread), got ${String(threads)}`);
+    }
+    const handle = await this.run(options.signal, (h) => native().shareModel(h, threads === undefined ? {} : { threads }));
+    if (options.signal?.aborted) {
+      handle.dispose();
+      throw new AbortError();
+    }
+    return new Model(this.dir, handle, this.tokenizer);
+  }
+
   /** Ids that end generation by default: config/generation_config eos ids plus the tokenizer's. */
   get eosTokenIds(): number[] {
     const ids = new Set<number>(Array.from(this.info.eosTokenIds));
@@ -196,6 +268,7 @@ export class Model {
       minP: options.minP ?? 0.0,
       stopTokenIds: Int32Array.from(stopTokenIds),
       stopStrings: stops,
+      ...(options.onTurn ? { interactive: true, maxTurns: options.maxTurns ?? 0 } : {}),
     }));
     return this.run(options.signal, async (handle, cancel) => {
       if (stops.length > 0 && !this.tokenBytesSent) {
@@ -206,14 +279,23 @@ export class Model {
         handle.setTokenBytes(bytes);
         this.tokenBytesSent = true;
       }
-      const { outputs, stats } = await handle.generate(
-        requests,
-        { maxBatch: options.maxBatch, prefillChunk: options.prefillChunk, kvCacheTokens: options.kvCacheTokens, lora: options.lora ?? true },
-        options.onProgress,
-        cancel,
-      );
+      const turns = options.onTurn ? this.turnHandler(options.onTurn, stops, cancel) : undefined;
+      let generated: Awaited<ReturnType<typeof handle.generate>>;
+      try {
+        generated = await handle.generate(
+          requests,
+          { maxBatch: options.maxBatch, prefillChunk: options.prefillChunk, kvCacheTokens: options.kvCacheTokens, lora: options.lora ?? true },
+          options.onProgress,
+          cancel,
+          turns?.onTurn,
+        );
+      } catch (err) {
+        throw turns?.settle() ?? err;
+      }
+      turns?.settle();
+      const { outputs, stats } = generated;
       const results: PromptResult[] = encoded.map((promptTokens) => ({ promptTokens, completions: [] }));
-      for (const o of outputs) results[o.request].completions.push(this.toCompletion(o.tokens, o.logprobs, o.finishReason, o.stopString >= 0 ? stops[o.stopString] : undefined));
+      for (const o of outputs) results[o.request].completions.push(o.tokenMask && turns ? this.toTurnCompletion(o, stops, turns.errors) : this.toCompletion(o.tokens, o.logprobs, o.finishReason, o.stopString >= 0 ? stops[o.stopString] : undefined));
       return { results, stats };
     });
   }
@@ -325,6 +407,89 @@ export class Model {
     }
     const c: Completion = { text, tokens: Array.from(tokens), logprobs: Array.from(logprobs), finishReason };
     if (stopString !== undefined) c.stopString = stopString;
+    return c;
+  }
+
+  /**
+   * The native onTurn of one generate call: runs the user's callback and answers each event with its result.
+   * A throwing/rejecting callback ends the sequence (message kept for Completion.error); an invalid answer
+   * cancels the call, and settle() then returns that error for generate to throw. Events that arrive once the
+   * call has settled (cancelled) are ignored.
+   */
+  private turnHandler(onTurn: NonNullable<GenerateOptions['onTurn']>, stops: string[], cancel: NativeCancelToken) {
+    const errors = new Map<string, string>();
+    let settled = false;
+    let invalid: HayateError | undefined;
+    const where = (ev: NativeTurnEvent) => `onTurn answer for prompt ${ev.request}, sample ${ev.sample}, turn ${ev.turn}`;
+    const answer = (ev: NativeTurnEvent, value: TurnAnswer) => {
+      if (value === null || value === undefined) return ev.provide(null);
+      if (!(value instanceof Int32Array) && !Array.isArray(value)) {
+        throw new HayateError('ERR_INVALID_ARGUMENT', `${where(ev)}: expected an array of token ids or null, got ${typeof value}`);
+      }
+      const ids = Array.from(value as ArrayLike<number>);
+      const bad = ids.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= this.info.vocabSize);
+      if (bad >= 0) {
+        throw new HayateError('ERR_INVALID_ARGUMENT', `${where(ev)}: token ${bad} (${String(ids[bad])}) is not a token id of the vocabulary (size ${this.info.vocabSize})`);
+      }
+      ev.provide(Int32Array.from(ids));
+    };
+    const handle = (ev: NativeTurnEvent) => {
+      if (settled) return;
+      const tokens = Array.from(ev.tokens);
+      const turn: Turn = {
+        request: ev.request,
+        sample: ev.sample,
+        turn: ev.turn,
+        tokens,
+        text: this.tokenizer ? this.tokenizer.decode(tokens, { skipSpecialTokens: true }) : '',
+        logprobs: Array.from(ev.logprobs),
+        completionTokens: ev.completionTokens,
+        remainingTokens: ev.remainingTokens,
+        maxAppendTokens: ev.maxAppendTokens,
+      };
+      if (ev.stopString >= 0) turn.stopString = stops[ev.stopString];
+      new Promise<TurnAnswer>((resolve) => resolve(onTurn(turn)))
+        .then(
+          (value) => {
+            if (!settled) answer(ev, value);
+          },
+          (err: unknown) => {
+            if (settled) return;
+            errors.set(`${ev.request}/${ev.sample}`, err instanceof Error ? err.message : String(err));
+            ev.provide(null);
+          },
+        )
+        .catch((err: unknown) => {
+          if (settled) return;
+          invalid ??= err instanceof HayateError ? err : (fromNative(err) as HayateError);
+          cancel.cancel();
+        });
+    };
+    return {
+      onTurn: handle,
+      errors,
+      /** Marks the call over; the invalid-answer error, if one cancelled it. */
+      settle: (): HayateError | undefined => {
+        settled = true;
+        return invalid;
+      },
+    };
+  }
+
+  /** A completion of an interactive request: all tokens, which of them the model sampled, its turns. */
+  private toTurnCompletion(o: NativeOutput, stops: string[], errors: Map<string, string>): Completion {
+    const stopString = o.stopString >= 0 ? stops[o.stopString] : undefined;
+    let text = this.tokenizer ? this.tokenizer.decode(Array.from(o.tokens), { skipSpecialTokens: true }) : '';
+    if (stopString !== undefined) {
+      const at = text.lastIndexOf(stopString);  // the last turn's stop (earlier turns' stops stay)
+      if (at >= 0) text = text.slice(0, at);
+    }
+    const c: Completion = { text, tokens: Array.from(o.tokens), logprobs: Array.from(o.logprobs), finishReason: o.finishReason };
+    if (stopString !== undefined) c.stopString = stopString;
+    c.modelTokenMask = Array.from(o.tokenMask ?? []);
+    c.turns = o.turns ?? 1;
+    const error = errors.get(`${o.request}/${o.sample}`);
+    if (error !== undefined) c.error = error;
     return c;
   }
 

@@ -69,6 +69,11 @@ export interface TrainSequence {
   refLogprobs?: ArrayLike<number>;
   /** The sampler's log-probs of the completion tokens (needed by a rollout correction; otherwise only logged). */
   samplingLogprobs?: ArrayLike<number>;
+  /**
+   * Multi-turn completions: 1 for each token the model generated, 0 for context inside the completion
+   * (tool results, environment messages), which carries no loss and counts in no normaliser (default: all 1).
+   */
+  completionMask?: ArrayLike<number>;
 }
 
 /**
@@ -170,7 +175,7 @@ export function packBatch(sequences: readonly TrainSequence[], withLoss = true):
   });
   const batch: NativeTrainBatch = { tokens, seqLens, promptLens };
   if (!withLoss) return batch;
-  const perToken = (key: 'oldLogprobs' | 'refLogprobs' | 'samplingLogprobs'): Float64Array | undefined => {
+  const perToken = (key: 'oldLogprobs' | 'refLogprobs' | 'samplingLogprobs' | 'completionMask'): Float64Array | undefined => {
     const have = sequences.filter((s) => s[key] !== undefined).length;
     if (have === 0) return undefined;
     if (have !== sequences.length) throw invalid(`${key} must be given for every sequence of the batch or for none`);
@@ -192,6 +197,7 @@ export function packBatch(sequences: readonly TrainSequence[], withLoss = true):
   batch.oldLogprobs = perToken('oldLogprobs');
   batch.refLogprobs = perToken('refLogprobs');
   batch.samplingLogprobs = perToken('samplingLogprobs');
+  batch.completionMask = perToken('completionMask');
   return batch;
 }
 

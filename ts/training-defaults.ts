@@ -114,10 +114,16 @@ export const GRPO_DEFAULTS = {
   maxNumGenBatches: 1,
   maskTruncatedCompletions: false,
   sync: false,
+  /** Batches generated ahead of the update: 1 = one step off-policy (generation overlaps the update), 0 = on-policy (TRL-style off_policy_steps). */
+  offPolicySteps: 1,
+  /** The rollout engine when offPolicySteps is 1: a generation context sharing the policy's base weights (Model.shareBase). */
+  generator: 'shared',
   saveSteps: 0,
   sampleSteps: 10,
   samplesPerLog: 2,
   rewardTimeoutMs: 30_000,
+  /** Time limit of one tool call in multi-turn rollouts. */
+  toolTimeoutMs: 10_000,
   plot: true,
 } as const;
 

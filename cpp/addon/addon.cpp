@@ -1,4 +1,4 @@
-// Module entry: exports loadModel, createTrainer, CancelToken, buildInfo, the safetensors functions
+// Module entry: exports loadModel, shareModel, createTrainer, CancelToken, buildInfo, the safetensors functions
 // (native_safetensors.cpp) and the collectives object (native_collectives.cpp).
 #include <napi.h>
 
@@ -31,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createTrainer", Napi::Function::New(env, CreateTrainer, "createTrainer"));
   exports.Set("CancelToken", CancelToken::Init(env));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("shareModel", Napi::Function::New(env, ShareModel, "shareModel"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   register_safetensors(env, exports);
   register_collectives(env, exports);

@@ -2,6 +2,9 @@
 // bytes) and the mutex that lets one job at a time touch them. NativeModel, NativeTrainer and every job
 // hold it through a shared_ptr, so a job still running on a worker thread keeps it alive after dispose().
 // A Generator or Trainer is not part of it: jobs build a Generator per call, a NativeTrainer owns its Trainer.
+// Two engines can share one copy of the frozen weights (shareModel, native_model.cpp): the second has its
+// own backend, model (adapters), mutex and KV caches, so its jobs run at the same time as the first's, and
+// it keeps the weights' backend alive (weights_backend) for as long as it lives.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -15,10 +18,17 @@
 namespace hayate::js {
 
 struct Engine {
-  std::unique_ptr<Backend> backend;
+  // The backend that owns the model's weights when they are another engine's (null otherwise). Declared
+  // first, so it is released last: after this engine's model, which reads (and may free) the weights.
+  std::shared_ptr<Backend> weights_backend;
+  std::shared_ptr<Backend> backend;
   std::unique_ptr<Model> model;
+  BackendOptions options;  // what `backend` was made from (a sharing engine makes its own from them)
   std::vector<std::string> token_bytes;
   std::mutex mutex;  // one job at a time per model
+
+  // The backend holding the weights' memory, which every engine that shares them keeps alive.
+  std::shared_ptr<Backend> weights_owner() const { return weights_backend ? weights_backend : backend; }
 
   // Runs f() holding the mutex (call it on a worker thread: it waits for the running job), after freeing
   // what was buried; throws kInvalidArgument when the model is gone.

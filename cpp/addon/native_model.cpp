@@ -25,6 +25,7 @@ class LoadJob : public EngineJob<NoProgress> {
  protected:
   void Run(const ExecutionProgress&) override {
     engine_ = std::make_shared<Engine>();
+    engine_->options = opts_;
     engine_->backend = make_backend(opts_);
     engine_->model = Model::load(*engine_->backend, dir_);
   }
@@ -36,22 +37,126 @@ class LoadJob : public EngineJob<NoProgress> {
   std::shared_ptr<Engine> engine_;
 };
 
+// ---- shareModel --------------------------------------------------------------------------------
+// A second engine over the base engine's weights (Model::share): its own backend (CPU: its own thread
+// pool; CUDA: the same device, its own stream), no adapters. Runs while no job holds the base engine.
+class ShareJob : public EngineJob<NoProgress> {
+ public:
+  ShareJob(Napi::Env env, std::shared_ptr<Engine> base, BackendOptions opts)
+      : EngineJob(env, Napi::Function()), base_(std::move(base)), opts_(std::move(opts)) {}
+
+ protected:
+  void Run(const ExecutionProgress&) override {
+    base_->run_locked([&] {
+      auto e = std::make_shared<Engine>();
+      e->options = opts_;
+      e->weights_backend = base_->weights_owner();
+      e->backend = make_backend(opts_);
+      e->model = Model::share(*base_->model, *e->backend);
+      engine_ = std::move(e);
+    });
+  }
+  Napi::Value Result(Napi::Env env) override { return NativeModel::Wrap(env, engine_); }
+
+ private:
+  std::shared_ptr<Engine> base_;
+  BackendOptions opts_;
+  std::shared_ptr<Engine> engine_;
+};
+
 // ---- generate ----------------------------------------------------------------------------------
+// Turn events of interactive requests (generator.h, TurnChannel) reach JS through a thread-safe function:
+// onTurn({request, sample, turn, tokens, logprobs, stopString, stopStringOffset, completionTokens,
+// remainingTokens, maxAppendTokens, provide}) on the JS thread, while the job keeps decoding other sequences.
+// provide(tokens | null), callable once, from any later tick, answers that turn: it only queues the answer in
+// the channel (no engine lock). A callback that throws ends that sequence; an event that cannot be delivered
+// (the environment is shutting down) ends it too. A turn nobody answers keeps the job waiting until cancelled.
+Napi::Value turn_event_to_js(Napi::Env env, const TurnEvent& e, const std::shared_ptr<TurnChannel>& channel) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("request", e.request);
+  o.Set("sample", e.sample);
+  o.Set("turn", e.turn);
+  o.Set("tokens", to_int32_array(env, e.tokens));
+  o.Set("logprobs", to_float32_array(env, e.logprobs));
+  o.Set("stopString", e.stop_string);
+  o.Set("stopStringOffset", static_cast<double>(e.stop_string_offset));
+  o.Set("completionTokens", e.completion_tokens);
+  o.Set("remainingTokens", e.remaining_tokens);
+  o.Set("maxAppendTokens", e.max_append_tokens);
+  const int r = e.request, s = e.sample;
+  o.Set("provide", Napi::Function::New(
+                       env,
+                       [channel, r, s](const Napi::CallbackInfo& info) -> Napi::Value {
+                         Napi::Env env = info.Env();
+                         Napi::Value v = info.Length() > 0 ? info[0] : env.Undefined();
+                         if (v.IsUndefined() || v.IsNull()) {
+                           guarded(env, [&] { channel->provide(r, s, nullptr); });
+                         } else {
+                           std::vector<int32_t> tokens = get_int32_list(v, "provide: tokens");
+                           guarded(env, [&] { channel->provide(r, s, &tokens); });
+                         }
+                         return env.Undefined();
+                       },
+                       "provide"));
+  return o;
+}
+
 class GenerateJob : public EngineJob<GenerationProgress> {
  public:
   GenerateJob(Napi::Env env, Napi::Function on_progress, std::shared_ptr<Engine> engine,
               std::vector<GenerationRequest> requests, GenerationOptions options,
-              std::shared_ptr<std::atomic<bool>> cancel, bool lora)
+              std::shared_ptr<std::atomic<bool>> cancel, bool lora, Napi::Function on_turn = Napi::Function())
       : EngineJob(env, on_progress), engine_(std::move(engine)), requests_(std::move(requests)),
-        options_(options), cancel_(std::move(cancel)), lora_(lora) {}
+        options_(options), cancel_(std::move(cancel)), lora_(lora) {
+    if (!on_turn.IsEmpty()) {
+      turns_ = std::make_shared<TurnChannel>();
+      std::shared_ptr<TurnChannel> channel = turns_;
+      // The finalizer runs once the job has released the function and every queued event was delivered, or
+      // when the environment shuts down: then no answer can come any more.
+      turn_fn_ = Napi::ThreadSafeFunction::New(env, on_turn, "hayate-turn", 0, 1, [channel](Napi::Env) { channel->abandon(); });
+    }
+  }
 
  protected:
   void Run(const ExecutionProgress& progress) override {
+    struct Release {  // the job's one thread lets go of the turn function however Run ends
+      GenerateJob* job;
+      ~Release() {
+        if (job->turns_) job->turn_fn_.Release();
+      }
+    } release{this};
+    if (turns_) {
+      turns_->set_sink([this](TurnEvent&& e) {  // on this thread, during generate (no reference cycle)
+        std::shared_ptr<TurnChannel> channel = turns_;
+        const int r = e.request, s = e.sample;
+        auto* data = new TurnEvent(std::move(e));
+        napi_status st = turn_fn_.NonBlockingCall(data, [channel](Napi::Env env, Napi::Function cb, TurnEvent* ev) {
+          std::unique_ptr<TurnEvent> owned(ev);
+          try {
+            Napi::HandleScope scope(env);
+            cb.Call({turn_event_to_js(env, *owned, channel)});
+          } catch (...) {  // a throwing callback ends its sequence (unless it answered first)
+            try {
+              channel->provide(owned->request, owned->sample, nullptr);
+            } catch (...) {
+            }
+          }
+        });
+        if (st != napi_ok) {  // not delivered: nobody will answer
+          delete data;
+          try {
+            channel->provide(r, s, nullptr);
+          } catch (...) {
+          }
+        }
+      });
+    }
     engine_->run_locked([&] {
       LoraSwitch lora(*engine_->model, lora_);
       Generator gen(*engine_->model, engine_->token_bytes);
       outputs_ = gen.generate(
-          requests_, options_, [&](const GenerationProgress& p) { progress.Send(&p, 1); }, cancel_.get(), &stats_);
+          requests_, options_, [&](const GenerationProgress& p) { progress.Send(&p, 1); }, cancel_.get(), &stats_,
+          turns_.get());
     });
   }
   Napi::Value ProgressToJs(Napi::Env env, const GenerationProgress& p) override {
@@ -60,6 +165,7 @@ class GenerateJob : public EngineJob<GenerationProgress> {
     o.Set("finishedSequences", p.finished_sequences);
     o.Set("totalSequences", p.total_sequences);
     o.Set("runningSequences", p.running_sequences);
+    o.Set("waitingSequences", p.waiting_sequences);
     return o;
   }
   Napi::Value Result(Napi::Env env) override {
@@ -74,6 +180,12 @@ class GenerateJob : public EngineJob<GenerationProgress> {
       o.Set("finishReason", finish_name(g.finish));
       o.Set("stopString", g.stop_string);
       o.Set("stopStringOffset", static_cast<double>(g.stop_string_offset));
+      if (requests_[g.request].interactive) {
+        Napi::Uint8Array mask = Napi::Uint8Array::New(env, g.token_mask.size());
+        std::copy(g.token_mask.begin(), g.token_mask.end(), mask.Data());
+        o.Set("tokenMask", mask);
+        o.Set("turns", g.turns);
+      }
       outs.Set(i, o);
     }
     Napi::Object st = Napi::Object::New(env);
@@ -84,6 +196,10 @@ class GenerateJob : public EngineJob<GenerationProgress> {
     st.Set("decodeSeconds", stats_.decode_seconds);
     st.Set("decodeStepTokens", static_cast<double>(stats_.decode_step_tokens));
     st.Set("kvCacheBlocks", static_cast<double>(stats_.kv_cache_blocks));
+    st.Set("appendedTokens", static_cast<double>(stats_.appended_tokens));
+    st.Set("forwardedTokens", static_cast<double>(stats_.forwarded_tokens));
+    st.Set("turnEvents", stats_.turn_events);
+    st.Set("waitSeconds", stats_.wait_seconds);
     Napi::Object result = Napi::Object::New(env);
     result.Set("outputs", outs);
     result.Set("stats", st);
@@ -98,6 +214,8 @@ class GenerateJob : public EngineJob<GenerationProgress> {
   std::vector<GenerationOutput> outputs_;
   GenerationStats stats_;
   bool lora_;
+  std::shared_ptr<TurnChannel> turns_;  // interactive requests only
+  Napi::ThreadSafeFunction turn_fn_;
 };
 
 // ---- logprobs / logits -------------------------------------------------------------------------
@@ -163,6 +281,8 @@ GenerationRequest parse_request(const Napi::Value& v, size_t index) {
       r.stop_strings.push_back(std::move(s));
     }
   }
+  r.interactive = opt_bool(o, "interactive", false, ctx);
+  r.max_turns = static_cast<int>(opt_int(o, "maxTurns", 0, 0, 1 << 24, ctx));
   return r;
 }
 
@@ -227,6 +347,8 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   o.Set("backend", e->backend->name());
   o.Set("backendDescription", e->backend->description());
   o.Set("precision", e->backend->activation_dtype() == DType::F64 ? "f64" : "f32");
+  o.Set("weightBytes", static_cast<double>(e->model->weight_bytes()));
+  o.Set("sharedWeights", e->weights_backend != nullptr);
   o.Set("bytesInUse", static_cast<double>(e->backend->bytes_in_use()));
   o.Set("peakBytes", static_cast<double>(e->backend->peak_bytes()));
   return o;
@@ -250,7 +372,8 @@ Napi::Value NativeModel::SetTokenBytes(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// generate(requests, options?, onProgress?, cancelToken?) -> Promise<{outputs, stats}>
+// generate(requests, options?, onProgress?, cancelToken?, onTurn?) -> Promise<{outputs, stats}>; onTurn is
+// required when a request is interactive (see turn_event_to_js).
 Napi::Value NativeModel::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto e = engine(env);
@@ -270,7 +393,15 @@ Napi::Value NativeModel::Generate(const Napi::CallbackInfo& info) {
   }
   Napi::Function on_progress = optional_function(info.Length() > 2 ? info[2] : env.Undefined(), "onProgress");
   auto cancel = cancel_flag(info.Length() > 3 ? info[3] : env.Undefined());
-  auto* job = new GenerateJob(env, on_progress, e, std::move(requests), opts, cancel, lora);
+  Napi::Function on_turn = optional_function(info.Length() > 4 ? info[4] : env.Undefined(), "onTurn");
+  bool interactive = false;
+  for (size_t i = 0; i < requests.size(); ++i)
+    if (requests[i].interactive && on_turn.IsEmpty())
+      throw_error(env, "ERR_INVALID_ARGUMENT", "requests[" + std::to_string(i) + "] is interactive: generate needs an onTurn callback");
+    else
+      interactive = interactive || requests[i].interactive;
+  if (!interactive) on_turn = Napi::Function();  // no turn events: no thread-safe function
+  auto* job = new GenerateJob(env, on_progress, e, std::move(requests), opts, cancel, lora, on_turn);
   Napi::Promise p = job->promise();
   job->Queue();
   return p;
@@ -348,6 +479,24 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     opts.precision = opt_string(o, "precision", "f32", "options");
   }
   auto* job = new LoadJob(env, std::move(dir), std::move(opts));
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
+
+// ---- shareModel(model, {threads}) ---------------------------------------------------------------
+// A new model handle over the same weights (no copy), on a backend of the same kind, device, GEMM and
+// precision as the model's; `threads` (CPU) defaults to the model's.
+Napi::Value ShareModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<Engine> base = engine_of(info[0]);
+  BackendOptions opts = base->options;
+  if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
+    if (!info[1].IsObject()) throw_error(env, "ERR_INVALID_ARGUMENT", "shareModel: options must be an object");
+    Napi::Object o = info[1].As<Napi::Object>();
+    opts.threads = static_cast<int>(opt_int(o, "threads", opts.threads, 0, 4096, "options"));
+  }
+  auto* job = new ShareJob(env, std::move(base), std::move(opts));
   Napi::Promise p = job->promise();
   job->Queue();
   return p;

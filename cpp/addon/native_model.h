@@ -72,6 +72,9 @@ class CancelToken : public Napi::ObjectWrap<CancelToken> {
 };
 
 Napi::Value LoadModel(const Napi::CallbackInfo& info);
+// shareModel(model, {threads}) -> Promise<NativeModel>: a second handle over the model's weights (shared,
+// not copied) with its own backend, adapters and job lock, so its jobs run concurrently with the model's.
+Napi::Value ShareModel(const Napi::CallbackInfo& info);
 // The engine of a NativeModel passed from JS (throws a JS error for anything else or a disposed model).
 std::shared_ptr<Engine> engine_of(const Napi::Value& model);
 // The flag of a CancelToken argument; null for undefined/null.

@@ -74,6 +74,10 @@ TrainBatch parse_batch(const Napi::Value& v) {
   b.old_logprobs = opt_float_list(o, "oldLogprobs", "batch");
   b.ref_logprobs = opt_float_list(o, "refLogprobs", "batch");
   b.sampling_logprobs = opt_float_list(o, "samplingLogprobs", "batch");
+  for (double m : opt_float_list(o, "completionMask", "batch")) {
+    if (m != 0 && m != 1) throw_error(o.Env(), "ERR_INVALID_ARGUMENT", "batch.completionMask: every value must be 0 or 1");
+    b.completion_mask.push_back(static_cast<uint8_t>(m));
+  }
   return b;
 }
 

@@ -340,3 +340,62 @@ TEST(loss_rejects_bad_option_combinations) {
   CHECK_THROWS_CODE(parse_rollout_correction("token"), ErrorCode::kInvalidArgument);
   CHECK_THROWS_CODE(parse_importance_level("batch"), ErrorCode::kInvalidArgument);
 }
+
+namespace {
+
+// The inputs without the tokens the mask leaves out (the hand-masked form of a multi-turn batch).
+LossInputs without_masked(const LossInputs& in) {
+  LossInputs out = in;
+  out.mask.clear();
+  for (auto* v : {&out.logprobs, &out.old_logprobs, &out.sampling_logprobs, &out.ref_logprobs, &out.entropies}) v->clear();
+  out.completion_lens.assign(in.completion_lens.size(), 0);
+  for (size_t s = 0, t = 0; s < in.completion_lens.size(); ++s) {
+    for (int k = 0; k < in.completion_lens[s]; ++k, ++t) {
+      if (!in.mask[t]) continue;
+      ++out.completion_lens[s];
+      out.logprobs.push_back(in.logprobs[t]);
+      out.old_logprobs.push_back(in.old_logprobs[t]);
+      out.sampling_logprobs.push_back(in.sampling_logprobs[t]);
+      out.ref_logprobs.push_back(in.ref_logprobs[t]);
+      out.entropies.push_back(in.entropies[t]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(loss_mask_equals_removing_the_context_tokens_for_every_option) {
+  // Multi-turn completions: tool results inside a completion are context. Masking them must give exactly
+  // the loss (and, on the model's tokens, the gradient) of the same batch with those tokens removed.
+  int cases = 0;
+  for (LossType type : {LossType::Grpo, LossType::Dapo, LossType::DrGrpo, LossType::Cispo, LossType::Sft}) {
+    for (ImportanceLevel level : {ImportanceLevel::Token, ImportanceLevel::Sequence}) {
+      for (RolloutCorrection rc : {RolloutCorrection::None, RolloutCorrection::TokenTruncate, RolloutCorrection::SequenceMask}) {
+        for (double q : {1.0, 0.5}) {
+          LossOptions o = type == LossType::Sft ? loss_options(LossType::Sft) : grpo_options(type);
+          o.importance_level = level;
+          o.rollout_correction = rc;
+          o.top_entropy_quantile = q;
+          o.max_completion_length = type == LossType::DrGrpo ? 6 : 0;
+          LossInputs in = random_inputs(101 + cases);
+          in.mask.assign(in.logprobs.size(), 1);
+          for (size_t t = 0; t < in.mask.size(); t += 3) in.mask[t] = 0;  // every third token is a tool's
+          const LossResult masked = compute_loss(o, in);
+          const LossResult hand = compute_loss(o, without_masked(in));
+          CHECK_NEAR(masked.loss, hand.loss, 1e-14);
+          CHECK(masked.tokens == hand.tokens);
+          for (size_t t = 0, k = 0; t < in.mask.size(); ++t) {
+            if (in.mask[t]) CHECK_NEAR(masked.dlogprobs[t], hand.dlogprobs[k++], 1e-14);
+            else CHECK_NEAR(masked.dlogprobs[t], 0.0, 0);
+          }
+          ++cases;
+        }
+      }
+    }
+  }
+  CHECK(cases == 60);
+  LossInputs bad = random_inputs(1);
+  bad.mask.assign(3, 1);  // wrong length
+  CHECK_THROWS_CODE(compute_loss(grpo_options(LossType::Grpo), bad), ErrorCode::kInvalidArgument);
+}

@@ -200,6 +200,70 @@ TEST(gspo_cispo_dual_clip_kl_correction_entropy_mask_lora_gradients_vs_finite_di
   check_lora_gradients(Arch::Qwen3, o, 1.0, false, "qwen3 cispo sequence", /*rollout_old=*/false);
 }
 
+TEST(multi_turn_masked_gradient_equals_the_hand_masked_loss) {
+  // A completion holding tool-result tokens (mask 0) between model turns: the LoRA gradient of the masked
+  // loss equals, by central finite differences, the gradient of the loss computed by hand over the
+  // model's tokens only (the tool tokens still condition the later ones through attention).
+  CpuBackend be(2, "auto", "f64");
+  ModelConfig cfg = tiny_config(Arch::Qwen3);
+  auto model = random_model(be, cfg, 14);
+  LoraSet& lora = model->attach_lora(all_targets(cfg, 2, 4.0));
+  randomize_b(be, lora, 400);
+  Trainer tr(*model, trainer_options(1e-5));
+  TrainBatch b = make_batch(cfg.vocab_size, 6);
+  const int64_t T = b.packed.completion_tokens();
+  b.completion_mask.assign(static_cast<size_t>(T), 1);
+  b.completion_mask[1] = b.completion_mask[2] = 0;  // completion 0: model, tool, tool, model, model
+  b.completion_mask[6] = 0;                          // completion 1: model, model, tool... (3 tokens)
+  b.old_logprobs = tr.logprobs(b.packed, true, 1.0);
+  Vec noise = randv(b.old_logprobs.size(), 23, 0.2);
+  for (size_t i = 0; i < noise.size(); ++i) b.old_logprobs[i] += noise[i];
+  LossOptions o = loss_options(LossType::Grpo, 0.03);
+  b.ref_logprobs = tr.logprobs(b.packed, false, 1.0);
+  tr.zero_grad();
+  ForwardBackwardResult r = tr.forward_backward(b, o, 1.0);
+  CHECK(r.finite);
+  // by hand: the loss over the model's tokens only, as if the tool tokens were not completion tokens
+  auto hand = [&]() {
+    Vec lp = tr.logprobs(b.packed, true, 1.0);
+    LossInputs in;
+    in.advantages = b.advantages;
+    for (int s = 0, t = 0; s < b.packed.num_seqs(); ++s) {
+      int n = 0;
+      for (int k = 0; k < b.packed.completion_len(s); ++k, ++t) {
+        if (!b.completion_mask[t]) continue;
+        ++n;
+        in.logprobs.push_back(lp[t]);
+        in.old_logprobs.push_back(b.old_logprobs[t]);
+        in.ref_logprobs.push_back(b.ref_logprobs[t]);
+      }
+      in.completion_lens.push_back(n);
+    }
+    return compute_loss(o, in).loss;
+  };
+  CHECK_NEAR(r.loss.loss, hand(), 1e-12);
+  std::mt19937 rng(3);
+  double worst = 0;
+  for (LoraAdapter& a : lora.adapters()) {
+    for (int which = 0; which < 2; ++which) {
+      Tensor p = which == 0 ? a.a.t() : a.b.t();
+      Vec g = download(be, which == 0 ? a.grad_a.t() : a.grad_b.t());
+      double scale = 1e-300;
+      for (double v : g) scale = std::max(scale, std::fabs(v));
+      const size_t i = rng() % g.size();
+      double* x = p.as<double>() + i;
+      const double old = *x, h = 1e-6;
+      *x = old + h;
+      const double fp = hand();
+      *x = old - h;
+      const double fm = hand();
+      *x = old;
+      worst = std::max(worst, std::fabs((fp - fm) / (2 * h) - g[i]) / scale);
+    }
+  }
+  if (!(worst < 1e-6)) report(__FILE__, __LINE__, "masked multi-turn gradient vs hand-masked finite differences, rel err " + std::to_string(worst));
+}
+
 TEST(policy_gradient_closed_form_with_equal_old_logprobs) {
   // old = current and beta = 0: every ratio is 1, so the GRPO loss is -mean(A) and its gradient is
   // -(1/S) sum_i A_i / |o_i| sum_t grad log p_it.

@@ -64,6 +64,23 @@ export interface BenchRecord {
   result: unknown;
 }
 
+/**
+ * A record of a benchmark run from a script (not hayate_bench): name, the command that reproduces it, when
+ * it started, the commit (and whether the tree was dirty), the machine and its result.
+ */
+export function scriptBenchRecord(name: string, command: string, started: Date, result: unknown, root = packageRoot): BenchRecord {
+  return {
+    name,
+    date: started.toISOString(),
+    command,
+    commit: git(root, ['rev-parse', 'HEAD']),
+    dirty: git(root, ['status', '--porcelain', '--untracked-files=no']) !== '',
+    machine: machineInfo(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    result,
+  };
+}
+
 /** Runs `hayate_bench <args>` (progress on stderr passes through) and returns the record of its JSON output. */
 export function runNativeBench(name: string, args: string[], root = packageRoot): BenchRecord {
   const exe = benchExecutable(root);

@@ -19,9 +19,13 @@ import { LORA_TARGETS, Model, type LoraOptions, type LoraTarget } from '../model
 import type { ImportanceSamplingLevel, KlEstimator, OptimizerOptions, RolloutCorrectionMode } from '../trainer-core.js';
 import { listCheckpoints } from '../train/checkpoint.js';
 import { GrpoTrainer } from '../train/grpo-trainer.js';
-import { describeLoss, type GrpoLossType, type GrpoTrainerOptions } from '../train/grpo-options.js';
+import { describeLoss, type GeneratorMode, type GrpoLossType, type GrpoTrainerOptions } from '../train/grpo-options.js';
+import { describeMemoryPlan, memoryPlan } from '../train/memory-plan.js';
+import { GRPO_DEFAULTS } from '../training-defaults.js';
 import type { ScheduleOptions } from '../train/schedule.js';
 import { SftTrainer } from '../train/sft-trainer.js';
+import { loadEnvironmentModule } from '../train/multi-turn.js';
+import { loadToolsModule } from '../tools/load.js';
 import { EXIT_INTERRUPTED, reportAndExit } from './errors.js';
 import { addSettingOptions, mergeSettings, readConfigFile, TRAIN_SETTINGS, type SettingValues } from './train-config.js';
 
@@ -120,8 +124,48 @@ function scheduleOptions(v: SettingValues): ScheduleOptions {
   return { type: v.lr_scheduler_type as 'constant' | 'linear' | 'cosine', warmupRatio: v.warmup_ratio as number, warmupSteps: v.warmup_steps as number | undefined };
 }
 
+/** How rollouts run: the schedule (--off-policy-steps; --sync = 0) and the engine (--generator; --generator-copy = copy). */
+interface RolloutPlan {
+  offPolicySteps: 0 | 1;
+  generator: 'shared' | 'copy' | 'none';
+  /** CPU threads of the trainer's engine and of the generator's (0: one per hardware thread). */
+  threads: number;
+  generatorThreads: number;
+}
+
+function rolloutPlan(v: SettingValues, world: World): RolloutPlan {
+  const given = v.off_policy_steps as 0 | 1 | undefined;
+  if (v.sync && given === 1) throw invalid('--sync means --off-policy-steps 0; pass one of them');
+  const offPolicySteps = given ?? (v.sync ? 0 : GRPO_DEFAULTS.offPolicySteps);
+  const named = v.generator as RolloutPlan['generator'] | undefined;
+  if (v.separate_generator && named !== undefined && named !== 'copy') throw invalid(`--generator-copy is --generator copy, but --generator ${named} was given`);
+  let generator = named ?? (v.separate_generator ? 'copy' : GRPO_DEFAULTS.generator);
+  if (offPolicySteps === 0 && generator !== 'none') {
+    if (named !== undefined || v.separate_generator) warn(`--generator ${generator} has no effect on-policy (--sync, --off-policy-steps 0): nothing overlaps`);
+    generator = 'none';
+  }
+  if (v.mode === 'sft') generator = 'none';
+  // ranks on one machine split its cores; a generator engine and the trainer split a rank's
+  const cores = world.localSize > 1 ? threadsPerRank(availableParallelism(), world.localSize) : availableParallelism();
+  let threads = v.threads === 0 && world.localSize > 1 ? cores : (v.threads as number);
+  let generatorThreads = v.generator_threads as number;
+  if (generator !== 'none' && v.backend === 'cpu') {
+    const t = v.threads as number;
+    const g = generatorThreads;
+    if (t === 0 && g === 0) {
+      threads = Math.max(1, Math.ceil(cores / 2));
+      generatorThreads = Math.max(1, Math.floor(cores / 2));
+    } else if (g === 0) {
+      generatorThreads = Math.max(1, cores - t);
+    } else if (t === 0) {
+      threads = Math.max(1, cores - g);
+    }
+  }
+  return { offPolicySteps, generator, threads, generatorThreads };
+}
+
 /** GrpoTrainer's options from the settings; a setting left undefined takes the trainer's default. */
-function grpoOptions(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues, world: World): GrpoTrainerOptions {
+function grpoOptions(model: Model, generator: Model | GeneratorMode, examples: Example[], v: SettingValues, world: World, plan?: RolloutPlan): GrpoTrainerOptions {
   const resume = v.resume_from_checkpoint as string | boolean | undefined;
   return {
     model,
@@ -164,6 +208,8 @@ function grpoOptions(model: Model, generator: Model | undefined, examples: Examp
     numTrainEpochs: v.num_train_epochs as number,
     seed: v.seed as number,
     sync: v.sync as boolean,
+    offPolicySteps: plan?.offPolicySteps,
+    generatorThreads: plan?.generatorThreads,
     outputDir: v.output_dir as string,
     saveSteps: v.save_steps as number,
     saveTotalLimit: v.save_total_limit as number | undefined,
@@ -207,8 +253,14 @@ function reportGrpoProgress(trainer: GrpoTrainer, v: SettingValues): ProgressLin
   return progress;
 }
 
-async function runGrpo(model: Model, generator: Model | undefined, examples: Example[], v: SettingValues, signal: AbortSignal, world: World): Promise<number> {
-  const options = grpoOptions(model, generator, examples, v, world);
+async function runGrpo(model: Model, generator: Model | GeneratorMode, examples: Example[], v: SettingValues, signal: AbortSignal, world: World, plan?: RolloutPlan): Promise<number> {
+  const options = grpoOptions(model, generator, examples, v, world, plan);
+  // multi-turn rollouts: tools and an environment from modules
+  if (v.tools !== undefined) options.tools = await loadToolsModule(v.tools as string);
+  if (v.environment !== undefined) options.environment = await loadEnvironmentModule(v.environment as string);
+  options.environmentWeight = v.environment_weight as number;
+  options.maxToolCallingIterations = v.max_tool_calling_iterations as number | undefined;
+  options.toolTimeoutMs = Math.round((v.tool_timeout as number) * 1000);
   const outputDir = options.outputDir as string;
   if (options.resumeFrom === undefined && listCheckpoints(outputDir).length > 0 && !v.overwrite_output_dir) {
     throw invalid(`${outputDir} already holds checkpoints of an earlier run: continue it with --resume, or start over with --overwrite-output-dir (or another --output-dir)`);
@@ -217,10 +269,19 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
   const c = trainer.config;
   info(
     `GRPO: ${trainer.totalSteps} steps x ${c.promptsPerStep} prompts x ${c.numGenerations} completions (up to ${c.sampling.maxCompletionLength} tokens), lr ${c.learningRate}, ` +
-      `${c.sync ? 'on-policy (sync)' : `one step off-policy${generator ? ', separate generator engine' : ''}`}, ${examples.length} prompts in the dataset; ` +
+      `${c.sync ? 'on-policy (sync)' : `one step off-policy, ${describeGenerator(model, plan)}`}, ${examples.length} prompts in the dataset; ` +
       `world size ${world.size}${world.size > 1 ? ` (${c.promptsPerStep / world.size} prompts per rank, ${model.info.backend} threads per rank ${v.threads === 0 ? 'split' : v.threads})` : ''}; writing to ${outputDir}`,
   );
   info(describeLoss(c));
+  if (c.multiTurn) {
+    const mt = c.multiTurn;
+    const limit = mt.maxToolCallingIterations === Number.MAX_SAFE_INTEGER ? 'as many as the token budget allows' : `up to ${mt.maxToolCallingIterations}`;
+    info(
+      `multi-turn: ${mt.tools.length > 0 ? `tools ${mt.tools.map((t) => t.name).join(', ')} (calls per completion: ${limit}; ${mt.toolTimeoutMs / 1000} s per call)` : 'no tools'}` +
+        `${mt.environment ? `; environment ${v.environment} (reward weight ${mt.environmentWeight})` : ''}; appended tokens carry no loss`,
+    );
+  }
+  if (plan) info(grpoMemoryPlan(model, plan, examples, v, c.promptsPerStep / world.size, c.numGenerations, c.sampling.maxCompletionLength));
   const progress = quiet ? undefined : reportGrpoProgress(trainer, v);
   try {
     const result = await trainer.train({ signal });
@@ -240,6 +301,29 @@ async function runGrpo(model: Model, generator: Model | undefined, examples: Exa
     }
     throw err;
   }
+}
+
+/** Where rollouts run, for the start-up line. */
+function describeGenerator(model: Model, plan: RolloutPlan | undefined): string {
+  const cpu = model.info.backend === 'cpu';
+  const threads = (n: number) => (n === 0 ? 'all threads' : `${n} thread${n === 1 ? '' : 's'}`);
+  switch (plan?.generator) {
+    case 'shared':
+      return `generation overlaps the update on a shared-base generator context (${cpu ? `${threads(plan.generatorThreads)}; trainer ${threads(plan.threads)}` : 'its own CUDA stream'})`;
+    case 'copy':
+      return `generation overlaps the update on a second copy of the model (${cpu ? `${threads(plan.generatorThreads)}; trainer ${threads(plan.threads)}` : 'its own CUDA stream'})`;
+    default:
+      return 'generation and update take turns on one engine (--generator none)';
+  }
+}
+
+/** The memory plan line: weights (once or twice), LoRA snapshot, KV-cache budget. */
+function grpoMemoryPlan(model: Model, plan: RolloutPlan, examples: Example[], v: SettingValues, promptsPerStep: number, numGenerations: number, maxCompletionLength: number): string {
+  const lora = model.lora ?? { rank: v.lora_r as number, modules: model.loraModules({ targets: loraOptions(v).targets }) };
+  let longestPrompt = 1;
+  for (const e of examples.slice(0, 1000)) longestPrompt = Math.max(longestPrompt, model.encodePrompt(e.prompt).length); // a sample: the first 1000
+  const p = memoryPlan({ info: model.info, generator: plan.generator, lora, promptsPerStep, numGenerations, maxCompletionLength, longestPrompt, offPolicySteps: plan.offPolicySteps });
+  return describeMemoryPlan(p, plan.generator);
 }
 
 async function runSft(model: Model, examples: Example[], v: SettingValues, signal: AbortSignal, world: World): Promise<number> {
@@ -337,19 +421,10 @@ export function trainCommand(): Command {
       const v = mergeSettings(command, config);
       const modelDir = modelArg ?? (v.model_name_or_path as string | undefined);
       if (modelDir === undefined) throw invalid('no model: pass the model directory as the first argument (or model_name_or_path in the config file)');
-      if (v.sync && v.separate_generator) warn('--generator-copy has no effect with --sync (nothing overlaps)');
+      const plan = rolloutPlan(v, world);
       const examples = await loadExamples(v);
       const backend = v.backend as 'cpu' | 'cuda';
-      const separate = (v.separate_generator as boolean) && !v.sync && v.mode !== 'sft';
-      // ranks on one machine split its cores
-      let threads = v.threads === 0 && world.localSize > 1 ? threadsPerRank(availableParallelism(), world.localSize) : (v.threads as number);
-      let generatorThreads = v.generator_threads as number;
-      if (separate && backend === 'cpu' && v.threads === 0 && generatorThreads === 0) {
-        // two engines share the cores instead of both taking all of them
-        const cores = world.localSize > 1 ? threads : availableParallelism();
-        threads = Math.max(1, Math.ceil(cores / 2));
-        generatorThreads = Math.max(1, Math.floor(cores / 2));
-      }
+      const { threads, generatorThreads } = plan;
       const gemm = v.gemm as 'auto' | 'blas' | 'builtin';
       const device = world.localRank; // one GPU per rank on a machine (CUDA; ignored by the CPU backend)
       const model = await Model.load(modelDir, { backend, threads, gemm, device, signal: interrupt.signal });
@@ -358,8 +433,9 @@ export function trainCommand(): Command {
         if (v.adapter !== undefined) await loadAdapter(model, v.adapter as string);
         if (v.mode === 'sft') code = await runSft(model, examples, v, interrupt.signal, world);
         else {
-          if (separate) generator = await Model.load(modelDir, { backend, threads: generatorThreads, gemm, device, signal: interrupt.signal });
-          code = await runGrpo(model, generator, examples, v, interrupt.signal, world);
+          // copy: a second full model; shared: GrpoTrainer creates a context on this model's weights
+          if (plan.generator === 'copy') generator = await Model.load(modelDir, { backend, threads: generatorThreads, gemm, device, signal: interrupt.signal });
+          code = await runGrpo(model, plan.generator === 'copy' ? (generator as Model) : plan.generator, examples, v, interrupt.signal, world, plan);
         }
       } finally {
         await generator?.dispose();

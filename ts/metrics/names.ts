@@ -38,6 +38,12 @@ export const METRIC = {
   isRatioMax: 'sampling/importance_sampling_ratio/max',
   /** top_entropy_quantile < 1: fraction of completion tokens the policy term trained on (hayate's name). */
   entropyKeptRatio: 'entropy/kept_ratio',
+  /** Multi-turn rollouts: tool calls per completion and the failed fraction of them (TRL). */
+  toolCallFrequency: 'tools/call_frequency',
+  toolFailureFrequency: 'tools/failure_frequency',
+  /** Assistant turns per completion, and the seconds tools took in the step (hayate's names). */
+  turnsMean: 'multi_turn/turns_mean',
+  toolSeconds: 'tools/seconds',
   /** Dynamic sampling (with filter_zero_std_groups): generation batches, groups generated, trained, dropped (zero std). */
   genBatches: 'dynamic_sampling/gen_batches',
   groupsGenerated: 'dynamic_sampling/groups_generated',
@@ -60,6 +66,8 @@ export const METRIC = {
   tokensPerSecond: 'tokens_per_second',
   /** Wall seconds of the whole step (TRL's step_time). */
   stepTime: 'step_time',
+  /** Optimizer updates applied to the adapter the step's rollouts were sampled with (one step off-policy: one step behind). */
+  policyVersion: 'rollout/policy_version',
 } as const;
 
 /** `rewards/<name>/mean` or `rewards/<name>/std`, TRL's per-reward-function names. */

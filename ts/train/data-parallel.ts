@@ -11,7 +11,7 @@ import type { World } from '../distributed/world.js';
 import type { Completion } from '../model.js';
 import { groupAdvantages, type ScaleRewards } from './advantages.js';
 import { mergeRollouts } from './dynamic-sampling.js';
-import type { Rollout } from './rollout.js';
+import { modelTokenCount, type Rollout } from './rollout.js';
 
 /** The unbiased std of every rank's rewards (two passes: the global mean, then the squared deviations). */
 export async function globalBatchStd(world: World, rewards: readonly number[]): Promise<number> {
@@ -36,7 +36,7 @@ interface RolloutSummary {
 
 function summarize(r: Rollout): RolloutSummary {
   const { completions, examples: _examples, ...rest } = r;
-  return { rollout: { ...rest, completions: completions.map((c) => ({ finishReason: c.finishReason })), lengths: completions.map((c) => c.tokens.length) } };
+  return { rollout: { ...rest, completions: completions.map((c) => ({ finishReason: c.finishReason })), lengths: completions.map(modelTokenCount) } };
 }
 
 function expand(s: RolloutSummary): Rollout {

@@ -49,6 +49,7 @@ export function mergeRollouts(parts: readonly Rollout[], numGenerations: number,
     genBatches: parts.reduce((s, p) => s + p.genBatches, 0),
     promptsDrawn: parts[parts.length - 1].promptsDrawn,
   };
+  if (parts.some((p) => p.episodes !== undefined)) merged.episodes = parts.flatMap((p) => p.episodes ?? []);
   merged.trainGroups = keptGroups(merged).slice(0, promptsPerStep);
   return merged;
 }

@@ -35,6 +35,8 @@ export interface GrpoTrainerState {
   sampler: SamplerState;
   /** Off-policy run: the next batch is sampled with rollout_adapter.safetensors, not the checkpoint's adapter. */
   pendingRollout: boolean;
+  /** With pendingRollout: the policy version (optimizer updates) of that adapter (absent in older checkpoints). */
+  rolloutPolicyVersion?: number;
   datasetSize: number;
   promptsPerStep: number;
   numGenerations: number;

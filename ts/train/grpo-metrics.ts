@@ -4,7 +4,7 @@ import { METRIC } from '../metrics/names.js';
 import type { MetricsRecord } from '../metrics/writer.js';
 import type { ResolvedGrpoOptions } from './grpo-options.js';
 import type { GrpoUpdateStats } from './grpo-update.js';
-import type { Rollout } from './rollout.js';
+import { modelTokenCount, type Rollout } from './rollout.js';
 
 export interface GrpoSample {
   prompt: string;
@@ -37,11 +37,14 @@ export function grpoStepMetrics(args: {
   trainingSeconds: number;
   /** performance.now() when the step started. */
   stepStarted: number;
+  /** Optimizer updates applied to the adapter the step's batch was sampled with. */
+  policyVersion?: number;
 }): MetricsRecord {
   const { rollout, update: train, config: c } = args;
   const comps = rollout.completions;
-  const lengths = comps.map((x) => x.tokens.length);
-  const terminated = comps.filter((x) => x.finishReason !== 'length').map((x) => x.tokens.length);
+  // lengths count the model's tokens (a multi-turn completion also holds tool and environment tokens)
+  const lengths = comps.map(modelTokenCount);
+  const terminated = comps.filter((x) => x.finishReason !== 'length').map(modelTokenCount);
   const m: MetricsRecord = {
     [METRIC.step]: args.step,
     [METRIC.epoch]: args.epoch,
@@ -81,6 +84,14 @@ export function grpoStepMetrics(args: {
       m[METRIC.isRatioMax] = train.sampling.isRatioMax as number;
     }
   }
+  if (rollout.episodes) {
+    const e = rollout.episodes;
+    const calls = e.reduce((n, x) => n + x.toolCalls, 0);
+    m[METRIC.toolCallFrequency] = calls / e.length;
+    m[METRIC.toolFailureFrequency] = calls > 0 ? e.reduce((n, x) => n + x.toolFailures, 0) / calls : 0;
+    m[METRIC.turnsMean] = e.reduce((n, x) => n + x.turns, 0) / e.length;
+    m[METRIC.toolSeconds] = e.reduce((n, x) => n + x.toolSeconds, 0);
+  }
   m[METRIC.fracRewardZeroStd] = rollout.adv.fracZeroStd;
   if (c.filterZeroStdGroups) {
     const generated = rollout.adv.zeroStd.length;
@@ -105,6 +116,7 @@ export function grpoStepMetrics(args: {
     'timing/step_s': stepSeconds,
     [METRIC.tokensPerSecond]: rollout.generationSeconds > 0 ? rollout.generatedTokens / rollout.generationSeconds : 0,
   });
+  if (args.policyVersion !== undefined) m[METRIC.policyVersion] = args.policyVersion;
   return m;
 }
 

@@ -2,8 +2,12 @@
 // validation, and resolution into one configuration with the defaults of training-defaults.ts. Validation
 // happens in the constructor, so bad values (G < 2, an empty dataset, a bad loss type) fail before any
 // model work starts.
+import { availableParallelism } from 'node:os';
 import type { Example } from '../data/dataset.js';
 import type { World } from '../distributed/world.js';
+import { validateTools } from '../tools/load.js';
+import type { Tool } from '../tools/types.js';
+import type { EnvironmentFactory, MultiTurnConfig } from './multi-turn.js';
 import {
   IMPORTANCE_SAMPLING_LEVELS,
   KL_ESTIMATORS,
@@ -41,11 +45,18 @@ export interface GrpoTrainerOptions {
   /** The policy: a loaded model whose LoRA adapters are trained in place. */
   model: Model;
   /**
-   * Optional second engine holding the same base weights, used only for rollouts. With it, generation of the
-   * next batch truly runs in parallel with the gradient step (the LoRA weights are copied to it after every
-   * update: a few MB). Without it, rollouts run on `model` and the engine serialises the two (see README).
+   * The engine rollouts run on (with offPolicySteps 1, generation of the next batch runs while the update
+   * runs; the policy's LoRA tensors are copied to it before each batch: a few MB):
+   *   - 'shared' (default): a generation context the trainer creates with model.shareBase(): the same base
+   *     weights in memory, its own adapters, KV cache and engine lock (CPU: generatorThreads threads; CUDA:
+   *     its own stream on the same device); disposed at the end of train();
+   *   - a Model: a second engine you loaded (e.g. a full copy of the weights, or a shareBase() context);
+   *   - 'none': `model` itself, whose engine runs one native call at a time (nothing native overlaps).
+   * With offPolicySteps 0 nothing overlaps and 'shared' means 'none'.
    */
-  generator?: Model;
+  generator?: Model | GeneratorMode;
+  /** CPU threads of the 'shared' generator context (default: half the machine's cores, at least 1; 0: one per hardware thread). */
+  generatorThreads?: number;
   /** Prompts with ground-truth answers (loadDataset, syntheticExamples, examplesFromRecords). */
   dataset: readonly Example[];
   /** Rewards (default: correctness + format, the recipe's). */
@@ -128,6 +139,12 @@ export interface GrpoTrainerOptions {
   seed?: number;
   /** Strict on-policy: generate each batch after the previous update (default false: one step off-policy, overlapped). */
   sync?: boolean;
+  /**
+   * Batches generated ahead of the update (TRL-style off_policy_steps): 1 (default) = one step off-policy,
+   * batch t+1 is sampled with the adapter before update t and generated while that update runs; 0 = strict
+   * on-policy (the same as sync: true, which stays as its alias).
+   */
+  offPolicySteps?: 0 | 1;
   /** Where checkpoints, metrics.jsonl, samples.jsonl and reward_curve.svg go (none written when omitted). */
   outputDir?: string;
   /** Checkpoint every N steps (default 0: only at the end). */
@@ -148,6 +165,19 @@ export interface GrpoTrainerOptions {
   maxBatch?: number;
   /** KV cache capacity of the generator in tokens (default: the engine's). */
   kvCacheTokens?: number;
+  /**
+   * Tools the model may call during a completion (multi-turn rollouts, multi-turn.ts): rendered into the
+   * prompt through the chat template, called when the model writes a call, answered as tool messages.
+   */
+  tools?: readonly Tool[];
+  /** A multi-turn environment per sample (the world answers each assistant turn; its rewards join the rewards'). */
+  environment?: EnvironmentFactory;
+  /** Weight of the environment's reward in the total (default 1). */
+  environmentWeight?: number;
+  /** Tool calls per completion at most (TRL max_tool_calling_iterations; default: no limit but the token budget). */
+  maxToolCallingIterations?: number;
+  /** Time limit of one tool call, ms (default 10000); a call past it answers the model with an error. */
+  toolTimeoutMs?: number;
   /** Where warnings go (default stderr). */
   log?: (message: string) => void;
   /**
@@ -182,10 +212,18 @@ export interface ResolvedGrpoOptions {
   rolloutCorrectionMin: number;
   rolloutCorrectionMax: number;
   topEntropyQuantile: number;
+  /** Tools / environment: multi-turn completions (undefined: single turn). */
+  multiTurn?: MultiTurnConfig & { environmentWeight: number };
   learningRate: number;
   totalSteps: number;
   seed: number;
   sync: boolean;
+  /** 0 (on-policy, sync) or 1 (one step off-policy). */
+  offPolicySteps: 0 | 1;
+  /** Where rollouts run: a 'shared' context the trainer creates, options.generator ('model'), or the policy itself ('none'). */
+  generator: 'shared' | 'model' | 'none';
+  /** CPU threads of the 'shared' context. */
+  generatorThreads: number;
   saveSteps: number;
   sampleSteps: number;
   samplesPerLog: number;
@@ -216,6 +254,11 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
   checkInBounds('rolloutCorrectionMin', o.rolloutCorrectionMin, SETTING_BOUNDS.correctionClip);
   if (o.rolloutCorrectionMax !== Infinity) checkInBounds('rolloutCorrectionMax', o.rolloutCorrectionMax, SETTING_BOUNDS.correctionClip);
   checkInt('maxNumGenBatches', o.maxNumGenBatches, 1);
+  checkInt('maxToolCallingIterations', o.maxToolCallingIterations, 1);
+  checkInt('toolTimeoutMs', o.toolTimeoutMs, 1);
+  if (o.environment !== undefined && typeof o.environment !== 'function') throw invalid('environment must be a function (example) => { reset?(), step(text) }');
+  if (o.environmentWeight !== undefined) checkNumber('environmentWeight', o.environmentWeight, -Infinity);
+  const tools = o.tools !== undefined ? validateTools(o.tools) : [];
   checkInBounds('learningRate', o.learningRate, SETTING_BOUNDS.learningRate);
   checkInt('maxSteps', o.maxSteps, 1);
   checkInBounds('numTrainEpochs', o.numTrainEpochs, SETTING_BOUNDS.numTrainEpochs);
@@ -259,6 +302,7 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
   if ((o.saveSteps ?? GRPO_DEFAULTS.saveSteps) > 0 && o.outputDir === undefined) throw invalid('saveSteps needs outputDir');
   if (o.resumeFrom !== undefined && o.resumeFrom !== false && o.outputDir === undefined && typeof o.resumeFrom !== 'string') throw invalid('resumeFrom: true needs outputDir');
   if (o.generator !== undefined && o.generator === o.model) throw invalid('generator must be a second Model instance (or omitted to generate with model)');
+  const schedule = resolveOverlap(o);
   const P = o.promptsPerStep ?? GRPO_DEFAULTS.promptsPerStep;
   const worldSize = o.world?.size ?? 1;
   if (P % worldSize !== 0) throw invalid(`promptsPerStep (${P}, the global batch) must split evenly over the ${worldSize} ranks of the job`);
@@ -290,19 +334,60 @@ export function resolveGrpoOptions(o: GrpoTrainerOptions): ResolvedGrpoOptions {
     clipRatioC,
     lossType,
     importanceSamplingLevel: level,
-    rolloutCorrection: resolveRolloutCorrection(correction, correctionMode, o.model, o.generator),
+    rolloutCorrection: resolveRolloutCorrection(correction, correctionMode, o.model, typeof o.generator === 'object' ? o.generator : undefined),
     rolloutCorrectionMin: correctionMin,
     rolloutCorrectionMax: correctionMax,
     topEntropyQuantile: o.topEntropyQuantile ?? LOSS_DEFAULTS.topEntropyQuantile,
+    multiTurn:
+      tools.length > 0 || o.environment !== undefined
+        ? {
+            tools,
+            environment: o.environment,
+            environmentWeight: o.environmentWeight ?? 1,
+            maxToolCallingIterations: o.maxToolCallingIterations ?? Number.MAX_SAFE_INTEGER,
+            toolTimeoutMs: o.toolTimeoutMs ?? GRPO_DEFAULTS.toolTimeoutMs,
+          }
+        : undefined,
     learningRate: o.learningRate ?? LEARNING_RATE_DEFAULTS.grpo,
     totalSteps,
     seed: o.seed ?? RUN_DEFAULTS.seed,
-    sync: o.sync ?? GRPO_DEFAULTS.sync,
+    ...schedule,
     saveSteps: o.saveSteps ?? GRPO_DEFAULTS.saveSteps,
     sampleSteps: o.sampleSteps ?? GRPO_DEFAULTS.sampleSteps,
     samplesPerLog: o.samplesPerLog ?? GRPO_DEFAULTS.samplesPerLog,
     rewardTimeoutMs: o.rewardTimeoutMs ?? GRPO_DEFAULTS.rewardTimeoutMs,
     plot: o.plot ?? GRPO_DEFAULTS.plot,
+  };
+}
+
+/** Where rollouts run, as an option: a generation context sharing the policy's base, or the policy itself. */
+export type GeneratorMode = 'shared' | 'none';
+
+/** Half the cores (at least 1): the default threads of a 'shared' generator context next to the trainer. */
+export function defaultGeneratorThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / 2));
+}
+
+/** offPolicySteps (sync is its alias), the rollout engine and its threads. */
+function resolveOverlap(o: GrpoTrainerOptions): Pick<ResolvedGrpoOptions, 'sync' | 'offPolicySteps' | 'generator' | 'generatorThreads'> {
+  if (o.offPolicySteps !== undefined && o.offPolicySteps !== 0 && o.offPolicySteps !== 1) {
+    throw invalid(`offPolicySteps must be 0 (on-policy) or 1 (one step off-policy), got ${String(o.offPolicySteps)}`);
+  }
+  if (o.sync !== undefined && typeof o.sync !== 'boolean') throw invalid(`sync must be a boolean, got ${String(o.sync)}`);
+  if (o.sync === true && o.offPolicySteps === 1) throw invalid('sync: true means offPolicySteps: 0; set one of them (offPolicySteps: 1 is one step off-policy)');
+  const offPolicySteps = o.offPolicySteps ?? (o.sync === true ? 0 : GRPO_DEFAULTS.offPolicySteps);
+  const g = o.generator;
+  if (g !== undefined && typeof g !== 'object' && g !== 'shared' && g !== 'none') {
+    throw invalid(`generator must be 'shared', 'none' or a Model, got ${JSON.stringify(g)}`);
+  }
+  checkInt('generatorThreads', o.generatorThreads, 0);
+  const mode = typeof g === 'object' ? 'model' : (g ?? GRPO_DEFAULTS.generator);
+  return {
+    sync: offPolicySteps === 0,
+    offPolicySteps,
+    // on-policy, nothing overlaps: a shared context would only cost memory
+    generator: mode === 'shared' && offPolicySteps === 0 ? 'none' : mode,
+    generatorThreads: o.generatorThreads ?? defaultGeneratorThreads(),
   };
 }
 

@@ -5,15 +5,20 @@
 // (generation, scoring, advantages), rollout-pipeline.ts (which batch is in flight, with which adapter),
 // grpo-update.ts, grpo-metrics.ts and grpo-checkpoint.ts; this file sets a run up and runs the step loop.
 //
-// Pipelining (one step off-policy, the default): the rollout of step t+1 is started with the adapter as it
+// Pipelining (offPolicySteps 1, the default): the rollout of step t+1 is started with the adapter as it
 // is before update t, then update t runs. What overlaps depends on the engines:
-//   - with `generator` (a second Model with the same base weights), generation of step t+1 runs on its own
-//     engine while update t runs on the policy's: true parallel native work. The policy's LoRA tensors are
-//     copied to the generator before each rollout (a few MB).
-//   - without it, both run on the one model, whose engine executes one call at a time: generation of t+1
-//     runs first, then update t; what overlaps is the JS-side work (reward scoring in the worker pool,
-//     decoding, metrics and checkpoint files) with native work. The results are the same either way.
-// `sync: true` generates each batch after the previous update (strict on-policy); nothing overlaps.
+//   - with a generator engine (by default 'shared': a context the run creates with model.shareBase(), the
+//     same base weights in memory, its own adapters, KV cache, lock and threads or CUDA stream; or a
+//     Model you pass, e.g. a full copy), generation of step t+1 runs on it while update t runs on the
+//     policy's engine: true parallel native work. The policy's LoRA tensors are copied to the generator
+//     before each rollout (a few MB).
+//   - with generator 'none', both run on the one model, whose engine executes one call at a time:
+//     generation of t+1 runs first, then update t; what overlaps is the JS-side work (reward scoring in the
+//     worker pool, decoding, metrics and checkpoint files) with native work. The results are the same
+//     either way (bit for bit with a batch-invariant GEMM; tests/grpo.test.ts).
+// offPolicySteps 0 (`sync: true`) generates each batch after the previous update (strict on-policy);
+// nothing overlaps and no generator context is created. Each metrics line records the policy version
+// (optimizer updates) the step's batch was sampled with: rollout/policy_version.
 //
 // Reproducibility: data order comes from BatchSampler(seed), sampling seeds from (seed, step, prompt,
 // sample) (see rollout.ts), so a run resumed from checkpoint-<s> trains on the same batches and samples as
@@ -87,6 +92,8 @@ interface GrpoRun {
   readonly generator: Model;
   /** One step off-policy (the default) rather than `sync`. */
   readonly offPolicy: boolean;
+  /** The 'shared' generator context this run created (disposed when it ends). */
+  readonly ownGenerator?: Model;
   /** Aborted when the run stops for any reason: cancels in-flight native work. */
   readonly signal: AbortSignal;
   readonly pool: RewardPool;
@@ -150,10 +157,18 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     const seconds = () => (performance.now() - started) / 1000;
     if (userSignal?.aborted) throw new AbortError('GRPO training was aborted before it started');
     const resume = findResumePoint(o.resumeFrom, o.outputDir, { datasetSize: o.dataset.length, promptsPerStep: c.promptsPerStep, numGenerations: c.numGenerations, seed: c.seed });
-    const pool = await RewardPool.create(toRewardSpecs(o.rewards, o.rewardWeights), { timeoutMs: c.rewardTimeoutMs, log: (m) => this.log(`warning: ${m}`) });
+    // the default overlapped mode: a generation context on the policy's base weights (no second copy)
+    const ownGenerator = c.generator === 'shared' ? await o.model.shareBase({ threads: c.generatorThreads, signal: userSignal }) : undefined;
+    let pool: RewardPool;
+    try {
+      pool = await RewardPool.create(toRewardSpecs(o.rewards, o.rewardWeights), { timeoutMs: c.rewardTimeoutMs, log: (m) => this.log(`warning: ${m}`) });
+    } catch (err) {
+      await ownGenerator?.dispose();
+      throw err;
+    }
     const stop = new AbortController();
     const forward = () => stop.abort(userSignal?.reason);
-    const run = this.newRun(resume, pool, stop.signal);
+    const run = this.newRun(resume, pool, stop.signal, ownGenerator);
     userSignal?.addEventListener('abort', forward, { once: true });
     if (userSignal?.aborted) forward();
     try {
@@ -164,7 +179,9 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
       }
       // The first batch: sampled with the checkpoint's rollout adapter when one is pending (off-policy resume).
       const resumedAdapter = resume?.state.pendingRollout && run.offPolicy ? readRolloutAdapter(resume, run.model.lora!) : undefined;
-      await run.rollouts.launchFirst(run.startStep, resumedAdapter);
+      const updates = (run.trainer as TrainerCore).stepCount;
+      const firstVersion = resumedAdapter ? (resume?.state.rolloutPolicyVersion ?? Math.max(0, updates - c.numIterations)) : updates;
+      await run.rollouts.launchFirst(run.startStep, firstVersion, resumedAdapter);
       for (let u = run.startStep; u < c.totalSteps; u++) await this.step(run, u);
       await this.finish(run);
       return { steps: run.completed, startStep: run.startStep, metrics: run.metrics, lastCheckpoint: run.lastCheckpoint, seconds: seconds() };
@@ -182,6 +199,7 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
       run.logs?.samples.close();
       await pool.close();
       await run.trainer?.dispose();
+      await run.ownGenerator?.dispose();
     }
   }
 
@@ -196,8 +214,9 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     const hasNext = u + 1 < c.totalSteps;
     // rollout, scoring, advantages: this step's batch, launched earlier
     const rollout = await run.rollouts.take();
+    const policyVersion = run.rollouts.policyVersion(u);
     // off-policy: the next batch is launched now, with the adapter before this update, and overlaps it
-    if (run.offPolicy && hasNext) await run.rollouts.launchAhead(u + 1);
+    if (run.offPolicy && hasNext) await run.rollouts.launchAhead(u + 1, (run.trainer as TrainerCore).stepCount);
     // update
     const trainStarted = performance.now();
     const update = await runGrpoUpdate({ trainer: run.trainer as TrainerCore, rollout, config: c, signal: run.signal, useRolloutLogprobs: run.offPolicy || c.numIterations > 1, log: (m) => this.log(m), world: run.world });
@@ -205,19 +224,19 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     run.completed = u + 1;
     run.rollouts.forget(u);
     // metrics (and samples), checkpoint
-    await this.recordStep(run, rollout, update, trainingSeconds, stepStarted);
+    await this.recordStep(run, rollout, update, trainingSeconds, stepStarted, policyVersion);
     if (this.options.outputDir !== undefined && ((c.saveSteps > 0 && run.completed % c.saveSteps === 0) || run.completed === c.totalSteps)) {
       await this.saveCheckpoint(run, run.completed);
     }
     // on-policy (sync): the next batch is launched only now, with the updated adapter
-    if (c.sync && hasNext) await run.rollouts.launchAfterUpdate(u + 1);
+    if (c.sync && hasNext) await run.rollouts.launchAfterUpdate(u + 1, (run.trainer as TrainerCore).stepCount);
   }
 
-  private newRun(resume: ResumePoint | undefined, pool: RewardPool, signal: AbortSignal): GrpoRun {
+  private newRun(resume: ResumePoint | undefined, pool: RewardPool, signal: AbortSignal, ownGenerator: Model | undefined): GrpoRun {
     const o = this.options;
     const c = this.config;
     const model = o.model;
-    const generator = o.generator ?? model;
+    const generator = ownGenerator ?? (typeof o.generator === 'object' ? o.generator : model);
     const world = o.world ?? singleProcessWorld();
     const rollouts = new RolloutPipeline({
       model,
@@ -231,10 +250,11 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
       scaleRewards: c.scaleRewards,
       maxNumGenBatches: c.maxNumGenBatches,
       world,
+      multiTurn: c.multiTurn,
       signal,
     });
     const startStep = resume?.state.step ?? 0;
-    return { model, world, generator, offPolicy: !c.sync, signal, pool, rollouts, resume, startStep, completed: startStep, numTokens: resume?.state.numTokens ?? 0, metrics: [] };
+    return { model, world, generator, ownGenerator, offPolicy: !c.sync, signal, pool, rollouts, resume, startStep, completed: startStep, numTokens: resume?.state.numTokens ?? 0, metrics: [] };
   }
 
   /** The policy's adapters and optimizer (fresh, or restored from the resumed checkpoint), the generator's adapters, the logs. */
@@ -276,13 +296,13 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
    * The metrics line of the step just completed (over every rank's rollouts), its 'step' event and, every
    * sampleSteps steps, samples (rank 0's first completions: the global batch's first).
    */
-  private async recordStep(run: GrpoRun, local: Rollout, update: GrpoUpdateStats, trainingSeconds: number, stepStarted: number): Promise<void> {
+  private async recordStep(run: GrpoRun, local: Rollout, update: GrpoUpdateStats, trainingSeconds: number, stepStarted: number, policyVersion?: number): Promise<void> {
     const c = this.config;
     const step = run.completed;
     const rollout = await globalRolloutView(run.world, local, c.numGenerations, c.scaleRewards);
     run.numTokens += rolloutTokenCount(rollout, c.numGenerations);
     const epoch = (rollout.promptsDrawn ?? step * c.promptsPerStep) / this.options.dataset.length;
-    const m = grpoStepMetrics({ step, epoch, rollout, update, config: c, numTokens: run.numTokens, trainingSeconds, stepStarted });
+    const m = grpoStepMetrics({ step, epoch, rollout, update, config: c, numTokens: run.numTokens, trainingSeconds, stepStarted, policyVersion });
     m.world_size = run.world.size;
     run.logs?.metrics.write(m);
     run.metrics.push(m);
@@ -310,6 +330,7 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
       seed: c.seed,
       sampler: position.sampler,
       pendingRollout: pendingRollout && position.rolloutAdapter !== undefined,
+      rolloutPolicyVersion: pendingRollout ? run.rollouts.policyVersion(s) : undefined,
       datasetSize: o.dataset.length,
       promptsPerStep: c.promptsPerStep,
       numGenerations: c.numGenerations,

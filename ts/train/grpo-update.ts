@@ -4,7 +4,7 @@
 import type { World } from '../distributed/world.js';
 import type { LossOptions, TrainerCore, TrainSequence } from '../trainer-core.js';
 import type { ResolvedGrpoOptions } from './grpo-options.js';
-import type { Rollout } from './rollout.js';
+import { modelTokenMask, type Rollout } from './rollout.js';
 
 /** What the updates of one step did, averaged over its iterations (loss, grad norm) or tokens (kl, clips, entropy). */
 export interface GrpoUpdateStats {
@@ -44,6 +44,7 @@ export interface GrpoUpdateStats {
 export function trainingSequences(rollout: Rollout, c: ResolvedGrpoOptions, useRolloutLogprobs: boolean): TrainSequence[] {
   const G = c.numGenerations;
   const keep = trainedGroups(rollout, c);
+  const masked = rollout.completions.some((x) => modelTokenMask(x) !== undefined);
   const sequences: TrainSequence[] = [];
   rollout.completions.forEach((x, i) => {
     const group = Math.floor(i / G);
@@ -51,6 +52,8 @@ export function trainingSequences(rollout: Rollout, c: ResolvedGrpoOptions, useR
     if (c.maskTruncatedCompletions && x.finishReason === 'length') return;
     const s: TrainSequence = { prompt: rollout.promptTokens[group], completion: x.tokens, advantage: rollout.adv.advantages[i], samplingLogprobs: x.logprobs };
     if (useRolloutLogprobs) s.oldLogprobs = x.logprobs;
+    // multi-turn: tool and environment tokens inside the completion are context, not the model's
+    if (masked) s.completionMask = modelTokenMask(x) ?? new Array<number>(x.tokens.length).fill(1);
     sequences.push(s);
   });
   return sequences;

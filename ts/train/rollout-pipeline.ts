@@ -8,7 +8,9 @@
 //     and the update is queued after it; batch t+1 then generates while update t runs (on a second engine)
 //     or while its rewards are scored (on one engine, which runs one native call at a time);
 //   - on-policy (launchAfterUpdate, `sync`): batch t+1 is launched after update t, with its adapter.
-// With a separate generator engine, the policy's LoRA tensors are copied to it before each launch.
+// With a separate generator engine (by default a context sharing the policy's base weights, Model.shareBase),
+// the policy's LoRA tensors are copied to it before each launch: a snapshot of the LoRA tensors only.
+// Each launch records the policy version it samples with: the optimizer updates applied to that adapter.
 //
 // Dynamic sampling (maxNumGenBatches > 1): take() draws further batches of the step, right after its first
 // one, until enough groups with varied rewards are kept (dynamic-sampling.ts). They come from the data
@@ -22,6 +24,7 @@ import type { ScaleRewards } from './advantages.js';
 import type { World } from '../distributed/world.js';
 import { globalTrainGroups, withGlobalAdvantages } from './data-parallel.js';
 import { mergeRollouts } from './dynamic-sampling.js';
+import type { MultiTurnConfig } from './multi-turn.js';
 import { startRollout, type PendingRollout, type Rollout, type RolloutSampling } from './rollout.js';
 
 export interface RolloutPipelineOptions {
@@ -40,6 +43,8 @@ export interface RolloutPipelineOptions {
   maxNumGenBatches: number;
   /** The data-parallel job (one process: SINGLE_PROCESS_WORLD); promptsPerStep is the global count. */
   world: World;
+  /** Tools / environment: multi-turn completions. */
+  multiTurn?: MultiTurnConfig & { environmentWeight: number };
   /** Cancels in-flight generation. */
   signal: AbortSignal;
 }
@@ -57,6 +62,7 @@ export class RolloutPipeline {
   private readonly promptCache = new Map<number, number[]>();
   private readonly samplerStates = new Map<number, SamplerState>();
   private readonly rolloutAdapters = new Map<number, LoraTensors[]>();
+  private readonly versions = new Map<number, number>();
   private pending: PendingRollout | undefined;
 
   constructor(private readonly o: RolloutPipelineOptions) {
@@ -77,8 +83,9 @@ export class RolloutPipeline {
    * Launches the run's first batch. On an off-policy resume it is sampled with the checkpoint's rollout
    * adapter (`resumedAdapter`), as the interrupted run sampled it; otherwise with the current adapter.
    */
-  async launchFirst(step: number, resumedAdapter?: LoraTensors[]): Promise<void> {
+  async launchFirst(step: number, version: number, resumedAdapter?: LoraTensors[]): Promise<void> {
     const { model, generator } = this.o;
+    this.versions.set(step, version);
     const current = await model.loraTensors();
     if (resumedAdapter) {
       await generator.setLoraTensors(resumedAdapter);
@@ -118,8 +125,9 @@ export class RolloutPipeline {
    * one engine it resolves once that generation has finished (the update waits for it anyway, so the
    * update's timing starts there); its rewards are still being scored in the worker pool.
    */
-  async launchAhead(step: number): Promise<void> {
+  async launchAhead(step: number, version: number): Promise<void> {
     const tensors = await this.o.model.loraTensors();
+    this.versions.set(step, version);
     if (this.separate) await this.o.generator.setLoraTensors(tensors);
     const next = this.launch(step);
     this.rolloutAdapters.set(step, tensors);
@@ -127,15 +135,26 @@ export class RolloutPipeline {
   }
 
   /** On-policy: launches step `step`'s batch with the adapter as updated. */
-  async launchAfterUpdate(step: number): Promise<void> {
+  async launchAfterUpdate(step: number, version: number): Promise<void> {
+    this.versions.set(step, version);
     if (this.separate) await this.o.generator.setLoraTensors(await this.o.model.loraTensors());
     this.launch(step);
   }
 
   /** Drops what was kept for `step` once it is trained (no checkpoint will resume at it any more). */
   forget(step: number): void {
+    this.versions.delete(step);
     this.rolloutAdapters.delete(step);
     this.samplerStates.delete(step);
+  }
+
+  /**
+   * The policy version (optimizer updates applied to the adapter) step `step`'s first batch is sampled
+   * with. Refill batches of dynamic sampling use the generator's adapter as it is then: on a separate
+   * generator that is the same snapshot, on the policy's own engine the current adapter.
+   */
+  policyVersion(step: number): number | undefined {
+    return this.versions.get(step);
   }
 
   /** What a checkpoint of step `step` records; `pendingRollout`: step's batch is already launched (off-policy). */
@@ -166,7 +185,7 @@ export class RolloutPipeline {
     });
     const { generator, pool, seed, numGenerations, sampling, scaleRewards, signal } = this.o;
     const seedOffset = this.o.world.rank * indices.length; // this slice's position in the global batch
-    const started = startRollout({ generator, pool, step, seed, indices, examples, promptTokens, numGenerations, genBatch, seedOffset, sampling, scaleRewards, signal });
+    const started = startRollout({ generator, pool, step, seed, indices, examples, promptTokens, numGenerations, genBatch, seedOffset, sampling, scaleRewards, signal, multiTurn: this.o.multiTurn });
     const promptsDrawn = drawn.epoch * dataset.length + drawn.position;
     const pending: PendingRollout = { generated: started.generated, done: started.done.then((r) => ({ ...r, promptsDrawn })) };
     pending.done.catch(() => undefined); // awaited later; never an unhandled rejection

@@ -6,9 +6,11 @@
 import { deriveSeed } from '../data/random.js';
 import type { Example } from '../data/dataset.js';
 import { HayateError } from '../errors.js';
-import type { Completion, GenerateResult, Model } from '../model.js';
+import type { Completion, GenerateResult, Model, Turn } from '../model.js';
 import type { RewardPool, RewardScores } from '../rewards/pool.js';
+import { mean, std } from '../metrics/stats.js';
 import { groupAdvantages, type GroupAdvantages, type ScaleRewards } from './advantages.js';
+import { MultiTurnBatch, type Episode, type MultiTurnConfig } from './multi-turn.js';
 
 /** How a rollout samples its completions. */
 export interface RolloutSampling {
@@ -42,6 +44,8 @@ export interface Rollout {
   trainGroups?: number[];
   /** Dataset prompts the run had drawn once this step's batches were drawn (its epoch = this / dataset size). */
   promptsDrawn?: number;
+  /** Multi-turn rollouts: each completion's episode (tool calls, failures, turns, tool time, environment reward). */
+  episodes?: Episode[];
 }
 
 /** The base seed of step `step`'s sampling; generation batch k > 0 of a step (dynamic sampling) has its own. */
@@ -77,6 +81,8 @@ export interface RolloutRequest {
   sampling: RolloutSampling;
   scaleRewards: ScaleRewards;
   signal?: AbortSignal;
+  /** Tools and/or an environment: completions run over several turns (multi-turn.ts). */
+  multiTurn?: MultiTurnConfig & { environmentWeight: number };
 }
 
 /**
@@ -85,34 +91,65 @@ export interface RolloutRequest {
  */
 export function startRollout(args: RolloutRequest): PendingRollout {
   const started = performance.now();
-  const generation = generateCompletions(args);
+  const turns = args.multiTurn ? new MultiTurnBatch(args.generator, args.multiTurn, args.examples, args.numGenerations, args.sampling.maxCompletionLength) : undefined;
+  // multi-turn: the prompts show the tools (or start from the environment's conversation)
+  const promptTokens = turns ? args.examples.map((_, i) => turns.promptTokens(i)) : args.promptTokens;
+  const generation = generateCompletions({ ...args, promptTokens }, turns);
   const done = (async () => {
     const completions = groupedCompletions(await generation, args.numGenerations);
+    // the engine counts model turns (also those that ended at the token budget, with no answer asked)
+    if (turns) completions.forEach((c, i) => (turns.episodes[i].turns = c.turns ?? turns.episodes[i].turns));
     const generationSeconds = (performance.now() - started) / 1000;
     const rewardStarted = performance.now();
-    const scores = await scoreCompletions(args.pool, args.examples, completions, args.numGenerations);
+    let scores = await scoreCompletions(args.pool, args.examples, completions, args.numGenerations);
+    if (turns && args.multiTurn?.environment) scores = withReward(scores, 'environment', turns.episodes.map((e) => e.environmentReward), args.multiTurn.environmentWeight);
+    if (turns) scores.warnings.push(...turns.warnings.map((message) => ({ reward: 'environment', kind: 'error' as const, message, batchSize: 1 })));
     const rewardSeconds = (performance.now() - rewardStarted) / 1000;
     const adv = groupAdvantages(scores.total, args.numGenerations, args.scaleRewards);
-    return {
+    const rollout: Rollout = {
       step: args.step,
       indices: args.indices,
       examples: args.examples,
-      promptTokens: args.promptTokens,
+      promptTokens,
       completions,
       scores,
       adv,
       generationSeconds,
       rewardSeconds,
-      generatedTokens: completions.reduce((n, c) => n + c.tokens.length, 0),
+      generatedTokens: completions.reduce((n, c) => n + modelTokenCount(c), 0),
       genBatches: 1,
     };
+    if (turns) rollout.episodes = turns.episodes;
+    return rollout;
   })();
   return { generated: generation, done };
 }
 
+/** A multi-turn completion's mask: 1 for each token the model generated, 0 for appended context. */
+export function modelTokenMask(c: Completion): ArrayLike<number> | undefined {
+  return c.modelTokenMask;
+}
+
+/** Tokens the model generated in a completion (multi-turn completions also hold appended context tokens). */
+export function modelTokenCount(c: Completion): number {
+  const mask = modelTokenMask(c);
+  if (!mask) return c.tokens.length;
+  let n = 0;
+  for (let i = 0; i < mask.length; i++) n += mask[i] ? 1 : 0;
+  return n;
+}
+
+/** `scores` with one more weighted reward (the environment's). */
+function withReward(scores: RewardScores, name: string, values: number[], weight: number): RewardScores {
+  const total = scores.total.map((t, i) => t + weight * values[i]);
+  const metrics = { ...scores.metrics, [`rewards/${name}/mean`]: mean(values), [`rewards/${name}/std`]: values.length > 1 ? std(values) : 0, reward: mean(total) };
+  return { ...scores, names: [...scores.names, name], weights: [...scores.weights, weight], values: { ...scores.values, [name]: values }, total, metrics };
+}
+
 /** Generation: queues G samples of every prompt on the generator, with the adapter it holds now. */
-function generateCompletions(args: RolloutRequest): Promise<GenerateResult> {
+function generateCompletions(args: RolloutRequest, turns?: MultiTurnBatch): Promise<GenerateResult> {
   const s = args.sampling;
+  const stop = [...s.stop, ...(turns?.stops() ?? [])];
   return args.generator.generate(
     args.promptTokens.map((tokens) => ({ tokens })),
     {
@@ -122,12 +159,13 @@ function generateCompletions(args: RolloutRequest): Promise<GenerateResult> {
       topP: s.topP,
       topK: s.topK,
       minP: s.minP,
-      stop: s.stop.length > 0 ? s.stop : undefined,
+      stop: stop.length > 0 ? stop : undefined,
       seed: rolloutSeed(args.seed, args.step, args.genBatch ?? 0) + (args.seedOffset ?? 0),
       maxBatch: s.maxBatch,
       kvCacheTokens: s.kvCacheTokens,
       signal: args.signal,
       lora: true,
+      ...(turns ? { onTurn: (turn: Turn) => turns.onTurn(turn) } : {}),
     },
   );
 }
