@@ -129,7 +129,7 @@ describe('generate with onTurn', () => {
     expect(seen!.maxAppendTokens).toBe(30 - 1 - 3);
   });
 
-  it('stop strings end turns; the completion text is cut at the last one', async () => {
+  it('stop strings end turns; the completion text keeps them, the last one too', async () => {
     const p = 'Tom has 3 apples and';
     const free = (await model.generate(p, { temperature: 0, maxNewTokens: 24, ignoreEos: true })).results[0].completions[0];
     const stop = free.text.slice(2, 4);
@@ -147,8 +147,11 @@ describe('generate with onTurn', () => {
     expect(r.tokens.slice(0, n0)).toEqual(turns[0].tokens);
     expect(r.tokens.slice(n0, n0 + answer.length)).toEqual(answer);
     expect(r.modelTokenMask!.slice(n0, n0 + answer.length)).toEqual(answer.map(() => 0));
-    expect(r.text.startsWith(turns[0].text)).toBe(true);  // only the last turn's stop is cut
-    if (r.finishReason === 'stop') expect(r.stopString).toBe(stop);
+    expect(r.text.startsWith(turns[0].text)).toBe(true);
+    if (r.finishReason === 'stop') {
+      expect(r.stopString).toBe(stop);
+      expect(r.text.endsWith(stop)).toBe(true);  // the last turn keeps its stop too (a final tool call reads as one)
+    }
   });
 
   it('a throwing or rejecting onTurn ends only its sequence, with the error on the completion', async () => {

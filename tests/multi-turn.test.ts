@@ -120,6 +120,36 @@ describe('multi-turn rollouts (scripted policy)', () => {
   });
 });
 
+describe('multi-turn rewards score the model, not the tools', () => {
+  it('see the last assistant turn as the completion, the whole conversation as extra.transcripts, model tokens as lengths', async () => {
+    const call = '<tool_call>\n{"name": "calculate", "arguments": {"expression": "6*7"}}\n</tool_call>';
+    // sample 0 calls the tool and then gives up: the tool said 42, the model did not; sample 1 answers after the call
+    const script = (_r: number, s: number) => (s === 0 ? [call, 'I do not know.<|im_end|>'] : [call, 'So \\boxed{42}.<|im_end|>']);
+    const { model } = scriptedGenerator(script);
+    const dataset = [{ question: '6*7', answer: '42', prompt: { messages: [{ role: 'user', content: 'What is 6*7?' }] } }] as never[];
+    const c = resolveGrpoOptions({ model, dataset, tools: [calc], numGenerations: 2, maxCompletionLength: 512, promptsPerStep: 1 });
+    const seen: { completions: string[]; extra: Record<string, unknown> }[] = [];
+    const spy = { kind: 'function' as const, name: 'spy', weight: 0, fn: (_p: unknown[], completions: string[], extra: Record<string, unknown>) => (seen.push({ completions, extra }), completions.map(() => 0)) };
+    const pool = await RewardPool.create(['correctness', spy], { timeoutMs: 10_000 });
+    try {
+      const rollout = await startRollout({
+        generator: model, pool, step: 0, seed: 1, indices: [0], examples: dataset, promptTokens: [[1]], numGenerations: 2, sampling: c.sampling, scaleRewards: 'group', multiTurn: c.multiTurn,
+      }).done;
+      // the tool's 42 is in sample 0's text, but the model never said it: no reward
+      expect(rollout.completions[0].text).toContain('42');
+      expect(rollout.scores.values.correctness).toEqual([0, 1]);
+      const { completions, extra } = seen[0];
+      expect(completions).toEqual(['I do not know.', 'So \\boxed{42}.']);
+      expect(extra.transcripts).toEqual(rollout.completions.map((x) => x.text));
+      const own = rollout.completions.map((x) => x.tokens.filter((_, i) => x.modelTokenMask![i] === 1));
+      expect(extra.completionIds).toEqual(own);
+      expect(extra.completionLengths).toEqual(own.map((t) => t.length));
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('hayate train --tools', () => {
   it('runs GRPO with the calculator tool on a tiny model and logs the tool metrics', async () => {
     const modelDir = await makeModel({ arch: 'qwen3' });

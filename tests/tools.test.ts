@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Model } from '../ts/model.js';
 import type { HfTokenizer } from '../ts/tokenizer.js';
+import { chatTemplateShowsTools } from '../ts/tools/conversation.js';
 import { Conversation, loadToolsModule, parseToolCalls, ToolRunner, toolCallFormat, validateTools, type Tool } from '../ts/tools/index.js';
 import { MultiTurnBatch, type Environment } from '../ts/train/multi-turn.js';
 import { calculate, evaluateArithmetic } from '../examples/calculator-tool/tools.js';
@@ -133,6 +134,33 @@ describe('MultiTurnBatch answers scripted assistant turns', () => {
     expect(await b.onTurn(turn(call))).toBeNull(); // the second call is past the limit
     const tight = new MultiTurnBatch(model(), { tools: [calc], maxToolCallingIterations: 5, toolTimeoutMs: 1000 }, examples, 1, 30);
     expect(await tight.onTurn(turn(call))).toBeNull(); // the answer would not fit in 30 tokens
+  });
+
+  it('a malformed call quotes itself back when the budget allows, else gets the short error', async () => {
+    const bad = '<tool_call>{"name": "calculate", "arguments": {"expression": "1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10"}}}</tool_call>';
+    const roomy = new MultiTurnBatch(model(), { tools: [calc], maxToolCallingIterations: 2, toolTimeoutMs: 1000 }, examples, 1, 512);
+    const long = tok.decode((await roomy.onTurn(turn(bad))) as number[], { skipSpecialTokens: false });
+    expect(long).toContain('error: the tool call is not valid JSON');
+    expect(long).toContain('"expression": "1 + 2 + 3'); // the call, quoted
+    const used = tok.encode(bad, { addSpecialTokens: false }).length;
+    const shortTokens = tok.encode('<|im_end|>\n<|im_start|>user\n<tool_response>\nerror: x\n</tool_response><|im_end|>\n<|im_start|>assistant\n', { addSpecialTokens: false }).length;
+    const longTokens = tok.encode(long, { addSpecialTokens: false }).length;
+    // a budget with room for the error but not for the quoted call
+    const budget = used + longTokens - 5;
+    const tight = new MultiTurnBatch(model(), { tools: [calc], maxToolCallingIterations: 2, toolTimeoutMs: 1000 }, examples, 1, budget);
+    const answer = await tight.onTurn(turn(bad));
+    expect(answer).not.toBeNull();
+    const short = tok.decode(answer as number[], { skipSpecialTokens: false });
+    expect(short).toContain('error: the tool call is not valid JSON');
+    expect(short).not.toContain('"expression"');
+    expect(answer!.length).toBeGreaterThan(shortTokens);
+    expect(tight.episodes[0]).toMatchObject({ toolCalls: 1, toolFailures: 1 });
+  });
+
+  it('a chat template that ignores tools is detected', () => {
+    expect(chatTemplateShowsTools(tok, [calc])).toBe(true);
+    const blind = { ...tok, chatTemplate: '{% for m in messages %}{{ m.content }}{% endfor %}', applyChatTemplate: (m: { content: string }[]) => m.map((x) => x.content).join('') } as unknown as HfTokenizer;
+    expect(chatTemplateShowsTools(blind, [calc])).toBe(false);
   });
 
   it('environments: rewards add up, messages continue the conversation, done ends it, a throw ends it with 0', async () => {

@@ -25,6 +25,16 @@ function sequences(vocab: number, n: number, promptLen: number, completionLen: n
   }));
 }
 
+describe('packBatch', () => {
+  it('fills a missing completion mask with ones; other per-token fields are all-or-none', () => {
+    const a = { prompt: [1, 2], completion: [3, 4, 5], advantage: 1, completionMask: [1, 0, 1] };
+    const b = { prompt: [1], completion: [6, 7], advantage: -1 };
+    expect(Array.from(packBatch([a, b]).completionMask!)).toEqual([1, 0, 1, 1, 1]);
+    expect(packBatch([b, b]).completionMask).toBeUndefined();
+    expect(() => packBatch([{ ...a, oldLogprobs: [0, 0, 0] }, b])).toThrow(/oldLogprobs must be given for every sequence of the batch or for none/);
+  });
+});
+
 describe('TrainerCore', () => {
   it('SFT on a fixed small set drives the loss toward zero (memorisation)', async () => {
     // larger weights than the other tests: the logit range of a tiny random model bounds how close to 0 it can get

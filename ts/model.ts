@@ -137,6 +137,7 @@ export interface Turn {
 }
 
 export interface Completion {
+  /** The tokens decoded; the stop string that ended the sequence is cut, except with onTurn, where every turn's stop stays. */
   text: string;
   tokens: number[];
   /** Log-prob of each generated token under log_softmax(logits / temperature) (raw logits when greedy). */
@@ -479,11 +480,9 @@ export class Model {
   /** A completion of an interactive request: all tokens, which of them the model sampled, its turns. */
   private toTurnCompletion(o: NativeOutput, stops: string[], errors: Map<string, string>): Completion {
     const stopString = o.stopString >= 0 ? stops[o.stopString] : undefined;
-    let text = this.tokenizer ? this.tokenizer.decode(Array.from(o.tokens), { skipSpecialTokens: true }) : '';
-    if (stopString !== undefined) {
-      const at = text.lastIndexOf(stopString);  // the last turn's stop (earlier turns' stops stay)
-      if (at >= 0) text = text.slice(0, at);
-    }
+    // every turn's stop stays in the text, the last one's too: a conversation that ends at a tool call
+    // reads as one (`...</tool_call>`), like the calls before it
+    const text = this.tokenizer ? this.tokenizer.decode(Array.from(o.tokens), { skipSpecialTokens: true }) : '';
     const c: Completion = { text, tokens: Array.from(o.tokens), logprobs: Array.from(o.logprobs), finishReason: o.finishReason };
     if (stopString !== undefined) c.stopString = stopString;
     c.modelTokenMask = Array.from(o.tokenMask ?? []);

@@ -175,14 +175,20 @@ export function packBatch(sequences: readonly TrainSequence[], withLoss = true):
   });
   const batch: NativeTrainBatch = { tokens, seqLens, promptLens };
   if (!withLoss) return batch;
-  const perToken = (key: 'oldLogprobs' | 'refLogprobs' | 'samplingLogprobs' | 'completionMask'): Float64Array | undefined => {
+  // `absent`: the value of a sequence that does not give `key` (undefined: all sequences or none must give it)
+  const perToken = (key: 'oldLogprobs' | 'refLogprobs' | 'samplingLogprobs' | 'completionMask', absent?: number): Float64Array | undefined => {
     const have = sequences.filter((s) => s[key] !== undefined).length;
     if (have === 0) return undefined;
-    if (have !== sequences.length) throw invalid(`${key} must be given for every sequence of the batch or for none`);
+    if (have !== sequences.length && absent === undefined) throw invalid(`${key} must be given for every sequence of the batch or for none`);
     const out = new Float64Array(sequences.reduce((n, s) => n + s.completion.length, 0));
     let o = 0;
     sequences.forEach((s, i) => {
-      const v = s[key] as ArrayLike<number>;
+      const v = s[key];
+      if (v === undefined) {
+        out.fill(absent as number, o, o + s.completion.length);
+        o += s.completion.length;
+        return;
+      }
       if (v.length !== s.completion.length) throw invalid(`sequence ${i}: ${key} has ${v.length} values for ${s.completion.length} completion tokens`);
       out.set(v, o);
       o += v.length;
@@ -197,7 +203,7 @@ export function packBatch(sequences: readonly TrainSequence[], withLoss = true):
   batch.oldLogprobs = perToken('oldLogprobs');
   batch.refLogprobs = perToken('refLogprobs');
   batch.samplingLogprobs = perToken('samplingLogprobs');
-  batch.completionMask = perToken('completionMask');
+  batch.completionMask = perToken('completionMask', 1); // a sequence without a mask: every token is the model's
   return batch;
 }
 

@@ -20,29 +20,13 @@
 #include "cpu/cpu_backend.h"
 #include "generator.h"
 #include "model.h"
+#include "tiny_config.h"
 
 using namespace hayate;
 
 namespace {
 
-ModelConfig turns_config() {
-  ModelConfig c;
-  c.arch = Arch::Qwen3;
-  c.architecture = "Qwen3ForCausalLM";
-  c.vocab_size = 64;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 6;
-  c.max_position_embeddings = 256;
-  c.rms_norm_eps = 1e-6;
-  c.rope_theta = 10000;
-  c.qk_norm = true;
-  c.tie_word_embeddings = true;
-  return c;
-}
+ModelConfig turns_config() { return hayate_test::tiny_config(Arch::Qwen3, 64, 256); }
 
 struct Fixture {
   CpuBackend be{2, "builtin", "f32"};  // batch-invariant GEMM

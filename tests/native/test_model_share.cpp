@@ -9,6 +9,7 @@
 #include "cpu/cpu_backend.h"
 #include "generator.h"
 #include "model.h"
+#include "tiny_config.h"
 
 using namespace hayate;
 using namespace hayate_test;
@@ -16,21 +17,8 @@ using namespace hayate_test;
 namespace {
 
 ModelConfig share_config() {
-  ModelConfig c;
-  c.arch = Arch::Qwen3;
-  c.architecture = "Qwen3ForCausalLM";
-  c.vocab_size = 48;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 6;
-  c.max_position_embeddings = 64;
-  c.rms_norm_eps = 1e-6;
-  c.rope_theta = 10000;
-  c.qk_norm = true;
-  c.tie_word_embeddings = false;
+  ModelConfig c = tiny_config(Arch::Qwen3, 48, 64);
+  c.tie_word_embeddings = false;  // the lm head is its own tensor, shared too
   return c;
 }
 

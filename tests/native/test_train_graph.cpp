@@ -11,31 +11,13 @@
 #include "train_check.h"
 #include "train_options.h"
 #include "trainer.h"
+#include "tiny_config.h"
 
 using namespace hayate;
 using namespace hayate_test;
 
 namespace {
 
-ModelConfig tiny_config(Arch arch) {
-  ModelConfig c;
-  c.arch = arch;
-  c.architecture = arch == Arch::Qwen3 ? "Qwen3ForCausalLM" : arch == Arch::Qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = arch == Arch::Qwen3 ? 6 : 4;  // Qwen3: head_dim != hidden / heads
-  c.max_position_embeddings = 64;
-  c.rms_norm_eps = 1e-6;
-  c.rope_theta = 10000;
-  c.qk_norm = arch == Arch::Qwen3;
-  c.tie_word_embeddings = arch != Arch::Llama;
-  c.attention_bias = arch == Arch::Llama;  // exercises the bias path
-  return c;
-}
 
 LoraConfig all_targets(const ModelConfig& c, int rank, double alpha, bool rslora = false) {
   LoraConfig l;

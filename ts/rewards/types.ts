@@ -15,6 +15,12 @@ export interface RewardExtra {
   completionLengths?: number[];
   /** Completion token ids (the trainer passes them, as TRL's completion_ids). */
   completionIds?: number[][];
+  /**
+   * Multi-turn rollouts (tools, environments): the whole conversation each completion holds, every assistant
+   * turn with the tool and environment messages between them. `completions` then holds only the model's last
+   * turn (its answer), and completionLengths/completionIds count the model's own tokens.
+   */
+  transcripts?: string[];
   [key: string]: unknown;
 }
 

@@ -55,9 +55,7 @@ export class Conversation {
     if (!this.chat) {
       return followUps.map((m) => (m.role === 'tool' ? `\n<tool_response>\n${m.content}\n</tool_response>\n` : `\n${m.content}\n`)).join('');
     }
-    const messages = this.messages as ChatMessage[];
-    messages.push({ role: 'assistant', content: assistantText }, ...followUps);
-    const full = this.render(messages);
+    const full = this.render([...(this.messages as ChatMessage[]), { role: 'assistant', content: assistantText }, ...followUps]);
     // the template renders earlier turns verbatim; what follows the assistant's text is the appended part
     const at = full.lastIndexOf(assistantText);
     if (at >= 0) return full.slice(at + assistantText.length);
@@ -65,4 +63,21 @@ export class Conversation {
     const answers = followUps.map((m) => (m.role === 'tool' ? `<|im_start|>user\n<tool_response>\n${m.content}\n</tool_response><|im_end|>\n` : `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`));
     return `<|im_end|>\n${answers.join('')}<|im_start|>assistant\n`;
   }
+
+  /** Makes the turn and its follow-ups part of the conversation (once the model continues after them). */
+  record(assistantText: string, followUps: ChatMessage[]): void {
+    this.messages?.push({ role: 'assistant', content: assistantText }, ...followUps);
+  }
+}
+
+/**
+ * Whether the tokenizer's chat template shows `tools` in the prompt: some templates ignore the argument,
+ * and a model that never sees the tool list can only call tools it learned by heart.
+ */
+export function chatTemplateShowsTools(tokenizer: HfTokenizer, tools: readonly Tool[]): boolean {
+  if (tools.length === 0 || tokenizer.chatTemplate === undefined) return true;
+  const messages: ChatMessage[] = [{ role: 'user', content: 'hello' }];
+  const without = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+  const withTools = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, extra: { tools: tools.map(toolDefinition) } });
+  return withTools !== without;
 }

@@ -10,6 +10,8 @@ export interface ParsedTurn {
   calls: ToolCall[];
   /** Set when the turn tried to call a tool but the call does not parse. */
   error?: string;
+  /** The text of the call that did not parse (the error message can quote it when the budget allows). */
+  badCall?: string;
 }
 
 const QWEN_CALL = /<tool_call>([\s\S]*?)(?:<\/tool_call>|$)/g;
@@ -19,7 +21,7 @@ function callFrom(json: string, argsKey: 'arguments' | 'parameters'): ToolCall |
   try {
     v = JSON.parse(json);
   } catch (err) {
-    return `the tool call is not valid JSON (${(err as Error).message}): ${json.trim().slice(0, 200)}`;
+    return `the tool call is not valid JSON (${(err as Error).message})`;
   }
   if (!v || typeof v !== 'object' || Array.isArray(v)) return 'a tool call must be a JSON object with "name" and "' + argsKey + '"';
   const o = v as Record<string, unknown>;
@@ -35,7 +37,7 @@ export function parseToolCalls(text: string, format: ToolCallFormat): ParsedTurn
     const calls: ToolCall[] = [];
     for (const m of text.matchAll(QWEN_CALL)) {
       const c = callFrom(m[1], 'arguments');
-      if (typeof c === 'string') return { calls, error: c };
+      if (typeof c === 'string') return { calls, error: c, badCall: m[1].trim() };
       calls.push(c);
     }
     return { calls };
@@ -43,7 +45,7 @@ export function parseToolCalls(text: string, format: ToolCallFormat): ParsedTurn
   const body = text.replace(/^[\s\S]*?<\|python_tag\|>/, '').replace(/<\|eom_id\|>|<\|eot_id\|>/g, '').trim();
   if (!body.startsWith('{')) return { calls: [] };
   const c = callFrom(body, 'parameters');
-  return typeof c === 'string' ? { calls: [], error: c } : { calls: [c] };
+  return typeof c === 'string' ? { calls: [], error: c, badCall: body } : { calls: [c] };
 }
 
 /** Where a turn that calls a tool ends: generation stops there so the tool can answer. */

@@ -140,7 +140,7 @@ export function grpoSamples(rollout: Rollout, count: number, numGenerations: num
     reward: rollout.scores.total[i],
     rewards: Object.fromEntries(rollout.scores.names.map((n) => [n, rollout.scores.values[n][i]])),
     advantage: rollout.adv.advantages[i],
-    tokens: x.tokens.length,
+    tokens: modelTokenCount(x),
     finishReason: x.finishReason,
   }));
 }

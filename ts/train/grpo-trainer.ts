@@ -45,6 +45,7 @@ import { RolloutPipeline } from './rollout-pipeline.js';
 import { globalRolloutView } from './data-parallel.js';
 import { singleProcessWorld, type World } from '../distributed/world.js';
 import { toRewardSpecs } from './reward-specs.js';
+import { chatTemplateShowsTools } from '../tools/conversation.js';
 import { resolveSchedule } from './schedule.js';
 
 export interface GrpoStepEvent {
@@ -149,6 +150,16 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     (this.options.log ?? ((m: string) => process.stderr.write(`hayate: ${m}\n`)))(message);
   }
 
+  /** Chat prompts show the tools through the chat template: say so when this template ignores them. */
+  private warnIfToolsHidden(): void {
+    const tools = this.config.multiTurn?.tools ?? [];
+    const tokenizer = this.options.model.tokenizer;
+    const chat = this.options.dataset.some((e) => typeof e.prompt !== 'string');
+    if (chat && tokenizer && tools.length > 0 && !chatTemplateShowsTools(tokenizer, tools)) {
+      this.log(`warning: the chat template of ${this.options.model.dir} ignores \`tools\`: the prompts will not list ${tools.map((t) => t.name).join(', ')} (use plain-text prompts, where hayate lists them itself, or a template that renders tools)`);
+    }
+  }
+
   /** Sets the run up, launches the first batch and runs the step loop; on failure, stops cleanly. */
   private async run(userSignal: AbortSignal | undefined): Promise<GrpoResult> {
     const o = this.options;
@@ -156,6 +167,7 @@ export class GrpoTrainer extends TypedEmitter<GrpoTrainerEvents> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     if (userSignal?.aborted) throw new AbortError('GRPO training was aborted before it started');
+    this.warnIfToolsHidden();
     const resume = findResumePoint(o.resumeFrom, o.outputDir, { datasetSize: o.dataset.length, promptsPerStep: c.promptsPerStep, numGenerations: c.numGenerations, seed: c.seed });
     // the default overlapped mode: a generation context on the policy's base weights (no second copy)
     const ownGenerator = c.generator === 'shared' ? await o.model.shareBase({ threads: c.generatorThreads, signal: userSignal }) : undefined;

@@ -44,7 +44,6 @@ export interface GrpoUpdateStats {
 export function trainingSequences(rollout: Rollout, c: ResolvedGrpoOptions, useRolloutLogprobs: boolean): TrainSequence[] {
   const G = c.numGenerations;
   const keep = trainedGroups(rollout, c);
-  const masked = rollout.completions.some((x) => modelTokenMask(x) !== undefined);
   const sequences: TrainSequence[] = [];
   rollout.completions.forEach((x, i) => {
     const group = Math.floor(i / G);
@@ -53,7 +52,8 @@ export function trainingSequences(rollout: Rollout, c: ResolvedGrpoOptions, useR
     const s: TrainSequence = { prompt: rollout.promptTokens[group], completion: x.tokens, advantage: rollout.adv.advantages[i], samplingLogprobs: x.logprobs };
     if (useRolloutLogprobs) s.oldLogprobs = x.logprobs;
     // multi-turn: tool and environment tokens inside the completion are context, not the model's
-    if (masked) s.completionMask = modelTokenMask(x) ?? new Array<number>(x.tokens.length).fill(1);
+    const mask = modelTokenMask(x);
+    if (mask) s.completionMask = mask;
     sequences.push(s);
   });
   return sequences;
@@ -77,6 +77,24 @@ export function splitEvenly<T>(items: readonly T[], parts: number): T[][] {
   }
   return out;
 }
+
+// The update's statistics that are means over the step: each forward/backward call's value weighted by
+// its completion tokens, its clip units (tokens or sequences, by importance-sampling level) or 1 per call.
+const MEAN_WEIGHT = {
+  kl: 'tokens',
+  entropy: 'tokens',
+  entropyKept: 'tokens',
+  dualClip: 'tokens',
+  clipLow: 'clipUnits',
+  clipHigh: 'clipUnits',
+  clipRegion: 'clipUnits',
+  cispoClip: 'clipUnits',
+  clipLowMin: 'calls',
+  clipHighMax: 'calls',
+} as const satisfies Partial<Record<keyof GrpoUpdateStats, string>>;
+type MeanStat = keyof typeof MEAN_WEIGHT;
+const MEAN_STATS = Object.keys(MEAN_WEIGHT) as MeanStat[];
+const MEAN_WEIGHTS = ['tokens', 'clipUnits', 'calls'] as const;
 
 /** The loss options of a step's updates (step totals over all its sequences, so micro-batches add up). */
 function stepLoss(c: ResolvedGrpoOptions, sequences: readonly TrainSequence[]): LossOptions {
@@ -125,16 +143,7 @@ export async function runGrpoUpdate(args: {
   const [sequencesInStep, tokensInStep] = world.size === 1 ? [local.sequences, local.tokens] : await world.allReduceSumNumbers([local.sequences, local.tokens]);
   const out: GrpoUpdateStats = {
     loss: 0,
-    kl: 0,
-    clipLow: 0,
-    clipHigh: 0,
-    clipRegion: 0,
-    clipLowMin: 0,
-    clipHighMax: 0,
-    dualClip: 0,
-    cispoClip: 0,
-    entropy: 0,
-    entropyKept: 0,
+    ...(Object.fromEntries(MEAN_STATS.map((k) => [k, 0])) as Record<MeanStat, number>),
     lr: trainer.nextLearningRate() ?? c.learningRate,
     gradNorm: 0,
     sequences: sequencesInStep,
@@ -151,19 +160,9 @@ export async function runGrpoUpdate(args: {
       const s = await trainer.forwardBackward(batch, loss, { entropy: true, signal: it === 0 ? signal : undefined });
       if (it === 0 && corrected && c.numIterations > 1) keepAsOld(batch, s.logprobs);
       out.loss += s.loss / c.numIterations;
-      out.kl += s.kl * s.completionTokens;
-      out.entropy += s.entropy * s.completionTokens;
-      out.entropyKept += s.entropyKept * s.completionTokens;
-      out.dualClip += s.dualClip * s.completionTokens;
-      out.clipLow += s.clipLow * s.clipUnits;
-      out.clipHigh += s.clipHigh * s.clipUnits;
-      out.clipRegion += s.clipRegion * s.clipUnits;
-      out.cispoClip += s.cispoClip * s.clipUnits;
-      out.clipLowMin += s.clipLowMin;
-      out.clipHighMax += s.clipHighMax;
-      sums.tokens += s.completionTokens;
-      sums.clipUnits += s.clipUnits;
-      sums.calls += 1;
+      const weights = { tokens: s.completionTokens, clipUnits: s.clipUnits, calls: 1 };
+      for (const k of MEAN_STATS) out[k] += s[k] * weights[MEAN_WEIGHT[k]];
+      for (const w of MEAN_WEIGHTS) sums[w] += weights[w];
       if (it === 0 && s.samplingLogpDiffMean !== undefined) {
         sums.diffSum += s.samplingLogpDiffMean * s.completionTokens;
         sums.diffTokens += s.completionTokens;
@@ -186,22 +185,7 @@ export async function runGrpoUpdate(args: {
     }
   }
   if (world.size > 1) await reduceStats(world, out, sums);
-  if (sums.tokens > 0) {
-    out.kl /= sums.tokens;
-    out.entropy /= sums.tokens;
-    out.entropyKept /= sums.tokens;
-    out.dualClip /= sums.tokens;
-  }
-  if (sums.clipUnits > 0) {
-    out.clipLow /= sums.clipUnits;
-    out.clipHigh /= sums.clipUnits;
-    out.clipRegion /= sums.clipUnits;
-    out.cispoClip /= sums.clipUnits;
-  }
-  if (sums.calls > 0) {
-    out.clipLowMin /= sums.calls;
-    out.clipHighMax /= sums.calls;
-  }
+  for (const k of MEAN_STATS) if (sums[MEAN_WEIGHT[k]] > 0) out[k] /= sums[MEAN_WEIGHT[k]];
   if (sums.diffTokens > 0) {
     out.sampling = { logpDiffMean: sums.diffSum / sums.diffTokens, logpDiffMax: sums.diffMax };
     if (sums.isUnits > 0) Object.assign(out.sampling, { isRatioMin: sums.isMin, isRatioMean: sums.isSum / sums.isUnits, isRatioMax: sums.isMax });
@@ -211,8 +195,8 @@ export async function runGrpoUpdate(args: {
 
 /** The step's statistics summed over the ranks (extremes by min / max), in place. */
 async function reduceStats(world: World, out: GrpoUpdateStats, sums: { [k: string]: number }): Promise<void> {
-  const keys = ['loss', 'kl', 'entropy', 'entropyKept', 'dualClip', 'clipLow', 'clipHigh', 'clipRegion', 'cispoClip', 'clipLowMin', 'clipHighMax'] as const;
-  const sumKeys = ['tokens', 'clipUnits', 'calls', 'diffSum', 'diffTokens', 'isSum', 'isUnits'] as const;
+  const keys = ['loss', ...MEAN_STATS] as const;
+  const sumKeys = [...MEAN_WEIGHTS, 'diffSum', 'diffTokens', 'isSum', 'isUnits'] as const;
   const summed = await world.allReduceSumNumbers([...keys.map((k) => out[k]), ...sumKeys.map((k) => sums[k])]);
   keys.forEach((k, i) => (out[k] = summed[i]));
   sumKeys.forEach((k, i) => (sums[k] = summed[keys.length + i]));

@@ -11,7 +11,7 @@
 // The appended tokens are context: the completion's mask marks them 0, so they carry no loss.
 import type { Example } from '../data/dataset.js';
 import { HayateError } from '../errors.js';
-import type { Model } from '../model.js';
+import type { Completion, Model } from '../model.js';
 import type { ChatMessage, HfTokenizer } from '../tokenizer.js';
 import { Conversation, toolCallFormat, type ConversationPrompt } from '../tools/conversation.js';
 import { importUserModule } from '../tools/load.js';
@@ -143,6 +143,7 @@ export class MultiTurnBatch {
     const eos = this.endOfTurnText(raw);
     const text = eos ? raw.slice(0, raw.length - eos.length) : raw;
     const followUps: ChatMessage[] = [];
+    let quoted: { message: ChatMessage; full: string } | undefined;
     const parsed = this.config.tools.length > 0 ? parseToolCalls(text, this.format) : { calls: [] };
     if (parsed.calls.length > 0 || parsed.error !== undefined) {
       if (episode.toolCalls >= this.config.maxToolCallingIterations) return null;
@@ -150,6 +151,8 @@ export class MultiTurnBatch {
         episode.toolCalls++;
         episode.toolFailures++;
         followUps.push({ role: 'tool', content: `error: ${parsed.error}` });
+        // quote the call back when it fits in the budget (below), so the model sees what it wrote
+        if (parsed.badCall) quoted = { message: followUps[0], full: `error: ${parsed.error}: ${parsed.badCall.slice(0, 200)}` };
       }
       for (const call of parsed.calls) {
         if (episode.toolCalls >= this.config.maxToolCallingIterations) break;
@@ -175,14 +178,42 @@ export class MultiTurnBatch {
     } else {
       return null;
     }
-    let appended = this.conversation(key).appendAfter(text, followUps);
-    if (eos && appended.startsWith(eos)) appended = appended.slice(eos.length); // the model already closed its turn
-    const tokens = this.encode(appended);
     // no room left for the answer and a reply after it: end here (TRL rolls such an answer back)
-    const room = turn.maxAppendTokens ?? this.maxCompletionLength - length - 1;
-    if (tokens.length > room || length + tokens.length >= this.maxCompletionLength) return null;
+    const room = Math.min(turn.maxAppendTokens ?? Infinity, this.maxCompletionLength - length - 1);
+    let tokens = this.appendedTokens(key, text, eos, followUps);
+    if (quoted) {
+      const short = quoted.message.content;
+      quoted.message.content = quoted.full;
+      const withCall = this.appendedTokens(key, text, eos, followUps);
+      if (withCall.length <= room) tokens = withCall;
+      else quoted.message.content = short;
+    }
+    if (tokens.length > room) return null;
+    this.conversation(key).record(text, followUps);
     this.lengths.set(key, length + tokens.length);
     return tokens;
+  }
+
+  /** The tokens that append `followUps` after the assistant turn `text` of conversation `key`. */
+  private appendedTokens(key: number, text: string, eos: string | undefined, followUps: ChatMessage[]): number[] {
+    let appended = this.conversation(key).appendAfter(text, followUps);
+    if (eos && appended.startsWith(eos)) appended = appended.slice(eos.length); // the model already closed its turn
+    return this.encode(appended);
+  }
+
+  /**
+   * What the rewards score of a multi-turn completion: the model's last turn, the tokens after the last
+   * appended message (its answer; the whole completion when nothing was appended). The sampling `stops`
+   * that ended it are cut as in a single-turn completion; a tool call's stop stays (`...</tool_call>`).
+   */
+  answerText(c: Completion, stops: readonly string[]): string {
+    const mask = c.modelTokenMask;
+    if (!mask || !this.tokenizer) return c.text;
+    let start = mask.length;
+    while (start > 0 && mask[start - 1]) start--;
+    let text = this.tokenizer.decode(c.tokens.slice(start), { skipSpecialTokens: true });
+    if (c.stopString !== undefined && stops.includes(c.stopString) && text.endsWith(c.stopString)) text = text.slice(0, -c.stopString.length);
+    return text;
   }
 
   /** The end-of-turn marker the raw text ends with (Qwen's <|im_end|>, Llama's <|eot_id|>), if any. */

@@ -101,7 +101,7 @@ export function startRollout(args: RolloutRequest): PendingRollout {
     if (turns) completions.forEach((c, i) => (turns.episodes[i].turns = c.turns ?? turns.episodes[i].turns));
     const generationSeconds = (performance.now() - started) / 1000;
     const rewardStarted = performance.now();
-    let scores = await scoreCompletions(args.pool, args.examples, completions, args.numGenerations);
+    let scores = await scoreCompletions(args.pool, args.examples, completions, args.numGenerations, turns, args.sampling.stop);
     if (turns && args.multiTurn?.environment) scores = withReward(scores, 'environment', turns.episodes.map((e) => e.environmentReward), args.multiTurn.environmentWeight);
     if (turns) scores.warnings.push(...turns.warnings.map((message) => ({ reward: 'environment', kind: 'error' as const, message, batchSize: 1 })));
     const rewardSeconds = (performance.now() - rewardStarted) / 1000;
@@ -128,6 +128,12 @@ export function startRollout(args: RolloutRequest): PendingRollout {
 /** A multi-turn completion's mask: 1 for each token the model generated, 0 for appended context. */
 export function modelTokenMask(c: Completion): ArrayLike<number> | undefined {
   return c.modelTokenMask;
+}
+
+/** The tokens the model generated, in order (a multi-turn completion's appended context left out). */
+export function modelTokens(c: Completion): number[] {
+  const mask = modelTokenMask(c);
+  return mask ? c.tokens.filter((_, i) => mask[i]) : c.tokens;
 }
 
 /** Tokens the model generated in a completion (multi-turn completions also hold appended context tokens). */
@@ -181,16 +187,26 @@ function groupedCompletions({ results }: GenerateResult, G: number): Completion[
 }
 
 /** Scoring: every reward on every completion, in the reward pool's worker threads. */
-function scoreCompletions(pool: RewardPool, examples: readonly Example[], completions: readonly Completion[], G: number): Promise<RewardScores> {
+// Multi-turn: rewards score the model's last turn (its answer), never the tool results before it, and
+// count its own tokens; the whole conversation goes along as extra.transcripts.
+function scoreCompletions(
+  pool: RewardPool,
+  examples: readonly Example[],
+  completions: readonly Completion[],
+  G: number,
+  turns: MultiTurnBatch | undefined,
+  stops: readonly string[],
+): Promise<RewardScores> {
   const perCompletion = <T>(field: (e: Example) => T): T[] => examples.flatMap((e) => Array.from({ length: G }, () => field(e)));
   return pool.score(
     perCompletion((e) => e.prompt),
-    completions.map((c) => c.text),
+    completions.map((c) => (turns ? turns.answerText(c, stops) : c.text)),
     {
       answers: perCompletion((e) => e.answer),
       questions: perCompletion((e) => e.question),
-      completionLengths: completions.map((c) => c.tokens.length),
-      completionIds: completions.map((c) => c.tokens),
+      completionLengths: completions.map(modelTokenCount),
+      completionIds: completions.map(modelTokens),
+      ...(turns ? { transcripts: completions.map((c) => c.text) } : {}),
     },
   );
 }
