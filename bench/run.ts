@@ -1,6 +1,6 @@
 // Runs the native benchmarks and records their results in bench/results/<name>-<device>-<date>.json together
 // with the machine, date, command and commit, so every figure quoted in the README has a raw result behind it.
-//   npm run bench -- [gemm] [model:tiny] [model:qwen3-0.6b] [train:tiny] [train:qwen3-0.6b] [kernels:cpu]
+//   npm run bench -- [gemm] [peak] [model:tiny] [model:qwen3-0.6b] [train:tiny] [train:qwen3-0.6b] [kernels:cpu]
 //                    [kernels:cuda] [--threads N] [--repeats R] [--seq-lens 128,512] [--ops a,b]
 import { join } from 'node:path';
 import { benchJobArgs, BENCH_JOBS } from '../ts/bench/jobs.js';
@@ -13,7 +13,7 @@ for (let i = 0; i < argv.length; ++i) {
   if (argv[i].startsWith('--')) flags[argv[i].slice(2)] = argv[++i] ?? '';
   else jobs.push(argv[i]);
 }
-const selected = jobs.length > 0 ? jobs : ['gemm', 'model:tiny', 'model:qwen3-0.6b', 'train:tiny', 'train:qwen3-0.6b', 'kernels:cpu'];
+const selected = jobs.length > 0 ? jobs : ['peak', 'gemm', 'model:tiny', 'model:qwen3-0.6b', 'train:tiny', 'train:qwen3-0.6b', 'kernels:cpu'];
 
 try {
   for (const job of selected) {

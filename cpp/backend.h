@@ -209,6 +209,15 @@ class Backend {
   // Sum of squares of all elements, accumulated in double, returned to the host (waits for the backend);
   // NaN/Inf propagate, which is how non-finite gradients are detected.
   virtual double sum_squares(Tensor x);
+  // sum_squares of each tensor (result i for xs[i]), waiting for the backend at most once: the gradient
+  // norm of an optimizer step reads every adapter tensor's sum in one go. The default calls sum_squares
+  // per tensor (the CPU backend: the same values); CUDA enqueues every reduction and copies once.
+  virtual std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) {
+    std::vector<double> out;
+    out.reserve(xs.size());
+    for (const Tensor& x : xs) out.push_back(sum_squares(x));
+    return out;
+  }
 
  protected:
   virtual void* raw_alloc(size_t bytes) = 0;  // nullptr on failure

@@ -130,8 +130,14 @@ ForwardBackwardResult Trainer::forward_backward(const TrainBatch& batch, const L
 
 double Trainer::grad_norm() {
   Backend& be = model_.backend();
+  std::vector<Tensor> grads;
+  for (const LoraAdapter& a : lora().adapters()) {
+    grads.push_back(a.grad_a);
+    grads.push_back(a.grad_b);
+  }
+  const std::vector<double> ssq = be.sum_squares_many(grads);  // one wait for all tensors
   double total = 0;
-  for (const LoraAdapter& a : lora().adapters()) total += be.sum_squares(a.grad_a) + be.sum_squares(a.grad_b);
+  for (size_t i = 0; i + 1 < ssq.size(); i += 2) total += ssq[i] + ssq[i + 1];  // the per-adapter order as before
   return std::sqrt(total);
 }
 

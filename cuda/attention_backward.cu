@@ -20,6 +20,7 @@
 #include "cuda_check.h"
 #include "flash_common.cuh"
 #include "kernels.h"
+#include "variant_stats.h"
 
 namespace hayate::gpu {
 
@@ -271,6 +272,7 @@ void attention_backward(const Ctx& c, Tensor dq, Tensor dk, Tensor dv, Tensor do
   prm.dv = dv.data;
   prm.lse_in = lse.as<const float>();
   const bool b16 = q.dtype == DType::BF16;
+  count_kernel_variant(flash_variant(true, plan.hd_bucket));
   if (plan.hd_bucket == 64) {
     b16 ? launch_backward<bf16, 64>(c, prm, plan, delta) : launch_backward<float, 64>(c, prm, plan, delta);
   } else {

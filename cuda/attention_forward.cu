@@ -16,6 +16,7 @@
 #include "cuda_check.h"
 #include "flash_common.cuh"
 #include "kernels.h"
+#include "variant_stats.h"
 
 namespace hayate::gpu {
 
@@ -189,6 +190,7 @@ void attention_forward(const Ctx& c, Tensor out, Tensor lse, Tensor q, Tensor k,
   prm.o = out.data;
   prm.lse = lse.as<float>();
   const bool b16 = q.dtype == DType::BF16;
+  count_kernel_variant(flash_variant(false, plan.hd_bucket));
   if (plan.hd_bucket == 64) {
     b16 ? launch_forward<bf16, 64>(c, prm, plan) : launch_forward<float, 64>(c, prm, plan);
   } else {

@@ -440,8 +440,12 @@ void CudaBackend::lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor d
   const bool lora = !a.empty();
   if (M == 0) return;
   const gpu::Ctx c = op_ctx();
-  Buffer t = lora ? Buffer(*this, DType::F32, {M, r}) : Buffer();
-  gpu::lora_linear_backward(c, dx, da, db, dout, x, xa, w, a, b, scale, accumulate_dx, t);
+  const int64_t r8 = gpu::lora_packed_rank(r), N = ld.d.N, K = ld.d.K;
+  Buffer b16 = lora ? Buffer(*this, DType::BF16, {N, r8}) : Buffer();
+  Buffer a16 = lora && !dx.empty() ? Buffer(*this, DType::BF16, {r8, K}) : Buffer();
+  Buffer t16 = lora ? Buffer(*this, DType::BF16, {M, r8}) : Buffer();
+  Buffer xa16 = lora ? Buffer(*this, DType::BF16, {M, r8}) : Buffer();
+  gpu::lora_linear_backward(c, dx, da, db, dout, x, xa, w, a, b, scale, accumulate_dx, {b16, a16, t16, xa16});
   after_op(op);
 }
 
@@ -464,8 +468,8 @@ void CudaBackend::logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidd
   const int64_t m = hidden.rows(), V = lm_head.rows();
   if (m == 0) return;
   const gpu::Ctx c = op_ctx();
-  Buffer z(*this, DType::F32, {m, V});
-  gpu::logprob_backward(c, z, dhidden, dlogprobs, hidden, lm_head, targets, lse, inv_temperature);
+  Buffer z(*this, DType::F32, {m, V}), dz16(*this, DType::BF16, {m, V});
+  gpu::logprob_backward(c, z, dz16, dhidden, dlogprobs, hidden, lm_head, targets, lse, inv_temperature);
   after_op(op);
 }
 
@@ -522,6 +526,17 @@ double CudaBackend::sum_squares(Tensor x) {
   gpu::sum_squares(c, x, result.t().as<double>());
   double host = 0.0;
   copy_to_host(&host, result.t().data, sizeof(double));  // waits; reports pending index errors
+  return host;
+}
+
+std::vector<double> CudaBackend::sum_squares_many(const std::vector<Tensor>& xs) {
+  std::vector<double> host(xs.size(), 0.0);
+  if (xs.empty()) return host;
+  for (const Tensor& x : xs) gpu::check_sum_squares(x);
+  const gpu::Ctx c = op_ctx();
+  Buffer result(*this, DType::F64, {static_cast<int64_t>(xs.size())});
+  for (size_t i = 0; i < xs.size(); ++i) gpu::sum_squares(c, xs[i], result.t().as<double>() + i);  // stream-ordered
+  copy_to_host(host.data(), result.t().data, xs.size() * sizeof(double));  // the one wait
   return host;
 }
 

@@ -82,6 +82,7 @@ class CudaBackend : public Backend {
   // One launch over all tensors; the table (pointers + chunks) is uploaded only when it changes.
   void adamw_step_multi(const std::vector<AdamWTensorRef>& tensors, const AdamWParams& p) override;
   double sum_squares(Tensor x) override;
+  std::vector<double> sum_squares_many(const std::vector<Tensor>& xs) override;
 
   // ---- CUDA specifics (tests, benchmarks) ----
   static bool cublas_compiled();

@@ -8,11 +8,22 @@
 //   16x64  (4 warps 1x4)  decode batches, M <= 32
 //   64x64  (4 warps 2x2)  mid-sized M, or when 128x128 tiles would leave SMs idle
 //   128x128 (8 warps 2x4) prefill and training products
-// Fast path: when both operands are bf16 and K-contiguous (linear(): x [M,K], w [N,K]) with K % 8 == 0,
-// tiles arrive by cp.async 16-byte copies in a 3-stage pipeline (loads of tile t+2 overlap the MMAs of
-// tile t). Otherwise (F32 operands, transposes, odd K) a generic loader converts/transposes element by
-// element into the same shared layout: correct for any shape, slower; backward products can get their own
-// fast paths (ldmatrix.trans) when training lands on this backend.
+// Fast path (cp.async 16-byte copies, 3-stage pipeline: loads of tile t+2 overlap the MMAs of tile t) for
+// bf16, 16-byte aligned operands in three layouts (plan.h, GemmLayout):
+//   NT  a [M, K], b [N, K]  linear() and every forward product: both staged [rows][BK + 8], ldmatrix
+//   NN  a [M, K], b [K, N]  dx = dout W, t = dout B, dhidden = dz lm_head: b staged [BK][BN + 8] as it lies
+//                           in memory and read with ldmatrix.trans
+//   TN  a [K, M], b [K, N]  weight gradients dA = t^T x, dB = dout^T xa: both staged [BK][rows + 8], .trans
+// (staging copies and fragment addresses are plan.h functions, replayed on the host by
+// test_cuda_host_logic.cpp). Otherwise (F32 operands, TT, odd strides) a generic loader converts /
+// transposes element by element into the K-contiguous staging: correct for any shape, slower.
+//
+// Accumulators. Batch-invariant products (the forward: NT and generic) keep two accumulator sets for the
+// chunk fold below (~200 registers at 128x128: one block per SM). The backward's gradient products (NN, TN)
+// need no batch invariance: one accumulator set over the block's whole k range (128 registers, two blocks
+// per SM at 128x128), and when the output tiles cannot fill the GPU the k-tiles are cut into contiguous
+// slices (split-K, grid.z; plan_gemm sizes them to reach the SM count) whose fp32 partials the reduce
+// kernel adds in slice order: deterministic, but dependent on the plan (M, SM count).
 //
 // Numerics and batch invariance. K is cut into fixed chunks of kGemmChunkK = 256. A chunk is accumulated
 // from zero by the MMAs in k order; chunk sums are added in order ("tot += acc" with _rn intrinsics). For
@@ -34,6 +45,7 @@
 #include "cuda_check.h"
 #include "device_utils.cuh"
 #include "kernels.h"
+#include "variant_stats.h"
 
 #ifdef HAYATE_WITH_CUBLAS
 #include <cublas_v2.h>
@@ -55,12 +67,12 @@ struct GemmParams {
   void* out;
   const void* bias;
   const float* addend;
-  float* partials;  // split: [chunks][M][N]
+  float* partials;  // split: [splits][M][N]
   DType ta, tb, ta2, tb2, tout, tbias;
   bool trans_a, trans_b, split;
   int64_t M, N, K, lda, ldb, ldo;
   int64_t K2, lda2, ldb2, kt_main;  // kt_main = k-tiles of the main pair; tiles past it read a2 / b2
-  int64_t chunks;
+  int64_t splits;                   // partial sets when split (chunks, or slices for single-accumulator plans)
   float alpha, beta;
 };
 
@@ -90,6 +102,11 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
                                    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                                    : "r"(smem_u32(p))));
 }
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  HAYATE_SM80_OR_TRAP(asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                                   : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                                   : "r"(smem_u32(p))));
+}
 
 __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   HAYATE_SM80_OR_TRAP(asm volatile(
@@ -107,16 +124,31 @@ __device__ __forceinline__ void epilogue_store(const GemmParams& p, int64_t m, i
   store_from_float(p.out, p.tout, m * p.ldo + n, r);
 }
 
-template <int BM, int BN, int WM, int WN, bool FAST>
-__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmParams p) {
+// Register budget: the two-accumulator (FOLD) 128x128 kernel needs ~200 registers (1 block of 8 warps per
+// SM); the single-accumulator one is bounded to 2 blocks per SM (128 registers).
+template <int BM, int BN, int WM, int WN, bool FOLD>
+constexpr int gemm_min_blocks() {
+  return (!FOLD && BM == 128 && BN == 128) ? 2 : 1;
+}
+
+// FAST: cp.async pipeline; A_K / B_K: the operand is K-contiguous (else M- / N-contiguous, staged [k][rows]
+// and read by ldmatrix.trans). FOLD: two accumulator sets and the fixed chunk fold (batch-invariant);
+// otherwise one set over the block's whole k range (slices when split). The generic loader is <false,
+// true, true, true>: it converts any layout into the K-contiguous staging.
+template <int BM, int BN, int WM, int WN, bool FAST, bool A_K, bool B_K, bool FOLD>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, (gemm_min_blocks<BM, BN, WM, WN, FOLD>()))
+    gemm_kernel(GemmParams p) {
   constexpr int WARPS_N = BN / WN;
   constexpr int THREADS = (BM / WM) * WARPS_N * 32;
   constexpr int MT = WM / 16, NT = WN / 8;
   constexpr int STAGES = FAST ? kGemmStages : 1;
+  constexpr int A_STAGE = static_cast<int>(gemm_stage_elems(BM, A_K)), B_STAGE = static_cast<int>(gemm_stage_elems(BN, B_K));
+  constexpr int LD_A = gemm_stage_ld(BM, A_K), LD_B = gemm_stage_ld(BN, B_K);  // staging row strides
   static_assert(NT % 2 == 0, "B fragments are loaded two n8 tiles per ldmatrix.x4");
+  static_assert(FAST || (A_K && B_K && FOLD), "the generic loader stages K-contiguous and folds");
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16* As = reinterpret_cast<bf16*>(smem);  // [STAGES][BM][LDS]
-  bf16* Bs = As + STAGES * BM * LDS;          // [STAGES][BN][LDS]
+  bf16* As = reinterpret_cast<bf16*>(smem);  // [STAGES][A_STAGE]
+  bf16* Bs = As + STAGES * A_STAGE;          // [STAGES][B_STAGE]
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp / WARPS_N, wn = warp % WARPS_N;
@@ -124,20 +156,31 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
   const int64_t k_tiles = p.kt_main + gemm_k_tiles(p.K2);
   int64_t kt_begin = 0, kt_end = k_tiles;
   if (p.split) {
-    kt_begin = gemm_chunk_tile_begin(blockIdx.z, p.kt_main);
-    kt_end = gemm_chunk_tile_end(blockIdx.z, p.kt_main, k_tiles);
+    if constexpr (FOLD) {
+      kt_begin = gemm_chunk_tile_begin(blockIdx.z, p.kt_main);
+      kt_end = gemm_chunk_tile_end(blockIdx.z, p.kt_main, k_tiles);
+    } else {
+      kt_begin = gemm_slice_tile_begin(blockIdx.z, p.splits, k_tiles);
+      kt_end = gemm_slice_tile_begin(blockIdx.z + 1, p.splits, k_tiles);
+    }
   }
   const int64_t ntiles = kt_end - kt_begin;
 
-  float acc[MT][NT][4], tot[MT][NT][4];
+  constexpr int TM = FOLD ? MT : 1, TN = FOLD ? NT : 1;  // the fold's running totals (unused otherwise)
+  float acc[MT][NT][4], tot[TM][TN][4];
 #pragma unroll
   for (int i = 0; i < MT; ++i)
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
-      for (int k = 0; k < 4; ++k) acc[i][j][k] = tot[i][j][k] = 0.0f;
+      for (int k = 0; k < 4; ++k) acc[i][j][k] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < TM; ++i)
+#pragma unroll
+    for (int j = 0; j < TN; ++j)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) tot[i][j][k] = 0.0f;
 
-  // Fast path: 16-byte chunks (8 bf16) of K-contiguous rows; whole chunks are in or out (K % 8 == 0).
   // Operand pair of k-tile kt: (a, b) below kt_main, (a2, b2) past it, with its local k offset.
   struct Src {
     const void *a, *b;
@@ -148,21 +191,22 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
     if (kt < p.kt_main) return {p.a, p.b, p.ta, p.tb, p.lda, p.ldb, p.K, kt * BK};
     return {p.a2, p.b2, p.ta2, p.tb2, p.lda2, p.ldb2, p.K2, (kt - p.kt_main) * BK};
   };
+  // Fast path: 16-byte chunks (8 bf16) along each operand's contiguous dimension. K-contiguous: whole
+  // chunks are in or out (K % 8 == 0). M/N-contiguous: a chunk is in when its first element is (the
+  // up to 7 past the extent lie inside the row, gemm_operand_fast_ok, and feed only unstored outputs).
   auto load_async = [&](int stage, int64_t kt) {
     const Src s = src_of(kt);
-    bf16* as = As + stage * BM * LDS;
-    bf16* bs = Bs + stage * BN * LDS;
+    bf16* as = As + stage * A_STAGE;
+    bf16* bs = Bs + stage * B_STAGE;
     for (int c = threadIdx.x; c < BM * (BK / 8); c += THREADS) {
-      const int r = c / (BK / 8), kc = (c % (BK / 8)) * 8;
-      const int64_t gm = m0 + r, gk = s.k0 + kc;
-      const bool ok = gm < p.M && gk < s.K;
-      cp_async16(as + r * LDS + kc, static_cast<const bf16*>(s.a) + (ok ? gm * s.lda + gk : 0), ok);
+      const GemmStageCopy q = gemm_stage_copy(c, BM, A_K);
+      const GemmCopySrc src = gemm_copy_src(q, A_K, m0, s.k0, p.M, s.K, s.lda);
+      cp_async16(as + q.r * LD_A + q.col, static_cast<const bf16*>(s.a) + src.offset, src.ok);
     }
     for (int c = threadIdx.x; c < BN * (BK / 8); c += THREADS) {
-      const int r = c / (BK / 8), kc = (c % (BK / 8)) * 8;
-      const int64_t gn = n0 + r, gk = s.k0 + kc;
-      const bool ok = gn < p.N && gk < s.K;
-      cp_async16(bs + r * LDS + kc, static_cast<const bf16*>(s.b) + (ok ? gn * s.ldb + gk : 0), ok);
+      const GemmStageCopy q = gemm_stage_copy(c, BN, B_K);
+      const GemmCopySrc src = gemm_copy_src(q, B_K, n0, s.k0, p.N, s.K, s.ldb);
+      cp_async16(bs + q.r * LD_B + q.col, static_cast<const bf16*>(s.b) + src.offset, src.ok);
     }
   };
   // Generic path: element loads along the operand's contiguous dimension (coalesced), converted to
@@ -200,19 +244,28 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
     }
   };
   auto compute = [&](int stage) {
-    const bf16* as = As + stage * BM * LDS;
-    const bf16* bs = Bs + stage * BN * LDS;
+    const bf16* as = As + stage * A_STAGE;
+    const bf16* bs = Bs + stage * B_STAGE;
 #pragma unroll
     for (int ks = 0; ks < BK; ks += 16) {
       uint32_t af[MT][4];
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)  // A 16x16: lanes 0-15 rows 0-15 at k, lanes 16-31 the same rows at k+8
-        ldmatrix_x4(af[mt], as + (wm * WM + mt * 16 + (lane % 16)) * LDS + ks + (lane / 16) * 8);
+      for (int mt = 0; mt < MT; ++mt) {
+        const int mr = wm * WM + mt * 16;
+        if constexpr (A_K)  // A 16x16: lanes 0-15 rows 0-15 at k, lanes 16-31 the same rows at k+8
+          ldmatrix_x4(af[mt], as + (mr + frag_a_row(lane)) * LDS + ks + frag_a_col(lane));
+        else  // stored [k][m]: .trans gives the same fragments (plan.h, frag_a_trans_*)
+          ldmatrix_x4_trans(af[mt], as + (ks + frag_a_trans_row(lane)) * LD_A + mr + frag_a_trans_col(lane));
+      }
       uint32_t bfr[NT][2];
 #pragma unroll
       for (int np = 0; np < NT / 2; ++np) {  // two n8 x k16 B tiles: (n 0-7, k), (n 0-7, k+8), (n 8-15, k), (n 8-15, k+8)
         uint32_t r4[4];
-        ldmatrix_x4(r4, bs + (wn * WN + np * 16 + (lane % 8) + (lane / 16) * 8) * LDS + ks + ((lane / 8) % 2) * 8);
+        const int nr = wn * WN + np * 16;
+        if constexpr (B_K)
+          ldmatrix_x4(r4, bs + (nr + frag_bt_row(lane)) * LDS + ks + frag_bt_col(lane));
+        else
+          ldmatrix_x4_trans(r4, bs + (ks + frag_b_trans_row(lane)) * LD_B + nr + frag_b_trans_col(lane));
         bfr[2 * np][0] = r4[0];
         bfr[2 * np][1] = r4[1];
         bfr[2 * np + 1][0] = r4[2];
@@ -225,16 +278,20 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
     }
   };
   auto fold_if_chunk_end = [&](int64_t kt) {
-    if (!gemm_tile_closes_chunk(kt, p.kt_main, k_tiles)) return;
+    if constexpr (FOLD) {
+      if (!gemm_tile_closes_chunk(kt, p.kt_main, k_tiles)) return;
 #pragma unroll
-    for (int i = 0; i < MT; ++i)
+      for (int i = 0; i < MT; ++i)
 #pragma unroll
-      for (int j = 0; j < NT; ++j)
+        for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          tot[i][j][k] = __fadd_rn(tot[i][j][k], acc[i][j][k]);
-          acc[i][j][k] = 0.0f;
-        }
+          for (int k = 0; k < 4; ++k) {
+            tot[i][j][k] = __fadd_rn(tot[i][j][k], acc[i][j][k]);
+            acc[i][j][k] = 0.0f;
+          }
+    } else {
+      (void)kt;
+    }
   };
 
   if constexpr (FAST) {
@@ -270,45 +327,63 @@ __global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32) gemm_kernel(GemmPa
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        const int64_t m = m0 + wm * WM + mt * 16 + lane / 4 + (k / 2) * 8;
-        const int64_t n = n0 + wn * WN + nt * 8 + (lane % 4) * 2 + (k % 2);
+        const int64_t m = m0 + wm * WM + mt * 16 + frag_c_row(lane, k);
+        const int64_t n = n0 + wn * WN + frag_c_col(lane, nt, k);
         if (m >= p.M || n >= p.N) continue;
+        float v;
+        if constexpr (FOLD)
+          v = tot[mt][nt][k];
+        else
+          v = acc[mt][nt][k];
         if (p.split) {
-          p.partials[(static_cast<int64_t>(blockIdx.z) * p.M + m) * p.N + n] = tot[mt][nt][k];
+          p.partials[(static_cast<int64_t>(blockIdx.z) * p.M + m) * p.N + n] = v;
         } else {
-          epilogue_store(p, m, n, tot[mt][nt][k]);
+          epilogue_store(p, m, n, v);
         }
       }
 }
 
-// Adds the split partials in chunk order: the same additions as the single-block fold.
+// Adds the split partials in order (chunk order: the same additions as the single-block fold; or slice
+// order for single-accumulator plans).
 __global__ void gemm_reduce_kernel(GemmParams p) {
   const int64_t total = p.M * p.N;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float t = 0.0f;
-    for (int64_t c = 0; c < p.chunks; ++c) t = __fadd_rn(t, p.partials[c * total + idx]);
+    for (int64_t c = 0; c < p.splits; ++c) t = __fadd_rn(t, p.partials[c * total + idx]);
     epilogue_store(p, idx / p.N, idx % p.N, t);
   }
 }
 
-template <int BM, int BN, int WM, int WN, bool FAST>
+template <int BM, int BN, int WM, int WN, bool FAST, bool A_K, bool B_K, bool FOLD>
 void launch_tile(const Ctx& c, const GemmParams& p, const GemmPlan& plan) {
-  auto kernel = gemm_kernel<BM, BN, WM, WN, FAST>;
+  auto kernel = gemm_kernel<BM, BN, WM, WN, FAST, A_K, B_K, FOLD>;
   if (plan.smem_bytes > 48 * 1024)
     HAYATE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(plan.smem_bytes)));
   const dim3 grid(static_cast<unsigned>(plan.tiles_n), static_cast<unsigned>(plan.tiles_m),
-                  static_cast<unsigned>(plan.split ? plan.chunks : 1));
+                  static_cast<unsigned>(plan.split ? plan.splits : 1));
   kernel<<<grid, plan.shape.threads(), plan.smem_bytes, c.stream>>>(p);
 }
 
-template <bool FAST>
-void launch_plan(const Ctx& c, const GemmParams& p, const GemmPlan& plan) {
+template <bool FAST, bool A_K, bool B_K, bool FOLD>
+void launch_tiles(const Ctx& c, const GemmParams& p, const GemmPlan& plan) {
   switch (plan.tile) {
-    case GemmTile::S16x64: launch_tile<16, 64, 16, 16, FAST>(c, p, plan); break;
-    case GemmTile::M64x64: launch_tile<64, 64, 32, 32, FAST>(c, p, plan); break;
-    case GemmTile::L128x128: launch_tile<128, 128, 64, 32, FAST>(c, p, plan); break;
+    case GemmTile::S16x64: launch_tile<16, 64, 16, 16, FAST, A_K, B_K, FOLD>(c, p, plan); break;
+    case GemmTile::M64x64: launch_tile<64, 64, 32, 32, FAST, A_K, B_K, FOLD>(c, p, plan); break;
+    case GemmTile::L128x128: launch_tile<128, 128, 64, 32, FAST, A_K, B_K, FOLD>(c, p, plan); break;
+  }
+}
+
+// The instantiated variants: generic (fold), NT (fold: linear, the forward), NN and TN (one accumulator
+// set: the backward's gradient products). Plans outside these (an invariant NN/TN request, a
+// non-invariant NT one) run the nearest instantiated kernel with the same or stricter numerics.
+void launch_plan(const Ctx& c, const GemmParams& p, const GemmPlan& plan) {
+  switch (plan.layout) {
+    case GemmLayout::Generic: launch_tiles<false, true, true, true>(c, p, plan); break;
+    case GemmLayout::NT: launch_tiles<true, true, true, true>(c, p, plan); break;
+    case GemmLayout::NN: launch_tiles<true, true, false, false>(c, p, plan); break;
+    case GemmLayout::TN: launch_tiles<true, false, false, false>(c, p, plan); break;
   }
 }
 
@@ -413,7 +488,7 @@ void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend im
   if (d.M == 0 || d.N == 0) return;
   need("gemm", d.K < (int64_t(1) << 31) && d.M < (int64_t(1) << 31) && d.N < (int64_t(1) << 31), "matrix too large");
 #ifdef HAYATE_WITH_CUBLAS
-  if (impl == GemmBackend::Cublas && d.K > 0 && cublas_gemm(c, g, d)) return;
+  if (impl == GemmBackend::Cublas && d.K > 0 && g.lda == 0 && g.ldb == 0 && cublas_gemm(c, g, d)) return;
 #else
   (void)impl;
 #endif
@@ -432,15 +507,16 @@ void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend im
   p.M = d.M;
   p.N = d.N;
   p.K = d.K;
-  p.lda = g.a.cols();
-  p.ldb = g.b.cols();
+  p.lda = g.lda > 0 ? g.lda : g.a.cols();
+  p.ldb = g.ldb > 0 ? g.ldb : g.b.cols();
+  need("gemm", p.lda >= g.a.cols() && p.ldb >= g.b.cols(), "row stride below the row length");
   p.ldo = d.N;
   p.alpha = g.alpha;
   p.beta = g.beta;
   p.kt_main = gemm_k_tiles(d.K);
   const int64_t K2 = gemm_extra_k(g, d);  // validates a2 / b2
-  bool fast = gemm_fast_path_ok(g.a.dtype == DType::BF16, g.b.dtype == DType::BF16, g.trans_a, g.trans_b, d.K,
-                                g.a.data, g.b.data);
+  GemmLayout layout = gemm_fast_layout(g.a.dtype == DType::BF16, g.b.dtype == DType::BF16, g.trans_a, g.trans_b, d.M,
+                                       d.N, d.K, p.lda, p.ldb, g.a.data, g.b.data);
   if (K2 > 0) {
     p.a2 = g.a2.data;
     p.b2 = g.b2.data;
@@ -449,8 +525,9 @@ void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend im
     p.K2 = K2;
     p.lda2 = g.a2.cols();
     p.ldb2 = g.b2.cols();
-    fast = fast && gemm_fast_path_ok(g.a2.dtype == DType::BF16, g.b2.dtype == DType::BF16, g.trans_a, g.trans_b, K2,
-                                     g.a2.data, g.b2.data);
+    if (gemm_fast_layout(g.a2.dtype == DType::BF16, g.b2.dtype == DType::BF16, g.trans_a, g.trans_b, d.M, d.N, K2,
+                         p.lda2, p.ldb2, g.a2.data, g.b2.data) != layout)
+      layout = GemmLayout::Generic;
   } else {
     p.a2 = p.a;  // never read (no tiles past kt_main)
     p.b2 = p.b;
@@ -459,16 +536,13 @@ void gemm(const Ctx& c, const GemmOperands& g, const GemmDims& d, GemmBackend im
     p.lda2 = p.lda;
     p.ldb2 = p.ldb;
   }
-  const GemmPlan plan = plan_gemm(d.M, d.N, d.K, c.num_sms, fast, K2);
-  need("gemm", plan.tiles_m < 65536, "too many rows (" + std::to_string(d.M) + ") for one launch");
-  p.chunks = plan.chunks;
+  GemmPlan plan = plan_gemm(GemmProblem{d.M, d.N, d.K, K2, layout, g.invariant}, gemm_plan_sms(c.num_sms));
+  need("gemm", plan.tiles_m < 65536 && plan.splits < 65536, "too many rows (" + std::to_string(d.M) + ") for one launch");
+  p.splits = plan.splits;
   p.split = plan.split;
   if (plan.split) p.partials = static_cast<float*>(c.ws->get(plan.workspace_bytes));
-  if (fast) {
-    launch_plan<true>(c, p, plan);
-  } else {
-    launch_plan<false>(c, p, plan);
-  }
+  count_kernel_variant(gemm_variant_id(plan));
+  launch_plan(c, p, plan);
   HAYATE_CUDA_CHECK_LAUNCH("gemm");
   if (plan.split) {
     const Launch1D l = plan_elementwise(d.M * d.N, c.num_sms);

@@ -47,6 +47,12 @@ struct GemmOperands {
   //   out = alpha [op(a) | op(a2)] [op(b) ; op(b2)] + ...,  op(a2) [M, K2], op(b2) [K2, N]
   // one launch, fixed chunked summation order (gemm.cu); lora_linear's fused low-rank update.
   Tensor a2, b2;
+  // Row strides of a / b in elements (0: their cols()); a view narrower than its storage, e.g. the first
+  // r columns of an [M, r8] zero-padded tensor. a2 / b2 are always contiguous.
+  int64_t lda = 0, ldb = 0;
+  // Batch invariance (plan.h): every forward product keeps it; the backward's gradient products set it
+  // false and get one accumulator set and split-K sized to the SM count.
+  bool invariant = true;
 };
 // K2 of the concatenated pair (0 without one); validates a2 / b2 against d.
 int64_t gemm_extra_k(const GemmOperands& g, const GemmDims& d);
@@ -94,9 +100,10 @@ void sum_squares(const Ctx& c, Tensor x, double* device_result);
 // target, entropy (optional).
 void logprob_forward(const Ctx& c, Tensor z, Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head,
                      Tensor targets, float inv_temperature);
-// dhidden = dz lm_head / T with dz = dlogprobs[i] * ([j == t_i] - exp(z - lse_i)), computed in place in z.
-void logprob_backward(const Ctx& c, Tensor z, Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head,
-                      Tensor targets, Tensor lse, float inv_temperature);
+// dhidden = dz lm_head / T with dz = dlogprobs[i] * ([j == t_i] - exp(z - lse_i)) written to dz16 (bf16
+// [m, V]: the GEMM rounds its operands to bf16 anyway), then the NN split-K GEMM.
+void logprob_backward(const Ctx& c, Tensor z, Tensor dz16, Tensor dhidden, Tensor dlogprobs, Tensor hidden,
+                      Tensor lm_head, Tensor targets, Tensor lse, float inv_temperature);
 // lora_linear.cu: the fused LoRA projection (Backend::lora_linear with an adapter). Scratch, with
 // r8 = lora_packed_rank(r): A in bf16 [r, K], x A^T in fp32 [M, r], and the concatenated GEMM operands
 // xa bf16 [M, r8] and scale * B bf16 [N, r8].
@@ -105,9 +112,13 @@ struct LoraLinearScratch {
 };
 void lora_linear(const Ctx& c, const GemmDims& d, Tensor out, Tensor xa, Tensor x, Tensor w, Tensor bias, Tensor a,
                  Tensor b, float scale, const LoraLinearScratch& scratch);
-// Backend::lora_linear_backward; t: fp32 scratch [M, r] (unused without an adapter: a empty).
+// Backend::lora_linear_backward. Scratch (unused without an adapter: a empty), r8 = lora_packed_rank(r), all
+// bf16: B [N, r8], A [r8, K], t = scale dout B [M, r8], xa [M, r8] (zero-padded copies).
+struct LoraBackwardScratch {
+  Tensor b16, a16, t16, xa16;
+};
 void lora_linear_backward(const Ctx& c, Tensor dx, Tensor da, Tensor db, Tensor dout, Tensor x, Tensor xa, Tensor w,
-                          Tensor a, Tensor b, float scale, bool accumulate_dx, Tensor t);
+                          Tensor a, Tensor b, float scale, bool accumulate_dx, const LoraBackwardScratch& scratch);
 
 // ---- fused varlen attention (attention_forward.cu, attention_backward.cu) ------------------------------
 // Causal attention over a packed batch (VarlenMeta), GQA, head_dim <= 128 (64 and 128 without padding);

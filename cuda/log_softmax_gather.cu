@@ -12,6 +12,7 @@
 #include "cuda_check.h"
 #include "device_utils.cuh"
 #include "kernels.h"
+#include "variant_stats.h"
 
 namespace hayate::gpu {
 
@@ -83,6 +84,7 @@ template <class T>
 void launch(const Ctx& c, Tensor out, Tensor logits, Tensor targets, float inv_t) {
   const int64_t n = logits.rows(), V = logits.cols();
   const int64_t chunks = log_softmax_chunks(V);
+  count_kernel_variant(chunks > 1 ? kVarLsgChunked : kVarLsgSingle);
   float2* partial = static_cast<float2*>(c.ws->get(static_cast<size_t>(n * chunks) * sizeof(float2)));
   for (int64_t r0 = 0; r0 < n; r0 += 65535) {  // grid.y is limited to 65535 rows per launch
     const int64_t rn = std::min<int64_t>(65535, n - r0);

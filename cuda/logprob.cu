@@ -4,11 +4,15 @@
 // tokens), then one block per row reduces it:
 //   forward:  lse = max + log sum exp(z - max), logprob = z[target] - lse,
 //             entropy = log sum - sum p (z - max) / sum           (one pass after the max)
-//   backward: dz = dlogprob * ([j == target] - exp(z - lse)) in place, then dhidden = dz lm_head / T
+//   backward: dz = dlogprob * ([j == target] - exp(z - lse)) into a bf16 [m, V] buffer (the GEMM rounds its
+//             operands to bf16 anyway: the same values as before, half the bytes), then dhidden = dz lm_head / T
+//             on the NN cp.async path, split-K so the [m, D] output (2 x 16 tiles at m = 128, D = 1024)
+//             still fills every SM.
 // TODO(perf): fuse the row reduction into the GEMM epilogue (online softmax per tile) so z is never written.
 #include "cuda_check.h"
 #include "device_utils.cuh"
 #include "kernels.h"
+#include "variant_stats.h"
 
 namespace hayate::gpu {
 
@@ -49,22 +53,20 @@ __global__ void __launch_bounds__(kRowThreads) logprob_rows_kernel(const float* 
   if (ent) store_from_float(ent, tent, i, static_cast<float>(log(sum) - ezs / sum));
 }
 
-__global__ void __launch_bounds__(kRowThreads) logprob_grad_kernel(float* z, int64_t V, const int32_t* targets,
-                                                                    const void* dlp, DType tdl, const void* lse, DType tl,
-                                                                    int* err) {
+// dz[i, j] = g_i ([j == t_i] - exp(z[i, j] - lse_i)), rounded once to bf16 (the GEMM's operand precision).
+__global__ void __launch_bounds__(kRowThreads) logprob_grad_kernel(const float* z, bf16* dz, int64_t V,
+                                                                    const int32_t* targets, const void* dlp, DType tdl,
+                                                                    const void* lse, DType tl, int* err) {
   const int64_t i = blockIdx.x;
-  float* zi = z + i * V;
+  const float* zi = z + i * V;
+  bf16* di = dz + i * V;
   const float g = load_as_float(dlp, tdl, i), l = load_as_float(lse, tl, i);
-  for (int64_t j = threadIdx.x; j < V; j += kRowThreads) zi[j] = -g * exp_or_zero(zi[j] - l);
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const int32_t t = targets[i];
-    if (t < 0 || t >= V) {
-      raise_error(err, kErrTarget);
-    } else {
-      zi[t] += g;
-    }
+  const int32_t t = targets[i];
+  for (int64_t j = threadIdx.x; j < V; j += kRowThreads) {
+    const float v = -g * exp_or_zero(zi[j] - l);
+    di[j] = __float2bfloat16_rn(j == t ? v + g : v);
   }
+  if (threadIdx.x == 0 && (t < 0 || t >= V)) raise_error(err, kErrTarget);
 }
 
 }  // namespace
@@ -91,25 +93,29 @@ void logprob_forward(const Ctx& c, Tensor z, Tensor logprobs, Tensor lse, Tensor
   const int64_t m = hidden.rows();
   if (m == 0) return;
   scaled_logits(c, z, hidden, lm_head, inv_temperature);
+  count_kernel_variant(kVarLogprobFwd);
   logprob_rows_kernel<<<static_cast<unsigned>(m), kRowThreads, 0, c.stream>>>(
       z.as<const float>(), z.cols(), targets.as<const int32_t>(), logprobs.data, logprobs.dtype, lse.data, lse.dtype,
       entropy.empty() ? nullptr : entropy.data, entropy.empty() ? DType::F32 : entropy.dtype, c.err);
   HAYATE_CUDA_CHECK_LAUNCH("logprob_forward rows");
 }
 
-void logprob_backward(const Ctx& c, Tensor z, Tensor dhidden, Tensor dlogprobs, Tensor hidden, Tensor lm_head,
-                      Tensor targets, Tensor lse, float inv_temperature) {
+void logprob_backward(const Ctx& c, Tensor z, Tensor dz16, Tensor dhidden, Tensor dlogprobs, Tensor hidden,
+                      Tensor lm_head, Tensor targets, Tensor lse, float inv_temperature) {
   const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
   if (m == 0) return;
   scaled_logits(c, z, hidden, lm_head, inv_temperature);
+  count_kernel_variant(kVarLogprobBwd);
   logprob_grad_kernel<<<static_cast<unsigned>(m), kRowThreads, 0, c.stream>>>(
-      z.as<float>(), z.cols(), targets.as<const int32_t>(), dlogprobs.data, dlogprobs.dtype, lse.data, lse.dtype, c.err);
+      z.as<const float>(), dz16.as<bf16>(), V, targets.as<const int32_t>(), dlogprobs.data, dlogprobs.dtype, lse.data,
+      lse.dtype, c.err);
   HAYATE_CUDA_CHECK_LAUNCH("logprob_backward rows");
-  GemmOperands gb;  // dhidden = inv_t * dz lm_head
-  gb.out = dhidden.view({m, D});
-  gb.a = z;
+  GemmOperands gb;  // dhidden = inv_t * dz lm_head: NN (lm_head read along its rows with ldmatrix.trans),
+  gb.out = dhidden.view({m, D});  // a gradient (not batch-invariant): split-K slices fill the GPU
+  gb.a = dz16;
   gb.b = lm_head;
   gb.alpha = inv_temperature;
+  gb.invariant = false;
   gemm(c, gb, {m, D, V}, GemmBackend::Hayate);
 }
 

@@ -29,6 +29,7 @@
 #include "cuda_check.h"
 #include "device_utils.cuh"
 #include "kernels.h"
+#include "variant_stats.h"
 
 namespace hayate::gpu {
 
@@ -392,6 +393,7 @@ void paged_attention(const Ctx& c, Tensor out, Tensor q, Tensor k_cache, Tensor 
        "head_dim " + std::to_string(m.head_dim) + " needs " + std::to_string(plan.smem_bytes) +
            " bytes of shared memory per block; this GPU allows " + std::to_string(c.smem_optin));
   need("paged_attention", plan.partitions < 65536 && plan.grid_y < 65536, "context or head count too large");
+  count_kernel_variant(paged_attention_variant(plan.split, plan.hd_bucket));
   AttnParams prm{};
   prm.q = q.data;
   prm.out = out.data;

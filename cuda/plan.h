@@ -145,49 +145,218 @@ constexpr bool gemm_tile_closes_chunk(int64_t kt, int64_t kt_main, int64_t kt_to
 // the packed x A^T [M, r8] and scale B [N, r8] (bf16) take the 16-byte cp.async path.
 constexpr int64_t lora_packed_rank(int64_t r) { return round_up(r, 8); }
 
+// Operand layouts (row-major storage, out = op(a) op(b)). The fast path stages both operands with
+// 16-byte cp.async copies along their contiguous dimension: a K-contiguous operand lands as [rows][BK + 8]
+// and is read by ldmatrix; an M- (a) or N-contiguous (b) operand lands as [BK][rows + 8] and is read by
+// ldmatrix.trans (frag_a_trans_* / frag_b_trans_* below). Named by (trans_a, trans_b) as in gemm():
+//   NT  a [M, K], b [N, K]  linear(), the forward of every projection, the lm-head logits
+//   NN  a [M, K], b [K, N]  dx = dout W, t = dout B (LoRA), dhidden = dz lm_head
+//   TN  a [K, M], b [K, N]  weight gradients: dA = t^T x, dB = dout^T xa
+// TT and anything not bf16 / aligned take the generic path (element loads, converted to bf16, 1 stage).
+enum class GemmLayout { Generic, NT, NN, TN };
+
+inline const char* gemm_layout_name(GemmLayout l) {
+  switch (l) {
+    case GemmLayout::Generic: return "generic";
+    case GemmLayout::NT: return "nt";
+    case GemmLayout::NN: return "nn";
+    case GemmLayout::TN: return "tn";
+  }
+  return "?";
+}
+
+// One operand's eligibility for the 16-byte copies. k_major: contiguous along K (a not transposed, b
+// transposed); then K % 8 == 0 (a copy never mixes columns past K into the sum). Otherwise contiguous along
+// `extent` (M or N): a copy may cover up to 7 elements past the extent, harmless (they only feed output
+// rows / columns that are never stored) as long as they lie inside the row: round_up(extent, 8) <= ld.
+inline bool gemm_operand_fast_ok(bool bf16, bool k_major, int64_t K, int64_t extent, int64_t ld, const void* p) {
+  if (!bf16 || ld % 8 != 0 || reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return k_major ? K % 8 == 0 : round_up(extent, 8) <= ld;
+}
+
+// The fast layout of a product, or Generic. ld* are the storage row strides (elements).
+inline GemmLayout gemm_fast_layout(bool a_bf16, bool b_bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                   int64_t lda, int64_t ldb, const void* a, const void* b) {
+  if (trans_a && trans_b) return GemmLayout::Generic;
+  if (!gemm_operand_fast_ok(a_bf16, !trans_a, K, M, lda, a) || !gemm_operand_fast_ok(b_bf16, trans_b, K, N, ldb, b))
+    return GemmLayout::Generic;
+  return trans_a ? GemmLayout::TN : trans_b ? GemmLayout::NT : GemmLayout::NN;
+}
+
+// linear()'s layout check (a [M, K], b [N, K] contiguous): kept for the callers that only ask this.
+inline bool gemm_fast_path_ok(bool a_bf16, bool b_bf16, bool trans_a, bool trans_b, int64_t K, const void* a,
+                              const void* b) {
+  return !trans_a && trans_b && gemm_operand_fast_ok(a_bf16, true, K, 0, K, a) && gemm_operand_fast_ok(b_bf16, true, K, 0, K, b);
+}
+
+constexpr bool gemm_a_k_major(GemmLayout l) { return l != GemmLayout::TN; }
+constexpr bool gemm_b_k_major(GemmLayout l) { return l == GemmLayout::NT || l == GemmLayout::Generic; }
+// Shared-memory elements of one stage of an operand tile of `rows` (BM or BN) rows.
+constexpr int64_t gemm_stage_elems(int rows, bool k_major) {
+  return k_major ? int64_t(rows) * (kGemmBK + 8) : int64_t(kGemmBK) * (rows + 8);
+}
+
+// Row stride (elements) of one staged operand tile, and the 16-byte copy c of its cp.async load: c in
+// [0, rows * kGemmBK / 8) maps to (r, col) of the staging, element offset r * ld + col. K-contiguous:
+// r = tile row (m or n), col = k offset; otherwise r = k offset, col = tile row. Shared by the kernel's
+// loader and the host test that replays a whole block tile (test_cuda_host_logic.cpp).
+constexpr int gemm_stage_ld(int rows, bool k_major) { return k_major ? kGemmBK + 8 : rows + 8; }
+struct GemmStageCopy {
+  int r, col;
+};
+constexpr GemmStageCopy gemm_stage_copy(int c, int rows, bool k_major) {
+  return k_major ? GemmStageCopy{c / (kGemmBK / 8), (c % (kGemmBK / 8)) * 8} : GemmStageCopy{c / (rows / 8), (c % (rows / 8)) * 8};
+}
+
+// Where copy q of a k-tile starting at k0 reads: the element offset in the operand's storage (row stride
+// ld) and whether it is in range. r0: the tile's first row (m0 or n0) along `extent` (M or N). Out-of-range
+// copies are zero-filled (cp.async src-size 0) and read nothing.
+struct GemmCopySrc {
+  bool ok;
+  int64_t offset;
+};
+constexpr GemmCopySrc gemm_copy_src(GemmStageCopy q, bool k_major, int64_t r0, int64_t k0, int64_t extent, int64_t K,
+                                    int64_t ld) {
+  const int64_t g = r0 + (k_major ? q.r : q.col), gk = k0 + (k_major ? q.col : q.r);
+  const bool ok = g < extent && gk < K;
+  return {ok, ok ? (k_major ? g * ld + gk : gk * ld + g) : 0};
+}
+
+// The ldmatrix lane addresses of the transposed (M-contiguous) A operand: the tile is stored [k][m] and
+// read with .trans; matrices (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7, k 8-15), (m 8-15, k 8-15) = a0..a3.
+// Lane t supplies row (k) frag_a_trans_row(t), column (m) frag_a_trans_col(t) of the warp's 16x16 slice.
+constexpr int frag_a_trans_row(int lane) { return (lane % 8) + (lane / 16) * 8; }
+constexpr int frag_a_trans_col(int lane) { return ((lane / 8) % 2) * 8; }
+
+// Non-invariant products (training gradients; GemmProblem::invariant false) accumulate their whole K range
+// in one accumulator set (no chunk fold: half the registers) and, when the tiles cannot fill the GPU, cut
+// the k-tiles into `slices` contiguous ranges (split-K: grid.z = slices, fp32 partials added in slice order
+// by the reduce kernel). Slice s covers k-tiles [gemm_slice_tile_begin(s), gemm_slice_tile_begin(s + 1)).
+// The result is deterministic for a given plan (fixed order), but the plan depends on M and the SM count.
+constexpr int kGemmMinTilesPerSlice = 8;  // 256 of K: each split block still runs a real pipeline
+constexpr size_t kGemmMaxPartialBytes = size_t(256) << 20;
+constexpr int64_t gemm_slice_tile_begin(int64_t s, int64_t slices, int64_t k_tiles) { return k_tiles * s / slices; }
+
 struct GemmPlan {
   GemmTile tile = GemmTile::M64x64;
   GemmTileShape shape{64, 64, 32, 32};
+  GemmLayout layout = GemmLayout::Generic;
   int64_t tiles_m = 0, tiles_n = 0;
   int64_t chunks = 0;          // ceil(K / kGemmChunkK) + ceil(K2 / kGemmChunkK)
-  bool split = false;          // one chunk per block (grid.z = chunks) + a reduce kernel
-  bool fast = false;           // cp.async 16-byte loads of bf16 K-contiguous operands
+  bool invariant = true;       // fixed chunked summation order, two accumulator sets (batch-invariant)
+  bool split = false;          // grid.z = splits blocks per tile + a reduce kernel
+  int64_t splits = 1;          // invariant: one chunk per block (= chunks); otherwise slices of k-tiles
+  bool fast = false;           // cp.async 16-byte loads (layout != Generic)
   size_t smem_bytes = 0;
-  size_t workspace_bytes = 0;  // fp32 partials when split
-  int64_t blocks() const { return tiles_m * tiles_n * (split ? chunks : 1); }
+  size_t workspace_bytes = 0;  // fp32 partials when split: [splits][M][N]
+  int64_t blocks() const { return tiles_m * tiles_n * (split ? splits : 1); }
 };
 
-// The fast path needs both operands bf16 and K-contiguous (A not transposed, B transposed, as in
-// linear()), K a multiple of 8 and 16-byte aligned bases, so every 16-byte copy is whole and aligned.
-inline bool gemm_fast_path_ok(bool a_bf16, bool b_bf16, bool trans_a, bool trans_b, int64_t K, const void* a,
-                              const void* b) {
-  return a_bf16 && b_bf16 && !trans_a && trans_b && K % 8 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0 &&
-         reinterpret_cast<uintptr_t>(b) % 16 == 0;
-}
-
-inline size_t gemm_smem_bytes(const GemmTileShape& s, bool fast) {
+inline size_t gemm_smem_bytes(const GemmTileShape& s, GemmLayout layout) {
+  const bool fast = layout != GemmLayout::Generic;
   const int stages = fast ? kGemmStages : 1;
-  return static_cast<size_t>(stages) * (s.bm + s.bn) * (kGemmBK + 8) * 2;  // +8 bf16 pad per row
+  return static_cast<size_t>(stages) *
+         (gemm_stage_elems(s.bm, gemm_a_k_major(layout)) + gemm_stage_elems(s.bn, gemm_b_k_major(layout))) * 2;
+}
+inline size_t gemm_smem_bytes(const GemmTileShape& s, bool fast) {
+  return gemm_smem_bytes(s, fast ? GemmLayout::NT : GemmLayout::Generic);
 }
 
-// K2: width of the optional concatenated operand pair (0 = plain GEMM).
-inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int num_sms, bool fast, int64_t K2 = 0) {
+// A product as the launchers pose it: dims, the extra concatenated width K2, the layout the operands
+// allow (gemm_fast_layout), and whether the caller needs batch invariance (every forward product does:
+// linear(), lora_linear, the log-prob logits; the gradient products of the backward do not).
+struct GemmProblem {
+  int64_t M = 0, N = 0, K = 0, K2 = 0;
+  GemmLayout layout = GemmLayout::NT;
+  bool invariant = true;
+};
+
+inline GemmPlan plan_gemm(const GemmProblem& q, int num_sms) {
+  const int64_t M = q.M, N = q.N;
   GemmPlan p;
+  // The instantiated kernels (gemm.cu): generic and NT fold (batch-invariant), NN and TN use one
+  // accumulator set. So an NT product always folds, and an invariant NN / TN product takes the generic
+  // loader (which folds).
+  p.layout = q.invariant && (q.layout == GemmLayout::NN || q.layout == GemmLayout::TN) ? GemmLayout::Generic : q.layout;
+  p.fast = p.layout != GemmLayout::Generic;
+  p.invariant = q.invariant || p.layout == GemmLayout::NT || !p.fast;
   p.tile = M <= 32 ? GemmTile::S16x64 : M <= 128 ? GemmTile::M64x64 : GemmTile::L128x128;
   // A large tile that leaves most SMs idle is slower than the medium one.
   if (p.tile == GemmTile::L128x128 && ceil_div(M, 128) * ceil_div(N, 128) < num_sms) p.tile = GemmTile::M64x64;
   p.shape = gemm_tile_shape(p.tile);
   p.tiles_m = ceil_div(M, p.shape.bm);
   p.tiles_n = ceil_div(N, p.shape.bn);
-  p.chunks = gemm_region_chunks(gemm_k_tiles(K)) + gemm_region_chunks(gemm_k_tiles(K2));
-  p.fast = fast;
-  // Split across blocks only when the tiles alone cannot fill the GPU and the fp32 partials stay small
-  // (skinny, memory-bound products: decode). Splitting never changes the arithmetic (see above).
-  const size_t partial_bytes = static_cast<size_t>(M) * N * p.chunks * 4;
-  p.split = p.chunks >= 2 && p.tiles_m * p.tiles_n < num_sms && M <= 256 && partial_bytes <= (size_t(256) << 20);
-  p.workspace_bytes = p.split ? partial_bytes : 0;
-  p.smem_bytes = gemm_smem_bytes(p.shape, fast);
+  p.chunks = gemm_region_chunks(gemm_k_tiles(q.K)) + gemm_region_chunks(gemm_k_tiles(q.K2));
+  const int64_t tiles = p.tiles_m * p.tiles_n;
+  if (p.invariant) {
+    // Split across blocks only when the tiles alone cannot fill the GPU and the fp32 partials stay small
+    // (skinny, memory-bound products: decode). Splitting never changes the arithmetic (see above).
+    const size_t partial_bytes = static_cast<size_t>(M) * N * p.chunks * 4;
+    p.split = p.chunks >= 2 && tiles < num_sms && M <= 256 && partial_bytes <= kGemmMaxPartialBytes;
+    p.splits = p.split ? p.chunks : 1;
+  } else {
+    // Enough slices that tiles x slices reaches the SM count, each at least kGemmMinTilesPerSlice k-tiles,
+    // partials within the cap.
+    const int64_t k_tiles = gemm_k_tiles(q.K) + gemm_k_tiles(q.K2);
+    int64_t s = tiles < num_sms ? ceil_div(num_sms, std::max<int64_t>(tiles, 1)) : 1;
+    s = std::min(s, k_tiles / kGemmMinTilesPerSlice);
+    const size_t per_slice = static_cast<size_t>(M) * N * 4;
+    if (per_slice > 0) s = std::min<int64_t>(s, static_cast<int64_t>(kGemmMaxPartialBytes / per_slice));
+    p.split = s >= 2;
+    p.splits = p.split ? s : 1;
+  }
+  p.workspace_bytes = p.split ? static_cast<size_t>(M) * N * p.splits * 4 : 0;
+  p.smem_bytes = gemm_smem_bytes(p.shape, p.layout);
   return p;
+}
+
+// The batch-invariant plan of linear() (NT when fast): K2 = width of the optional concatenated pair.
+inline GemmPlan plan_gemm(int64_t M, int64_t N, int64_t K, int num_sms, bool fast, int64_t K2 = 0) {
+  return plan_gemm(GemmProblem{M, N, K, K2, fast ? GemmLayout::NT : GemmLayout::Generic, true}, num_sms);
+}
+
+// Kernel variants, for the instrumentation counters (kernel_variant_counts) and the coverage test: one
+// id per (layout, accumulators, tile, split) of the GEMM, then the other families' variants.
+constexpr int kGemmVariantCount = 4 * 2 * 3 * 2;
+inline int gemm_variant_id(const GemmPlan& p) {
+  return ((static_cast<int>(p.layout) * 2 + (p.invariant ? 0 : 1)) * 3 + static_cast<int>(p.tile)) * 2 + (p.split ? 1 : 0);
+}
+inline std::string gemm_variant_name(int id) {
+  const int split = id % 2, tile = id / 2 % 3, inv = id / 6 % 2, layout = id / 12;
+  return std::string("gemm/") + gemm_layout_name(static_cast<GemmLayout>(layout)) + "/" +
+         (inv ? "acc1" : "fold") + "/" + gemm_tile_name(static_cast<GemmTile>(tile)) + "/" + (split ? "splitk" : "direct");
+}
+inline std::string gemm_variant_name(const GemmPlan& p) { return gemm_variant_name(gemm_variant_id(p)); }
+
+// Products of the composite ops, as their launchers (lora_linear.cu, logprob.cu) issue them with bf16,
+// 16-byte aligned activations and weights (the model's storage). Shared with the host coverage test.
+//   lora_linear forward:   xa = x A16^T [M, r] (K), out = [x | xa16] [W | sB16]^T (K + r8)
+//   lora_linear backward:  t = dout sB16 [M, r8] (K = N), dx = [dout | t16] [W ; A16] (N + r8),
+//                          dA = t16^T x [r, K] (K = M), dB = dout^T xa16 [N, r] (K = M)
+//   logprob:               z = hidden lm_head^T [m, V] (D);  backward: z again, dhidden = dz16 lm_head [m, D] (V)
+// (M tokens, N out features, K in features, r rank; LoRA A [r, K], B [N, r].)
+inline std::vector<GemmProblem> lora_forward_problems(int64_t M, int64_t N, int64_t K, int64_t r) {
+  return {{M, r, K, 0, K % 8 == 0 ? GemmLayout::NT : GemmLayout::Generic, true},
+          {M, N, K, lora_packed_rank(r), K % 8 == 0 ? GemmLayout::NT : GemmLayout::Generic, true}};
+}
+inline std::vector<GemmProblem> lora_backward_problems(int64_t M, int64_t N, int64_t K, int64_t r, bool with_dx) {
+  const int64_t r8 = lora_packed_rank(r);
+  const GemmLayout nn = N % 8 == 0 && K % 8 == 0 ? GemmLayout::NN : GemmLayout::Generic;
+  std::vector<GemmProblem> v;
+  if (r == 0) {
+    if (with_dx) v.push_back({M, K, N, 0, nn, false});
+    return v;
+  }
+  v.push_back({M, r8, N, 0, N % 8 == 0 ? GemmLayout::NN : GemmLayout::Generic, false});
+  if (with_dx) v.push_back({M, K, N, r8, nn, false});
+  v.push_back({r, K, M, 0, K % 8 == 0 ? GemmLayout::TN : GemmLayout::Generic, false});
+  v.push_back({N, r, M, 0, N % 8 == 0 ? GemmLayout::TN : GemmLayout::Generic, false});
+  return v;
+}
+inline std::vector<GemmProblem> logprob_problems(int64_t m, int64_t V, int64_t D, bool backward) {
+  const GemmLayout nt = D % 8 == 0 ? GemmLayout::NT : GemmLayout::Generic;
+  if (!backward) return {{m, V, D, 0, nt, true}};
+  return {{m, V, D, 0, nt, true}, {m, D, V, 0, V % 8 == 0 && D % 8 == 0 ? GemmLayout::NN : GemmLayout::Generic, false}};
 }
 
 // ---- paged attention ----------------------------------------------------------------------------------
@@ -353,7 +522,10 @@ constexpr int kLsgChunk = 8192;
 constexpr int64_t log_softmax_chunks(int64_t V) { return V > kLsgChunk ? ceil_div(V, kLsgChunk) : 1; }
 
 // ---- sampling -----------------------------------------------------------------------------------------
-constexpr int kSampleThreads = 1024;  // one block per row; 32 warps each own a contiguous id range
+// One block per row; 16 warps each own a contiguous id range. 512 threads, not 1024: __launch_bounds__(1024)
+// caps a thread at 64 registers and the sampler spilled on sm_90a; at 512 threads (and minBlocks 1, without
+// which ptxas still chose 64 registers and spilled on sm_80) it takes ~90-107 registers and spills nothing.
+constexpr int kSampleThreads = 512;
 constexpr int kSampleWarps = kSampleThreads / 32;
 // Contiguous ids per warp in the prefix searches (a multiple of 32 so every step reads whole warps).
 constexpr int64_t sample_warp_span(int64_t V) { return round_up(ceil_div(V > 1 ? V : 1, kSampleWarps), 32); }

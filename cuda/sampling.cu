@@ -2,7 +2,7 @@
 // vocabulary; returns ids and log-probs under log_softmax(logits / T) before filtering (raw logits for
 // greedy rows): the semantics of the CPU backend's sampler (cpp/cpu/sampling.cpp).
 //
-// One block of 1024 threads per row. Every question the sampler asks ("the k-th most likely token", "the
+// One block of kSampleThreads (512) threads per row. Every question the sampler asks ("the k-th most likely token", "the
 // shortest prefix of the order reaching this mass", "the token where the running mass exceeds u * kept")
 // is answered by a radix select over the bit patterns of p_j (sampling_select.h has the derivation and the
 // decision logic, shared with a host reference that the CPU-only tests check against sample_row()):
@@ -25,6 +25,7 @@
 #include "cuda_check.h"
 #include "device_utils.cuh"
 #include "kernels.h"
+#include "variant_stats.h"
 #include "sampling_select.h"
 
 namespace hayate::gpu {
@@ -267,7 +268,7 @@ __device__ void greedy_row(const T* z, int64_t V, SampleShared& sh, int32_t* out
 }
 
 template <class T>
-__global__ void __launch_bounds__(NT) sample_kernel(const T* logits, int64_t V, int64_t span,
+__global__ void __launch_bounds__(NT, 1) sample_kernel(const T* logits, int64_t V, int64_t span,
                                                      const DeviceSamplingRow* rows, int32_t* out_ids, float* out_lp) {
   __shared__ SampleShared sh;
   const int64_t b = blockIdx.x;
@@ -313,6 +314,7 @@ void sample(const Ctx& c, Tensor logits, const DeviceSamplingRow* rows, int32_t*
   const int64_t B = logits.rows(), V = logits.cols();
   if (B == 0) return;
   const int64_t span = sample_warp_span(V);
+  count_kernel_variant(logits.dtype == DType::F32 ? kVarSampleF32 : kVarSampleBF16);
   if (logits.dtype == DType::F32) {
     sample_kernel<float><<<static_cast<unsigned>(B), NT, 0, c.stream>>>(logits.as<const float>(), V, span, rows, ids, logprobs);
   } else {

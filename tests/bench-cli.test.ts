@@ -17,6 +17,7 @@ describe('bench jobs', () => {
     });
     expect(benchJobArgs('kernels:cuda', { ops: 'sample,linear' }).args).toEqual(['kernels', '--backend', 'cuda', '--repeats', '20', '--ops', 'sample,linear']);
     expect(benchJobArgs('model:tiny', {}).args.slice(0, 3)).toEqual(['model', '--shape', 'tiny']);
+    expect(benchJobArgs('peak', { threads: '2' })).toEqual({ name: 'peak', args: ['peak', '--threads', '2'] });
     expect(() => benchJobArgs('kernels:tpu', {})).toThrow(/unknown benchmark job 'kernels:tpu'/);
     expect(() => benchJobArgs('nonsense', {})).toThrow(/unknown benchmark job/);
   });

@@ -47,3 +47,4 @@ export function buildInfo(): NativeBuildInfo {
 }
 export * from './distributed/index.js';
 export * from './tools/index.js';
+export * from './export/index.js';

@@ -1,6 +1,7 @@
-// Loads the native addon (built by cmake-js into build-cmake/, or by node-gyp into build/) and declares
-// its interface. Nothing else in ts/ touches the addon's untyped surface: this is the one door between the
-// TypeScript side and the engine (docs/architecture.md, "The layers").
+// Loads the native addon (built from source by cmake-js into build-cmake/ or by node-gyp into build/, or the
+// prebuilt one the package carries in prebuilds/, found by node-gyp-build) and declares its interface.
+// Nothing else in ts/ touches the addon's untyped surface: this is the one door between the TypeScript side
+// and the engine (docs/architecture.md, "The layers").
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -424,23 +425,49 @@ export function packageRoot(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..');
 }
 
-/** Loads the addon once. HAYATE_ADDON may point at a specific .node file. */
+/**
+ * Loads the addon once: HAYATE_ADDON (a specific .node file) if set, else a source build in build-cmake/
+ * (cmake-js), else what node-gyp-build finds: build/Release (node-gyp), then the prebuilt addon for this
+ * platform in prebuilds/ (scripts/install.mjs, README "Building").
+ */
 export function native(): NativeAddon {
   if (cached) return cached;
   const root = packageRoot();
-  const candidates = [
-    process.env.HAYATE_ADDON,
-    join(root, 'build-cmake', 'Release', 'hayate.node'),
-    join(root, 'build', 'Release', 'hayate.node'),
-  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
-  const found = candidates.find((p) => existsSync(p));
+  const require = createRequire(import.meta.url);
+  const looked: string[] = [];
+  let found: string | undefined;
+  for (const p of [process.env.HAYATE_ADDON, join(root, 'build-cmake', 'Release', 'hayate.node')]) {
+    if (!p) continue;
+    looked.push(p);
+    if (existsSync(p)) {
+      found = p;
+      break;
+    }
+  }
+  if (!found) {
+    looked.push(join(root, 'build', 'Release'), join(root, 'prebuilds', `${process.platform}-${process.arch}`));
+    try {
+      found = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+    } catch {
+      // none there either
+    }
+  }
   if (!found) {
     throw new HayateError(
       'ERR_NATIVE_ADDON',
-      `hayate's native addon is not built (looked in ${candidates.join(', ')}); run \`npm run build:native\` (needs CMake and a C++ compiler)`,
+      `hayate's native addon is not built and no prebuilt one matches ${process.platform}-${process.arch} (looked in ${looked.join(', ')}); run \`npm run build:native\` (needs CMake and a C++ compiler)`,
     );
   }
-  const require = createRequire(import.meta.url);
-  cached = require(found) as NativeAddon;
+  try {
+    cached = require(found) as NativeAddon;
+  } catch (e) {
+    const prebuilt = found.startsWith(join(root, 'prebuilds'));
+    throw new HayateError(
+      'ERR_NATIVE_ADDON',
+      `hayate's native addon ${found} does not load: ${(e as Error).message}` +
+        (prebuilt ? '; build it from source instead: HAYATE_BUILD_FROM_SOURCE=1 npm rebuild hayate (needs CMake and a C++ compiler)' : ''),
+      { cause: e },
+    );
+  }
   return cached;
 }

@@ -141,6 +141,54 @@ __global__ void naive_lsg_kernel(const float* z, const int32_t* t, float* out, i
   out[i] = z[i * V + t[i]] - mx - logf(s);
 }
 
+namespace {
+// Block-wide reduction of kRowThreads values (sum or max); every thread gets the result.
+template <bool kMax>
+__device__ float block_reduce(float v, float* smem) {
+  smem[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = kRowThreads / 2; w > 0; w >>= 1) {
+    if (static_cast<int>(threadIdx.x) < w)
+      smem[threadIdx.x] = kMax ? fmaxf(smem[threadIdx.x], smem[threadIdx.x + w]) : smem[threadIdx.x] + smem[threadIdx.x + w];
+    __syncthreads();
+  }
+  const float r = smem[0];
+  __syncthreads();
+  return r;
+}
+}  // namespace
+
+__global__ void naive_logprob_rows_kernel(const float* z, const int32_t* t, int64_t V, float inv_t, float* lp, float* lse,
+                                          float* entropy) {
+  __shared__ float smem[kRowThreads];
+  const float* zr = z + static_cast<int64_t>(blockIdx.x) * V;
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < V; j += kRowThreads) mx = fmaxf(mx, zr[j] * inv_t);
+  mx = block_reduce<true>(mx, smem);
+  float s = 0.0f, ws = 0.0f;
+  for (int64_t j = threadIdx.x; j < V; j += kRowThreads) {
+    const float x = zr[j] * inv_t, e = expf(x - mx);
+    s += e;
+    ws += e * x;
+  }
+  s = block_reduce<false>(s, smem);
+  ws = block_reduce<false>(ws, smem);
+  if (threadIdx.x == 0) {
+    const float l = mx + logf(s);
+    lse[blockIdx.x] = l;
+    lp[blockIdx.x] = zr[t[blockIdx.x]] * inv_t - l;
+    entropy[blockIdx.x] = l - ws / s;
+  }
+}
+
+__global__ void naive_logprob_dz_kernel(float* z, const int32_t* t, const float* dlp, const float* lse, int64_t n, int64_t V,
+                                        float inv_t) {
+  const int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= n * V) return;
+  const int64_t i = idx / V, j = idx % V;
+  z[idx] = dlp[i] * ((j == t[i] ? 1.0f : 0.0f) - expf(z[idx] * inv_t - lse[i]));
+}
+
 __global__ void naive_adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2,
                                    float eps, float wd, float bc1, float bc2) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;

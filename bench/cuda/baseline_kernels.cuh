@@ -30,6 +30,15 @@ __global__ void naive_attention_kernel(const bf16* q, const bf16* kc, const bf16
                                        const int32_t* tseq, const int32_t* tpos, int64_t n, int max_blocks, int bs, int hq,
                                        int hkv, int hd, float scale);
 __global__ void naive_lsg_kernel(const float* z, const int32_t* t, float* out, int64_t n, int64_t V);
+// The unfused log-prob path (baseline of the logprob op), over fp32 logits z [n, V] already in memory:
+// one block of kRowThreads per row: lse = logsumexp(z * inv_t), lp = z[t] * inv_t - lse,
+// entropy = lse - sum softmax * z * inv_t (two passes over the row).
+constexpr int kRowThreads = 256;
+__global__ void naive_logprob_rows_kernel(const float* z, const int32_t* t, int64_t V, float inv_t, float* lp, float* lse,
+                                          float* entropy);
+// In place, thread per element: z[i,j] <- dlp[i] * ([j == t[i]] - exp(z[i,j] * inv_t - lse[i])) (dz).
+__global__ void naive_logprob_dz_kernel(float* z, const int32_t* t, const float* dlp, const float* lse, int64_t n, int64_t V,
+                                        float inv_t);
 // AdamW over one fp32 tensor in fp32 arithmetic (grad_scale 1), thread per element.
 __global__ void naive_adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n, float lr, float b1, float b2,
                                    float eps, float wd, float bc1, float bc2);

@@ -26,6 +26,12 @@ namespace hayate::bench {
 namespace {
 
 constexpr DType B16 = DType::BF16;
+// Check tolerances, relative to the reference's largest magnitude: bf16 outputs (8 mantissa bits, each side
+// rounds once), and fp32 outputs of fp32 arithmetic that differs only in summation order.
+constexpr double kBf16Tol = 2e-2, kF32Tol = 1e-3;
+
+// An output the check compares: its name and the device tensor the op and its reference both write.
+using Out = std::pair<const char*, Tensor>;
 
 // ---- timing --------------------------------------------------------------------------------------------
 
@@ -87,15 +93,35 @@ struct CudaBench {
   std::vector<KernelBenchResult> res;
 
   bool wanted(const char* op) const { return kernel_bench_wanted(ops, op); }
+  std::vector<float> host(const Tensor& t) {  // waits for the stream
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    be.download_f32(v.data(), t);
+    return v;
+  }
+  // The check: `op` once, its outputs downloaded, then `ref` once on the same inputs; each output compared.
+  void verify(KernelBenchResult& r, const std::function<void()>& op, const std::function<void()>& ref,
+              const std::vector<Out>& outs, double tol, const std::string& against) {
+    op();
+    std::vector<std::vector<float>> got;
+    for (const Out& o : outs) got.push_back(host(o.second));
+    ref();
+    HAYATE_CUDA_CHECK(cudaGetLastError());  // a baseline launch that failed
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const std::vector<float> want = host(outs[i].second);
+      kernel_bench_compare(r.check, outs[i].first, got[i].data(), want.data(), want.size(), tol, against);
+    }
+  }
   Buffer rand_buf(DType dt, std::initializer_list<int64_t> shape, uint64_t seed, float scale) {
     Buffer b(be, dt, shape);
     fill_random(c, b, seed, scale);
     return b;
   }
-  // The common case: the backend's op, then its baseline, each timed with CUDA events; returns the record
-  // as stored (a case may add a second baseline).
+  // The common case: the backend's op checked against its baseline on `outs`, then each timed with CUDA
+  // events; returns the record as stored (a case may add a second baseline).
   KernelBenchResult& time_vs_baseline(KernelBenchResult r, const std::function<void()>& op, const std::string& baseline,
-                                      const std::function<void()>& baseline_op) {
+                                      const std::function<void()>& baseline_op, const std::vector<Out>& outs,
+                                      double tol = kBf16Tol) {
+    verify(r, op, baseline_op, outs, tol, baseline);
     r.ms = timer.median_ms(op);
     r.baseline = baseline;
     r.baseline_ms = timer.median_ms(baseline_op);
@@ -128,7 +154,8 @@ void bench_linear(CudaBench& b) {
           [&] {
             naive_linear_kernel<<<blocks_for(M * pj.N), 256, 0, c.stream>>>(x.t().as<const bf16>(), w.t().as<const bf16>(),
                                                                             out.t().as<bf16>(), M, pj.N, pj.K);
-          });
+          },
+          {{"out", out}});
       if (CudaBackend::cublas_compiled()) {
         b.be.set_gemm_backend(gpu::GemmBackend::Cublas);
         r.baseline2 = "cuBLAS cublasGemmEx";
@@ -148,15 +175,41 @@ void bench_lora_linear(CudaBench& b) {
     Buffer x = b.rand_buf(B16, {M, K}, 1, 1.0f), w = b.rand_buf(B16, {N, K}, 2, 0.02f), dout = b.rand_buf(B16, {M, N}, 26, 1.0f);
     Buffer a = b.rand_buf(P, {rank, K}, 24, 0.02f), bb = b.rand_buf(P, {N, rank}, 25, 0.02f);
     Buffer da = b.rand_buf(P, {rank, K}, 27, 0.0f), db = b.rand_buf(P, {N, rank}, 28, 0.0f);
-    Buffer out(be, B16, {M, N}), xa(be, B16, {M, rank}), dx(be, B16, {M, K});
+    Buffer out(be, B16, {M, N}), xa(be, B16, {M, rank}), dx(be, B16, {M, K}), t(be, DType::F32, {M, rank});
+    const float s = kLoraBenchScale;
+    const char* const against = "unfused: the backend's own GEMMs (linear / gemm), one product at a time";
+    be.linear(xa, x, a, {});  // the forward's xa, for the backward's db
     if (b.wanted("lora_linear")) {
       KernelBenchResult r = lora_bench_result(lc, false);
+      b.verify(
+          r, [&] { be.lora_linear(out, xa, x, w, {}, a, bb, s); },
+          [&] {  // out = x w^T + s (x a^T) b^T
+            be.linear(out, x, w, {});
+            be.linear(xa, x, a, {});
+            be.gemm(out, xa, bb, false, true, s, 1.0f);
+          },
+          {{"out", out}, {"xa", xa}}, kBf16Tol, against);
       r.ms = b.timer.median_ms([&] { be.lora_linear(out, xa, x, w, {}, a, bb, kLoraBenchScale); });
       r.baseline_ms = b.timer.median_ms([&] { be.linear(out, x, w, {}); });
       b.res.push_back(r);
     }
     if (b.wanted("lora_linear_backward")) {
       KernelBenchResult r = lora_bench_result(lc, true);
+      b.verify(
+          r,
+          [&] {  // da, db accumulate: zeroed first
+            be.fill_zero(da);
+            be.fill_zero(db);
+            be.lora_linear_backward(dx, da, db, dout, x, xa, w, a, bb, s, false);
+          },
+          [&] {  // t = s dout b; dx = dout w + t a; da = t^T x; db = s dout^T xa
+            be.gemm(dx, dout, w, false, false, 1.0f, 0.0f);
+            be.gemm(t, dout, bb, false, false, s, 0.0f);
+            be.gemm(dx, t, a, false, false, 1.0f, 1.0f);
+            be.gemm(da, t, x, true, false, 1.0f, 0.0f);
+            be.gemm(db, dout, xa, true, false, s, 0.0f);
+          },
+          {{"dx", dx}, {"da", da}, {"db", db}}, kBf16Tol, against);
       r.ms = b.timer.median_ms([&] { be.lora_linear_backward(dx, da, db, dout, x, xa, w, a, bb, kLoraBenchScale, false); });
       r.baseline_ms = b.timer.median_ms([&] { be.lora_linear_backward(dx, {}, {}, dout, {}, {}, w, {}, {}, kLoraBenchScale, false); });
       b.res.push_back(r);
@@ -178,7 +231,8 @@ void bench_embedding(CudaBench& b) {
       [&] {
         naive_gather_kernel<<<blocks_for(n * D), 256, 0, b.c.stream>>>(table.t().as<const bf16>(), gid.t().as<const int32_t>(),
                                                                        out.t().as<bf16>(), n, D);
-      });
+      },
+      {{"out", out}});
 }
 
 void bench_rmsnorm(CudaBench& b) {
@@ -196,7 +250,8 @@ void bench_rmsnorm(CudaBench& b) {
         [&] {
           naive_rmsnorm_kernel<<<blocks_for(rows), 256, 0, b.c.stream>>>(x.t().as<const bf16>(), w.t().as<const bf16>(),
                                                                          out.t().as<bf16>(), rows, D, 1e-6f);
-        });
+        },
+        {{"out", out}});
   }
 }
 
@@ -210,13 +265,15 @@ void bench_add_swiglu(CudaBench& b) {
                        [&] { b.be.add(out, x, y); }, scalar, [&] {
                          naive_add_kernel<<<blocks_for(n), 256, 0, b.c.stream>>>(x.t().as<const bf16>(), y.t().as<const bf16>(),
                                                                                  out.t().as<bf16>(), n);
-                       });
+                       },
+                       {{"out", out}});
   if (b.wanted("swiglu"))
     b.time_vs_baseline(kernel_bench_result("swiglu", "2048 x 3072", bench_dims({n}), "GB/s", 3.0 * n * 2),
                        [&] { b.be.swiglu(out, x, y); }, scalar, [&] {
                          naive_swiglu_kernel<<<blocks_for(n), 256, 0, b.c.stream>>>(
                              x.t().as<const bf16>(), y.t().as<const bf16>(), out.t().as<bf16>(), n);
-                       });
+                       },
+                       {{"out", out}});
 }
 
 void bench_rope(CudaBench& b) {
@@ -226,20 +283,30 @@ void bench_rope(CudaBench& b) {
   for (int64_t i = 0; i < n; ++i) pos[i] = static_cast<int32_t>(i);
   Buffer gp(b.be, DType::I32, {n});
   b.be.copy_from_host(gp.t().data, pos.data(), n * 4);
-  b.time_vs_baseline(
-      kernel_bench_result("rope", "q of 2048 tokens", bench_dims({n, H * hd}), "GB/s", 2.0 * n * H * hd * 2 + 4.0 * n * hd),
-      [&] { b.be.rope(x, gp, cs, static_cast<int>(hd)); }, "naive kernel (thread per head)",
-      [&] {
-        naive_rope_kernel<<<blocks_for(n * H), 256, 0, b.c.stream>>>(x.t().as<bf16>(), gp.t().as<const int32_t>(),
-                                                                     cs.t().as<const float>(), n, static_cast<int>(H),
-                                                                     static_cast<int>(hd));
-      });
+  Buffer x0(b.be, B16, {n, H * hd});  // in place: each side of the check starts from these values
+  b.be.copy(x0.t().data, x.t().data, x.t().nbytes());
+  auto op = [&] { b.be.rope(x, gp, cs, static_cast<int>(hd)); };
+  auto naive = [&] {
+    naive_rope_kernel<<<blocks_for(n * H), 256, 0, b.c.stream>>>(x.t().as<bf16>(), gp.t().as<const int32_t>(),
+                                                                 cs.t().as<const float>(), n, static_cast<int>(H),
+                                                                 static_cast<int>(hd));
+  };
+  auto restore = [&] { b.be.copy(x.t().data, x0.t().data, x.t().nbytes()); };
+  KernelBenchResult r =
+      kernel_bench_result("rope", "q of 2048 tokens", bench_dims({n, H * hd}), "GB/s", 2.0 * n * H * hd * 2 + 4.0 * n * hd);
+  r.baseline = "naive kernel (thread per head)";
+  b.verify(r, [&] { restore(), op(); }, [&] { restore(), naive(); }, {{"x (in place)", x}}, kBf16Tol, r.baseline);
+  r.ms = b.timer.median_ms(op);
+  r.baseline_ms = b.timer.median_ms(naive);
+  b.res.push_back(r);
 }
 
 void bench_kv_store(CudaBench& b) {
   const int64_t n = 2048, W = 1024, rows = 4096;
   Buffer k = b.rand_buf(B16, {n, W}, 10, 1.0f), v = b.rand_buf(B16, {n, W}, 11, 1.0f);
   Buffer kc(b.be, B16, {rows, W}), vc(b.be, B16, {rows, W});
+  b.be.fill_zero(kc);
+  b.be.fill_zero(vc);
   std::vector<int32_t> slots(n);
   for (int64_t i = 0; i < n; ++i) slots[i] = static_cast<int32_t>((i * 3) % rows);
   Buffer gs(b.be, DType::I32, {n});
@@ -249,7 +316,8 @@ void bench_kv_store(CudaBench& b) {
                        naive_kv_store_kernel<<<blocks_for(n * W), 256, 0, b.c.stream>>>(
                            kc.t().as<bf16>(), vc.t().as<bf16>(), k.t().as<const bf16>(), v.t().as<const bf16>(),
                            gs.t().as<const int32_t>(), n, W);
-                     });
+                     },
+                     {{"k_cache", kc}, {"v_cache", vc}});
 }
 
 void bench_paged_attention(CudaBench& b) {
@@ -279,7 +347,8 @@ void bench_paged_attention(CudaBench& b) {
               q.t().as<const bf16>(), kc.t().as<const bf16>(), vc.t().as<const bf16>(), out.t().as<bf16>(),
               gt.t().as<const int32_t>(), gseq.t().as<const int32_t>(), gpos.t().as<const int32_t>(), n, L.max_blocks, bs,
               hq, hkv, hd, m.scale);
-        });
+        },
+        {{"out", out}});
   }
 }
 
@@ -317,13 +386,16 @@ void bench_attention(CudaBench& b) {
     be.attention_forward(out, lse, q, k, v, m);
     if (b.wanted("attention_forward")) {
       KernelBenchResult r = kernel_bench_result("attention_forward", sh, shape, "TFLOP/s", fwd_flops);
-      r.ms = b.timer.median_ms([&] { be.attention_forward(out, lse, q, k, v, m); });
-      r.baseline = "unfused: scores kernel + softmax kernel + PV kernel, fp32 [S,hq,L,L] scores in memory";
-      r.baseline_ms = slow.median_ms([&] {
+      auto fused = [&] { be.attention_forward(out, lse, q, k, v, m); };
+      auto unfused = [&] {
         naive_attn_scores_kernel<<<blocks_for(scores), 256, 0, c.stream>>>(na, q.t().as<const bf16>(), k.t().as<const bf16>(), P.t().as<float>());
         naive_attn_softmax_kernel<<<blocks_for(int64_t(a.seqs) * a.hq * a.seqlen, 128), 128, 0, c.stream>>>(na, P.t().as<float>(), lse.t().as<float>());
         naive_attn_pv_kernel<<<blocks_for(n * qw), 256, 0, c.stream>>>(na, P.t().as<const float>(), v.t().as<const bf16>(), out.t().as<bf16>());
-      });
+      };
+      r.baseline = "unfused: scores kernel + softmax kernel + PV kernel, fp32 [S,hq,L,L] scores in memory";
+      b.verify(r, fused, unfused, {{"out", out}, {"lse", lse}}, kBf16Tol, r.baseline);
+      r.ms = b.timer.median_ms(fused);
+      r.baseline_ms = slow.median_ms(unfused);
       b.res.push_back(r);
       be.attention_forward(out, lse, q, k, v, m);  // the fused op's lse/out for the backward below
     }
@@ -331,9 +403,9 @@ void bench_attention(CudaBench& b) {
       dS = Buffer(be, DType::F32, {scores});
       D = Buffer(be, DType::F32, {n * a.hq});
       KernelBenchResult r = kernel_bench_result("attention_backward", sh, shape, "TFLOP/s", 2.5 * fwd_flops);
-      r.ms = b.timer.median_ms([&] { be.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, m); });
+      auto fused = [&] { be.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, m); };
       r.baseline = "unfused: P and dS kernels (fp32 [S,hq,L,L] in memory) + one kernel per gradient";
-      r.baseline_ms = slow.median_ms([&] {
+      auto unfused = [&] {
         naive_attn_probs_kernel<<<blocks_for(scores), 256, 0, c.stream>>>(na, q.t().as<const bf16>(), k.t().as<const bf16>(),
                                                                         lse.t().as<const float>(), P.t().as<float>());
         naive_attn_delta_kernel<<<blocks_for(n * a.hq), 256, 0, c.stream>>>(na, dout.t().as<const bf16>(), out.t().as<const bf16>(), D.t().as<float>());
@@ -342,7 +414,10 @@ void bench_attention(CudaBench& b) {
         naive_attn_dkv_kernel<<<blocks_for(n * kw), 256, 0, c.stream>>>(na, P.t().as<const float>(), dout.t().as<const bf16>(), dv.t().as<bf16>(), 1.0f);
         naive_attn_dkv_kernel<<<blocks_for(n * kw), 256, 0, c.stream>>>(na, dS.t().as<const float>(), q.t().as<const bf16>(), dk.t().as<bf16>(), m.scale);
         naive_attn_dq_kernel<<<blocks_for(n * qw), 256, 0, c.stream>>>(na, dS.t().as<const float>(), k.t().as<const bf16>(), dq.t().as<bf16>());
-      });
+      };
+      b.verify(r, fused, unfused, {{"dq", dq}, {"dk", dk}, {"dv", dv}}, kBf16Tol, r.baseline);  // both from the fused forward's out, lse
+      r.ms = b.timer.median_ms(fused);
+      r.baseline_ms = slow.median_ms(unfused);
       b.res.push_back(r);
     }
   }
@@ -359,7 +434,54 @@ void bench_log_softmax_gather(CudaBench& b) {
                      [&] { b.be.log_softmax_gather(out, z, gt, 1.0f); }, "naive kernel (thread per row)", [&] {
                        naive_lsg_kernel<<<blocks_for(n, 64), 64, 0, b.c.stream>>>(
                            z.t().as<const float>(), gt.t().as<const int32_t>(), out.t().as<float>(), n, V);
-                     });
+                     },
+                     {{"out", out}}, kF32Tol);
+}
+
+// The chunked lm-head log-prob of training (see logprob_bench_result) against the unfused path: linear()
+// into fp32 logits, a row kernel for lse / log-prob / entropy; backward: the dz kernel, then gemm().
+void bench_logprob(CudaBench& b) {
+  CudaBackend& be = b.be;
+  const gpu::Ctx& c = b.c;
+  const int64_t V = kLogprobBenchVocab, D = kLogprobBenchHidden;
+  const float inv_t = 1.0f;
+  Buffer lm = b.rand_buf(B16, {V, D}, 40, 0.02f);
+  for (int64_t m : logprob_bench_rows("cuda")) {
+    Buffer hidden = b.rand_buf(B16, {m, D}, 41, 1.0f), dlp = b.rand_buf(DType::F32, {m}, 42, 1.0f);
+    Buffer lp(be, DType::F32, {m}), lse(be, DType::F32, {m}), ent(be, DType::F32, {m}), dh(be, B16, {m, D});
+    Buffer z(be, DType::F32, {m, V});
+    std::vector<int32_t> tg(m);
+    for (int64_t i = 0; i < m; ++i) tg[i] = static_cast<int32_t>((i * 7919 + 13) % V);
+    Buffer gt(be, DType::I32, {m});
+    be.copy_from_host(gt.t().data, tg.data(), m * 4);
+    auto fused_forward = [&] { be.logprob_forward(lp, lse, ent, hidden, lm, gt, inv_t); };
+    auto unfused_forward = [&] {
+      be.linear(z, hidden, lm, {});
+      naive_logprob_rows_kernel<<<static_cast<unsigned>(m), kRowThreads, 0, c.stream>>>(
+          z.t().as<const float>(), gt.t().as<const int32_t>(), V, inv_t, lp.t().as<float>(), lse.t().as<float>(),
+          ent.t().as<float>());
+    };
+    auto fused_backward = [&] { be.logprob_backward(dh, dlp, hidden, lm, gt, lse, inv_t); };
+    auto unfused_backward = [&] {
+      be.linear(z, hidden, lm, {});
+      naive_logprob_dz_kernel<<<blocks_for(m * V), 256, 0, c.stream>>>(z.t().as<float>(), gt.t().as<const int32_t>(),
+                                                                       dlp.t().as<const float>(), lse.t().as<const float>(),
+                                                                       m, V, inv_t);
+      be.gemm(dh, z, lm, false, false, inv_t, 0.0f);
+    };
+    if (!b.wanted("logprob")) continue;
+    KernelBenchResult r = logprob_bench_result(m, false);
+    b.verify(r, fused_forward, unfused_forward, {{"logprobs", lp}, {"lse", lse}, {"entropy", ent}}, kF32Tol, r.baseline);
+    r.ms = b.timer.median_ms(fused_forward);
+    r.baseline_ms = b.timer.median_ms(unfused_forward);
+    b.res.push_back(r);
+    fused_forward();  // the backward's lse
+    KernelBenchResult rb = logprob_bench_result(m, true);
+    b.verify(rb, fused_backward, unfused_backward, {{"dhidden", dh}}, 3e-2, rb.baseline);  // dz may be bf16 inside the op
+    rb.ms = b.timer.median_ms(fused_backward);
+    rb.baseline_ms = b.timer.median_ms(unfused_backward);
+    b.res.push_back(rb);
+  }
 }
 
 // sample() synchronises (ids to the host), so both sides are timed by host wall clock.
@@ -368,6 +490,7 @@ void bench_sample(CudaBench& b) {
   CudaBackend& be = b.be;
   const gpu::Ctx& c = b.c;
   Buffer z = b.rand_buf(DType::F32, {B, V}, 16, 3.0f);
+  const std::vector<float> hz = b.host(z);  // the host check of the draws
   Buffer probs(be, DType::F32, {B, V}), probs2(be, DType::F32, {B, V});
   Buffer ids(be, DType::I32, {B, V}), ids2(be, DType::I32, {B, V}), out_ids(be, DType::I32, {B});
   std::vector<int> offsets(B + 1);
@@ -400,6 +523,8 @@ void bench_sample(CudaBench& b) {
     std::vector<int32_t> hid(B);
     std::vector<float> hlp(B);
     KernelBenchResult r = kernel_bench_result("sample", sc.label, bench_dims({B, V}), "GB/s", 4.0 * B * V);
+    be.sample(z, rows.data(), hid.data(), hlp.data());
+    kernel_bench_check_samples(r.check, hz.data(), B, V, rows.data(), hid.data(), hlp.data(), kF32Tol);
     r.ms = b.timer.median_wall_ms([&] { be.sample(z, rows.data(), hid.data(), hlp.data()); });
     r.baseline = "sort-based top-p: softmax + CUB segmented radix sort + block scans (ids to host)";
     r.baseline_ms = b.timer.median_wall_ms([&] {
@@ -445,8 +570,7 @@ void bench_adamw(CudaBench& b) {
   const float bc2 = static_cast<float>(1.0 - std::pow(p.beta2, double(p.step)));
   KernelBenchResult r = adamw_bench_result(sizes, "naive kernel per tensor (fp32, thread per element)",
                                            "fp32, " + std::to_string(sizes.size()) + " separate tensors, one launch");
-  r.ms = b.timer.median_ms([&] { be.adamw_step_multi(refs, p); });
-  r.baseline_ms = b.timer.median_ms([&] {
+  auto naive = [&] {
     for (size_t i = 0; i < sizes.size(); ++i) {
       const int64_t n = sizes[i];
       naive_adamw_kernel<<<blocks_for(n), 256, 0, b.c.stream>>>(
@@ -454,29 +578,56 @@ void bench_adamw(CudaBench& b) {
           static_cast<float>(p.lr), static_cast<float>(p.beta1), static_cast<float>(p.beta2), static_cast<float>(p.eps),
           static_cast<float>(p.weight_decay), bc1, bc2);
     }
-  });
+  };
+  {  // one update each from the same state: param, m, v saved on the device and restored around each side
+    std::vector<Buffer> saved;
+    for (size_t i = 0; i < sizes.size(); ++i)
+      for (const Buffer* t : {&params[i], &ms[i], &vs[i]}) {
+        saved.emplace_back(be, DType::F32, std::initializer_list<int64_t>{sizes[i]});
+        be.copy(saved.back().t().data, t->t().data, t->t().nbytes());
+      }
+    auto restore = [&] {
+      size_t k = 0;
+      for (size_t i = 0; i < sizes.size(); ++i)
+        for (const Buffer* t : {&params[i], &ms[i], &vs[i]}) {
+          be.copy(t->t().data, saved[k].t().data, t->t().nbytes());
+          ++k;
+        }
+    };
+    auto all = [&](std::vector<Buffer>& bufs) {  // every tensor of a kind back to back on the host
+      std::vector<float> h;
+      for (const Buffer& x : bufs) {
+        const std::vector<float> part = b.host(x);
+        h.insert(h.end(), part.begin(), part.end());
+      }
+      return h;
+    };
+    restore();
+    be.adamw_step_multi(refs, p);
+    const std::vector<float> gp = all(params), gm = all(ms), gv = all(vs);
+    restore();
+    naive();
+    HAYATE_CUDA_CHECK(cudaGetLastError());
+    const std::vector<float> rp = all(params), rm = all(ms), rv = all(vs);
+    restore();
+    kernel_bench_compare(r.check, "param", gp.data(), rp.data(), gp.size(), 1e-5, r.baseline);
+    kernel_bench_compare(r.check, "m", gm.data(), rm.data(), gm.size(), 1e-5, r.baseline);
+    kernel_bench_compare(r.check, "v", gv.data(), rv.data(), gv.size(), 1e-5, r.baseline);
+  }
+  r.ms = b.timer.median_ms([&] { be.adamw_step_multi(refs, p); });
+  r.baseline_ms = b.timer.median_ms(naive);
   r.baseline2_ms = b.timer.median_ms([&] {
     for (const AdamWTensorRef& t : refs) be.adamw_step(t.param, t.grad, t.m, t.v, p);
   });
   b.res.push_back(r);
 }
 
-// The case table, in kernel_bench_ops() order.
-const std::vector<KernelBenchFamily<CudaBench>>& op_families() {
-  static const std::vector<KernelBenchFamily<CudaBench>> families = {
-      {{"linear"}, bench_linear},
-      {{"lora_linear", "lora_linear_backward"}, bench_lora_linear},
-      {{"embedding"}, bench_embedding},
-      {{"rmsnorm"}, bench_rmsnorm},
-      {{"add", "swiglu"}, bench_add_swiglu},
-      {{"rope"}, bench_rope},
-      {{"kv_store"}, bench_kv_store},
-      {{"paged_attention"}, bench_paged_attention},
-      {{"attention_forward", "attention_backward"}, bench_attention},
-      {{"log_softmax_gather"}, bench_log_softmax_gather},
-      {{"sample"}, bench_sample},
-      {{"adamw"}, bench_adamw}};
-  return families;
+// The case table: one function per family of kernel_bench_families(), in its order.
+const std::vector<void (*)(CudaBench&)>& op_families() {
+  static const std::vector<void (*)(CudaBench&)> runs = {
+      bench_linear, bench_lora_linear, bench_embedding, bench_rmsnorm, bench_add_swiglu, bench_rope, bench_kv_store,
+      bench_paged_attention, bench_attention, bench_log_softmax_gather, bench_logprob, bench_sample, bench_adamw};
+  return runs;
 }
 
 }  // namespace

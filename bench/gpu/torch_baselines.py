@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch comparison numbers for `hayate_bench kernels --backend cuda` (run on the GPU machine, where PyTorch
-is installed; no Node, no hayate needed). Prints one JSON document on stdout.
+"""PyTorch comparison numbers for `hayate_bench kernels --backend cuda` and `hayate_bench train --backend cuda`
+(run on the GPU machine, where PyTorch is installed; no Node, no hayate needed). Prints one JSON document on
+stdout; every row carries the "op" and "case" of the hayate row it compares with (bench/gpu/summarize.py
+puts them side by side).
 
 Cases (the same shapes as the kernel benchmark):
   attention_forward / attention_backward
@@ -13,9 +15,20 @@ Cases (the same shapes as the kernel benchmark):
       (forward 4 * hd * hq * S * L(L+1)/2, backward 2.5x that), and which SDPA backend ran.
   sample
       sort-based top-p sampling: softmax, torch.sort(descending), cumsum, mask past top_p, renormalise,
-      torch.multinomial; [64, 151936] fp32 logits, top_p 0.9 and 1.0 (the sort still runs).
+      torch.multinomial; [64, 151936] fp32 logits, top_p 0.9 and 1.0 (the sort still runs; case names as
+      hayate's: "T=1, no filter" and "T=1, top_p=0.9").
   linear
       bare torch.matmul x @ w^T (bf16) on the kernel benchmark's qwen3-0.6b projection shapes.
+  logprob
+      the lm-head log-prob of training on one chunk of 128 rows at V = 151936, D = 1024 (bf16 hidden and
+      lm head, fp32 logits): forward = logits, logsumexp, gathered log-prob and entropy; backward =
+      autograd of sum(dlogprobs * logprobs) w.r.t. hidden (from the saved logits: no recomputation).
+  lora_train
+      transformers + PEFT: Qwen3ForCausalLM with the qwen3-0.6b config and random weights (no download;
+      Qwen3Config built here), bf16, LoRA r=32, alpha=64 on q,k,v,o,gate,up,down, one sequence of 512 and
+      of 2048 tokens: forward, a GRPO-shaped loss on the log-probs of the last 3/4 of the tokens (as
+      hayate_bench train: prompt 1/4), backward. Reported: tokens/s of forward+backward, and
+      torch.cuda.max_memory_allocated / max_memory_reserved. sdpa attention.
 
 Shapes: --shapes "8x512,2x2048,16x256:16/8/64" (SxL or SxL:hq/hkv/hd; same syntax as hayate_bench).
 Timing: CUDA events, median over --repeats samples after warm-up, each sample long enough (~0.5 ms).
@@ -131,7 +144,7 @@ def sampling_cases(torch, repeats, results):
     B, V = 64, 151936
     g = torch.Generator(device="cuda").manual_seed(1)
     z = torch.randn(B, V, device="cuda", dtype=torch.float32, generator=g) * 3.0
-    for top_p in (1.0, 0.9):
+    for top_p, label in ((1.0, "T=1, no filter"), (0.9, "T=1, top_p=0.9")):
         def sample():
             probs = torch.softmax(z, dim=-1)
             sp, si = torch.sort(probs, dim=-1, descending=True)
@@ -151,7 +164,7 @@ def sampling_cases(torch, repeats, results):
             ts.append((time.perf_counter() - t0) * 1e3)
         ts.sort()
         ms = ts[len(ts) // 2]
-        results.append({"op": "sample", "case": f"T=1, top_p={top_p:g}", "shape": f"[{B},{V}]",
+        results.append({"op": "sample", "case": label, "shape": f"[{B},{V}]",
                         "impl": "torch softmax + sort + cumsum + multinomial (ids to host)", "median_ms": ms,
                         "metric": "GB/s", "value": 4.0 * B * V / (ms * 1e-3) / 1e9})
 
@@ -170,11 +183,112 @@ def linear_cases(torch, repeats, results):
                             "value": 2.0 * M * N * K / (ms * 1e-3) / 1e12})
 
 
+def logprob_cases(torch, repeats, results):
+    V, D = 151936, 1024
+    g = torch.Generator(device="cuda").manual_seed(2)
+    lm = (torch.randn(V, D, device="cuda", generator=g) * 0.02).to(torch.bfloat16)
+    for m in (128,):
+        h = torch.randn(m, D, device="cuda", generator=g).to(torch.bfloat16)
+        tg = torch.randint(0, V, (m,), device="cuda", generator=g)
+        dlp = torch.randn(m, device="cuda", generator=g)
+
+        def forward(hidden):
+            z = (hidden @ lm.t()).float()
+            lse = torch.logsumexp(z, dim=-1)
+            lp = z.gather(-1, tg[:, None])[:, 0] - lse
+            ent = lse - (torch.softmax(z, dim=-1) * z).sum(-1)
+            return lp, ent
+
+        with torch.no_grad():
+            ms = median_ms(torch, lambda: forward(h), repeats)
+        shape = f"hidden [{m},{D}] x lm_head [{V},{D}]^T"
+        results.append({"op": "logprob", "case": f"forward m={m}", "shape": shape,
+                        "impl": "torch: bf16 matmul, fp32 logits, logsumexp, gather, entropy", "median_ms": ms,
+                        "metric": "TFLOP/s", "value": 2.0 * m * V * D / (ms * 1e-3) / 1e12})
+        hg = h.clone().requires_grad_()
+        lp, _ = forward(hg)
+        ms = median_ms(torch, lambda: torch.autograd.grad(lp, hg, dlp, retain_graph=True), repeats)
+        results.append({"op": "logprob", "case": f"backward m={m}", "shape": shape,
+                        "impl": "torch autograd from the saved fp32 logits (no recomputation)", "median_ms": ms,
+                        "metric": "TFLOP/s", "value": 4.0 * m * V * D / (ms * 1e-3) / 1e12})
+        del hg, lp
+    del lm
+    torch.cuda.empty_cache()
+
+
+def qwen3_06b_config(transformers):
+    """The qwen3-0.6b shape of bench/native/shapes.h, built by hand (no download)."""
+    return transformers.Qwen3Config(
+        vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+        num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=4096,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, attention_bias=False,
+        torch_dtype="bfloat16")
+
+
+def lora_train_cases(torch, repeats, results, seq_lens):
+    try:
+        import transformers
+        import peft
+    except ImportError as e:
+        results.append({"op": "lora_train", "case": "all", "error": f"transformers/peft not installed ({e})"})
+        return
+    cfg = qwen3_06b_config(transformers)
+    try:
+        cfg._attn_implementation = "sdpa"
+    except Exception:
+        pass
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = transformers.Qwen3ForCausalLM(cfg).to(torch.bfloat16)
+    lcfg = peft.LoraConfig(r=32, lora_alpha=64, lora_dropout=0.0, bias="none",
+                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    model = peft.get_peft_model(model, lcfg)
+    for n, p in model.named_parameters():  # B = 0 at init would make the LoRA path trivially cheap; as hayate_bench
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.01)
+    model.train()
+    g = torch.Generator(device="cuda").manual_seed(3)
+    for L in seq_lens:
+        ids = torch.randint(0, cfg.vocab_size, (1, L), device="cuda", generator=g)
+        p0 = max(1, L // 4)
+        adv = 1.0
+
+        def step():
+            logits = model(input_ids=ids).logits[:, p0 - 1:-1].float()  # the completion's predictions
+            lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, p0:, None])[..., 0]
+            loss = -(torch.exp(lp - lp.detach()) * adv).mean()  # GRPO at ratio 1, one sequence
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+
+        step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        ts = []
+        for _ in range(max(3, min(repeats, 10))):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            end.synchronize()
+            ts.append(start.elapsed_time(end))
+        ts.sort()
+        ms = ts[len(ts) // 2]
+        results.append({"op": "lora_train", "case": f"seq_len={L}", "shape": f"1 x {L} tokens, qwen3-0.6b config",
+                        "impl": f"transformers {transformers.__version__} + peft {peft.__version__}, bf16, sdpa, LoRA r=32 alpha=64 all projections",
+                        "median_ms": ms, "metric": "tokens/s", "value": L / (ms * 1e-3), "tokens_per_s": L / (ms * 1e-3),
+                        "peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20,
+                        "peak_reserved_mb": torch.cuda.max_memory_reserved() / 2**20})
+    del model
+    torch.cuda.empty_cache()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shapes", default=",".join(DEFAULT_SHAPES),
                     help="attention shapes, comma-separated SxL or SxL:hq/hkv/hd (default: %(default)s)")
-    ap.add_argument("--ops", default="attention,sample,linear", help="subset of attention,sample,linear")
+    ap.add_argument("--ops", default="attention,sample,linear,logprob,lora_train",
+                    help="subset of attention,sample,linear,logprob,lora_train (default: all)")
+    ap.add_argument("--seq-lens", default="512,2048", help="lora_train sequence lengths (default: %(default)s)")
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args()
     shapes = [x for x in args.shapes.split(",") if x]
@@ -190,12 +304,21 @@ def main():
         return 2
     results = []
     ops = set(args.ops.split(","))
-    if "attention" in ops:
-        attention_cases(torch, shapes, args.repeats, results)
-    if "sample" in ops:
-        sampling_cases(torch, args.repeats, results)
-    if "linear" in ops:
-        linear_cases(torch, args.repeats, results)
+    families = [("attention", lambda: attention_cases(torch, shapes, args.repeats, results)),
+                ("sample", lambda: sampling_cases(torch, args.repeats, results)),
+                ("linear", lambda: linear_cases(torch, args.repeats, results)),
+                ("logprob", lambda: logprob_cases(torch, args.repeats, results)),
+                ("lora_train", lambda: lora_train_cases(torch, args.repeats, results,
+                                                        [int(x) for x in args.seq_lens.split(",") if x]))]
+    for name, run in families:  # one failing family (an API change, out of memory) leaves the others' figures
+        if name not in ops:
+            continue
+        try:
+            run()
+        except Exception as e:  # noqa: BLE001
+            results.append({"op": name, "case": "all", "error": f"{type(e).__name__}: {e}"})
+            print(f"torch_baselines: {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            torch.cuda.empty_cache()
     doc = {"bench": "torch_baselines", "device": torch.cuda.get_device_name(0), "torch": torch.__version__,
            "cuda": torch.version.cuda, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "results": results}

@@ -58,6 +58,10 @@ Tensor T1(std::vector<float>& v) { return Tensor(v.data(), DType::F32, {static_c
 Tensor I1(std::vector<int32_t>& v) { return Tensor(v.data(), DType::I32, {static_cast<int64_t>(v.size())}); }
 
 const char* const kScalar = "scalar reference loop";
+constexpr double kTol = 1e-4;  // f32 against f32 (or double) loops: only the summation order differs
+
+// An output the check compares: its name and the host vector the op and its reference both write.
+using Out = std::pair<const char*, std::vector<float>*>;
 
 // What every case needs: the backend, the repeats, the selection and the records.
 struct CpuBench {
@@ -68,9 +72,21 @@ struct CpuBench {
   std::vector<KernelBenchResult> res;
 
   bool wanted(const char* op) const { return kernel_bench_wanted(ops, op); }
-  // The common case: the backend's op, then its scalar loop (over `baseline_repeats`: 1 for the slow ones).
+  // The check: `op` once, its outputs kept, then `ref` once on the same inputs; each output compared.
+  static void verify(KernelBenchResult& r, const std::function<void()>& op, const std::function<void()>& ref,
+                     const std::vector<Out>& outs, double tol, const std::string& against) {
+    op();
+    std::vector<std::vector<float>> got;
+    for (const Out& o : outs) got.push_back(*o.second);
+    ref();
+    for (size_t i = 0; i < outs.size(); ++i)
+      kernel_bench_compare(r.check, outs[i].first, got[i].data(), outs[i].second->data(), got[i].size(), tol, against);
+  }
+  // The common case: the backend's op checked against its scalar loop on `outs`, then both timed (the scalar
+  // loop over `baseline_repeats`: 1 for the slow ones).
   void time_vs_scalar(KernelBenchResult r, const std::function<void()>& op, const std::function<void()>& scalar,
-                      int baseline_repeats, const std::string& baseline = kScalar) {
+                      int baseline_repeats, const std::vector<Out>& outs, const std::string& baseline = kScalar) {
+    verify(r, op, scalar, outs, kTol, baseline);
     r.ms = median_ms(repeats, op);
     r.baseline = baseline;
     r.baseline_ms = median_ms(baseline_repeats, scalar);
@@ -130,7 +146,7 @@ void bench_linear(CpuBench& b) {
                 out[m * pj.N + n] = acc;
               }
           },
-          1);
+          1, {{"out", &out}});
     }
   }
 }
@@ -143,13 +159,36 @@ void bench_lora_linear(CpuBench& b) {
     const int64_t M = lc.M, N = lc.N, K = lc.K;
     auto x = randv(M * K, 1), w = randv(N * K, 2, 0.02f), a = randv(rank * K, 24, 0.02f), bb = randv(N * rank, 25, 0.02f);
     auto dout = randv(M * N, 26);
-    std::vector<float> out(M * N), xa(M * rank), dx(M * K), da(rank * K), db(N * rank);
+    std::vector<float> out(M * N), xa(M * rank), dx(M * K), da(rank * K), db(N * rank), t(M * rank);
+    // the unfused path, from the backend's own GEMMs: out = x w^T + s (x a^T) b^T
+    auto unfused_forward = [&] {
+      be.linear(T2(out, M, N), T2(x, M, K), T2(w, N, K), {});
+      be.linear(T2(xa, M, rank), T2(x, M, K), T2(a, rank, K), {});
+      be.gemm(T2(out, M, N), T2(xa, M, rank), T2(bb, N, rank), false, true, s, 1.0f);
+    };
+    // t = s dout b; dx = dout w + t a; da = t^T x; db = s dout^T xa (the op accumulates da, db: zeroed first)
+    auto unfused_backward = [&] {
+      be.gemm(T2(dx, M, K), T2(dout, M, N), T2(w, N, K), false, false, 1.0f, 0.0f);
+      be.gemm(T2(t, M, rank), T2(dout, M, N), T2(bb, N, rank), false, false, s, 0.0f);
+      be.gemm(T2(dx, M, K), T2(t, M, rank), T2(a, rank, K), false, false, 1.0f, 1.0f);
+      be.gemm(T2(da, rank, K), T2(t, M, rank), T2(x, M, K), true, false, 1.0f, 0.0f);
+      be.gemm(T2(db, N, rank), T2(dout, M, N), T2(xa, M, rank), true, false, s, 0.0f);
+    };
+    const char* const against = "unfused: the backend's own GEMMs (linear / gemm), one product at a time";
+    be.linear(T2(xa, M, rank), T2(x, M, K), T2(a, rank, K), {});  // the forward's xa, for the backward's db
     // the LoRA op and its bare base GEMM, timed in turns
     auto time_vs_base = [&](bool backward, const std::function<void()>& lora, const std::function<void()>& base) {
       KernelBenchResult r = lora_bench_result(lc, backward);
-      const std::vector<double> t = medians_ms(b.repeats, {lora, base});
-      r.ms = t[0];
-      r.baseline_ms = t[1];
+      if (backward) {
+        CpuBench::verify(
+            r, [&] { std::fill(da.begin(), da.end(), 0.0f), std::fill(db.begin(), db.end(), 0.0f), lora(); }, unfused_backward,
+            {{"dx", &dx}, {"da", &da}, {"db", &db}}, kTol, against);
+      } else {
+        CpuBench::verify(r, lora, unfused_forward, {{"out", &out}, {"xa", &xa}}, kTol, against);
+      }
+      const std::vector<double> times = medians_ms(b.repeats, {lora, base});
+      r.ms = times[0];
+      r.baseline_ms = times[1];
       b.res.push_back(r);
     };
     if (b.wanted("lora_linear"))
@@ -181,7 +220,7 @@ void bench_embedding(CpuBench& b) {
         for (int64_t i = 0; i < n; ++i)
           for (int64_t j = 0; j < D; ++j) out[i * D + j] = table[ids[i] * D + j];
       },
-      b.repeats);
+      b.repeats, {{"out", &out}});
 }
 
 void bench_rmsnorm(CpuBench& b) {
@@ -199,7 +238,7 @@ void bench_rmsnorm(CpuBench& b) {
           for (int64_t j = 0; j < D; ++j) out[i * D + j] = x[i * D + j] * inv * w[j];
         }
       },
-      b.repeats);
+      b.repeats, {{"out", &out}});
 }
 
 // add and swiglu: the same buffers, one record each.
@@ -213,7 +252,7 @@ void bench_add_swiglu(CpuBench& b) {
         [&] {
           for (int64_t i = 0; i < n; ++i) out[i] = x[i] + y[i];
         },
-        b.repeats);
+        b.repeats, {{"out", &out}});
   if (b.wanted("swiglu"))
     b.time_vs_scalar(
         kernel_bench_result("swiglu", "512 x 3072", bench_dims({n}), "GB/s", 3.0 * n * 4),
@@ -221,7 +260,7 @@ void bench_add_swiglu(CpuBench& b) {
         [&] {
           for (int64_t i = 0; i < n; ++i) out[i] = x[i] / (1.0f + std::exp(-x[i])) * y[i];
         },
-        b.repeats);
+        b.repeats, {{"out", &out}});
 }
 
 void bench_rope(CpuBench& b) {
@@ -229,22 +268,26 @@ void bench_rope(CpuBench& b) {
   auto x = randv(n * H * hd, 8), cs = randv(max_pos * hd, 9, 0.5f);
   std::vector<int32_t> pos(n);
   std::iota(pos.begin(), pos.end(), 0);
-  b.time_vs_scalar(
-      kernel_bench_result("rope", "q of 512 tokens", bench_dims({n, H * hd}), "GB/s", 2.0 * n * H * hd * 4),
-      [&] { b.be.rope(T2(x, n, H * hd), I1(pos), T2(cs, max_pos, hd), static_cast<int>(hd)); },
-      [&] {
-        for (int64_t i = 0; i < n; ++i)
-          for (int64_t h = 0; h < H; ++h) {
-            float* v = &x[(i * H + h) * hd];
-            const float* c = &cs[pos[i] * hd];
-            for (int64_t j = 0; j < hd / 2; ++j) {
-              const float p = v[j], q = v[j + hd / 2];
-              v[j] = p * c[j] - q * c[hd / 2 + j];
-              v[j + hd / 2] = q * c[j] + p * c[hd / 2 + j];
-            }
-          }
-      },
-      b.repeats);
+  const std::vector<float> x0 = x;  // in place: each side of the check starts from these values
+  auto op = [&] { b.be.rope(T2(x, n, H * hd), I1(pos), T2(cs, max_pos, hd), static_cast<int>(hd)); };
+  auto scalar = [&] {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t h = 0; h < H; ++h) {
+        float* v = &x[(i * H + h) * hd];
+        const float* c = &cs[pos[i] * hd];
+        for (int64_t j = 0; j < hd / 2; ++j) {
+          const float p = v[j], q = v[j + hd / 2];
+          v[j] = p * c[j] - q * c[hd / 2 + j];
+          v[j + hd / 2] = q * c[j] + p * c[hd / 2 + j];
+        }
+      }
+  };
+  KernelBenchResult r = kernel_bench_result("rope", "q of 512 tokens", bench_dims({n, H * hd}), "GB/s", 2.0 * n * H * hd * 4);
+  CpuBench::verify(r, [&] { x = x0, op(); }, [&] { x = x0, scalar(); }, {{"x (in place)", &x}}, kTol, kScalar);
+  r.ms = median_ms(b.repeats, op);
+  r.baseline = kScalar;
+  r.baseline_ms = median_ms(b.repeats, scalar);
+  b.res.push_back(r);
 }
 
 void bench_kv_store(CpuBench& b) {
@@ -263,7 +306,7 @@ void bench_kv_store(CpuBench& b) {
             vc[slots[i] * W + j] = v[i * W + j];
           }
       },
-      b.repeats);
+      b.repeats, {{"k_cache", &kc}, {"v_cache", &vc}});
 }
 
 void bench_paged_attention(CpuBench& b) {
@@ -307,7 +350,7 @@ void bench_paged_attention(CpuBench& b) {
               for (int d = 0; d < hd; ++d) out[i * qw + h * hd + d] = acc[d] / l;
             }
         },
-        1);
+        1, {{"out", &out}});
   }
 }
 
@@ -361,7 +404,8 @@ void bench_attention(CpuBench& b) {
     };
     forward();
     if (b.wanted("attention_forward")) {
-      b.time_vs_scalar(kernel_bench_result("attention_forward", sh, shape, "TFLOP/s", fwd_flops), forward, scalar_forward, 1);
+      b.time_vs_scalar(kernel_bench_result("attention_forward", sh, shape, "TFLOP/s", fwd_flops), forward, scalar_forward, 1,
+                       {{"out", &out}, {"lse", &lse}});
       forward();  // the backend's lse/out for the backward below
     }
     if (b.wanted("attention_backward")) {
@@ -397,7 +441,7 @@ void bench_attention(CpuBench& b) {
                   }
                 }
           },
-          1);
+          1, {{"dq", &dq}, {"dk", &dk}, {"dv", &dv}});
     }
   }
 }
@@ -420,7 +464,68 @@ void bench_log_softmax_gather(CpuBench& b) {
           out[i] = static_cast<float>(z[i * V + t[i]] - mx - std::log(s));
         }
       },
-      b.repeats);
+      b.repeats, {{"out", &out}});
+}
+
+// The chunked lm-head log-prob (logprob_forward / logprob_backward) against the unfused path: the
+// backend's linear() for the full logits, scalar row loops for lse / log-prob / entropy and dz, gemm() for
+// dhidden = dz lm_head.
+void bench_logprob(CpuBench& b) {
+  Backend& be = b.be;
+  const int64_t V = kLogprobBenchVocab, D = kLogprobBenchHidden;
+  auto lm = randv(V * D, 40, 0.02f);
+  for (int64_t m : logprob_bench_rows("cpu")) {
+    auto hidden = randv(m * D, 41), dlp = randv(m, 42);
+    std::vector<int32_t> tg(m);
+    for (int64_t i = 0; i < m; ++i) tg[i] = static_cast<int32_t>((i * 7919 + 13) % V);
+    std::vector<float> lp(m), lse(m), ent(m), dh(m * D), z(m * V);
+    const float inv_t = 1.0f;
+    auto fused_forward = [&] { be.logprob_forward(T1(lp), T1(lse), T1(ent), T2(hidden, m, D), T2(lm, V, D), I1(tg), inv_t); };
+    auto rows_pass = [&] {  // lse, log-prob, entropy of each row of the logits in z
+      for (int64_t i = 0; i < m; ++i) {
+        const float* zr = &z[i * V];
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < V; ++j) mx = std::max(mx, double(zr[j]) * inv_t);
+        double sum = 0, wsum = 0;
+        for (int64_t j = 0; j < V; ++j) {
+          const double e = std::exp(zr[j] * inv_t - mx);
+          sum += e;
+          wsum += e * zr[j] * inv_t;
+        }
+        lse[i] = static_cast<float>(mx + std::log(sum));
+        lp[i] = static_cast<float>(zr[tg[i]] * inv_t - lse[i]);
+        ent[i] = static_cast<float>(lse[i] - wsum / sum);
+      }
+    };
+    auto unfused_forward = [&] {
+      be.linear(T2(z, m, V), T2(hidden, m, D), T2(lm, V, D), {});
+      rows_pass();
+    };
+    if (b.wanted("logprob")) {
+      KernelBenchResult r = logprob_bench_result(m, false);
+      CpuBench::verify(r, fused_forward, unfused_forward, {{"logprobs", &lp}, {"lse", &lse}, {"entropy", &ent}}, kTol, r.baseline);
+      const std::vector<double> t = medians_ms(b.repeats, {fused_forward, unfused_forward});
+      r.ms = t[0];
+      r.baseline_ms = t[1];
+      b.res.push_back(r);
+
+      fused_forward();  // the backward's lse
+      KernelBenchResult rb = logprob_bench_result(m, true);
+      auto fused_backward = [&] { be.logprob_backward(T2(dh, m, D), T1(dlp), T2(hidden, m, D), T2(lm, V, D), I1(tg), T1(lse), inv_t); };
+      auto unfused_backward = [&] {
+        be.linear(T2(z, m, V), T2(hidden, m, D), T2(lm, V, D), {});
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < V; ++j)
+            z[i * V + j] = dlp[i] * ((j == tg[i] ? 1.0f : 0.0f) - std::exp(z[i * V + j] * inv_t - lse[i]));
+        be.gemm(T2(dh, m, D), T2(z, m, V), T2(lm, V, D), false, false, inv_t, 0.0f);
+      };
+      CpuBench::verify(rb, fused_backward, unfused_backward, {{"dhidden", &dh}}, kTol, rb.baseline);
+      const std::vector<double> tb = medians_ms(b.repeats, {fused_backward, unfused_backward});
+      rb.ms = tb[0];
+      rb.baseline_ms = tb[1];
+      b.res.push_back(rb);
+    }
+  }
 }
 
 void bench_sample(CpuBench& b) {
@@ -435,13 +540,16 @@ void bench_sample(CpuBench& b) {
     }
     std::vector<int32_t> ids(B);
     std::vector<float> lps(B);
-    b.time_vs_scalar(
-        kernel_bench_result("sample", top_p < 1 ? "T=1, top_p=0.9" : "T=1, no filter", bench_dims({B, V}), "GB/s", 4.0 * B * V),
-        [&] { b.be.sample(T2(z, B, V), rows.data(), ids.data(), lps.data()); },
-        [&] {
-          for (int64_t i = 0; i < B; ++i) ids[i] = scalar_sample(&z[i * V], V, rows[i]);
-        },
-        1, "scalar sampler with a full sort of the vocabulary");
+    KernelBenchResult r =
+        kernel_bench_result("sample", top_p < 1 ? "T=1, top_p=0.9" : "T=1, no filter", bench_dims({B, V}), "GB/s", 4.0 * B * V);
+    b.be.sample(T2(z, B, V), rows.data(), ids.data(), lps.data());
+    kernel_bench_check_samples(r.check, z.data(), B, V, rows.data(), ids.data(), lps.data(), kTol);
+    r.ms = median_ms(b.repeats, [&] { b.be.sample(T2(z, B, V), rows.data(), ids.data(), lps.data()); });
+    r.baseline = "scalar sampler with a full sort of the vocabulary";
+    r.baseline_ms = median_ms(1, [&] {
+      for (int64_t i = 0; i < B; ++i) ids[i] = scalar_sample(&z[i * V], V, rows[i]);
+    });
+    b.res.push_back(r);
   }
 }
 
@@ -477,6 +585,13 @@ void bench_adamw(CpuBench& b) {
     });
   };
   KernelBenchResult r = adamw_bench_result(sizes, "scalar loop per tensor");
+  {  // one update each from the same state: the one-call op against the scalar loop
+    const std::vector<float> p0 = param, m0 = m, v0 = v;
+    CpuBench::verify(
+        r, [&] { param = p0, m = m0, v = v0, one_call(); }, [&] { param = p0, m = m0, v = v0, scalar_per_tensor(); },
+        {{"param", &param}, {"m", &m}, {"v", &v}}, kTol, "scalar loop per tensor (double arithmetic)");
+    param = p0, m = m0, v = v0;
+  }
   const std::vector<double> t = medians_ms(b.repeats, {one_call, scalar_per_tensor, call_per_tensor});  // in turns
   r.ms = t[0];
   r.baseline_ms = t[1];
@@ -484,22 +599,12 @@ void bench_adamw(CpuBench& b) {
   b.res.push_back(r);
 }
 
-// The case table, in kernel_bench_ops() order.
-const std::vector<KernelBenchFamily<CpuBench>>& op_families() {
-  static const std::vector<KernelBenchFamily<CpuBench>> families = {
-      {{"linear"}, bench_linear},
-      {{"lora_linear", "lora_linear_backward"}, bench_lora_linear},
-      {{"embedding"}, bench_embedding},
-      {{"rmsnorm"}, bench_rmsnorm},
-      {{"add", "swiglu"}, bench_add_swiglu},
-      {{"rope"}, bench_rope},
-      {{"kv_store"}, bench_kv_store},
-      {{"paged_attention"}, bench_paged_attention},
-      {{"attention_forward", "attention_backward"}, bench_attention},
-      {{"log_softmax_gather"}, bench_log_softmax_gather},
-      {{"sample"}, bench_sample},
-      {{"adamw"}, bench_adamw}};
-  return families;
+// The case table: one function per family of kernel_bench_families(), in its order.
+const std::vector<void (*)(CpuBench&)>& op_families() {
+  static const std::vector<void (*)(CpuBench&)> runs = {
+      bench_linear, bench_lora_linear, bench_embedding, bench_rmsnorm, bench_add_swiglu, bench_rope, bench_kv_store,
+      bench_paged_attention, bench_attention, bench_log_softmax_gather, bench_logprob, bench_sample, bench_adamw};
+  return runs;
 }
 
 }  // namespace

@@ -59,6 +59,15 @@ std::string to_json(const std::vector<Result>& rs, const std::string& backend, c
     js << ", \"baseline\": \"" << esc(r.baseline) << "\", \"baseline_median_ms\": " << num(r.baseline_ms)
        << ", \"baseline_value\": " << num(bv) << ", \"speedup\": " << num(r.ms > 0 ? r.baseline_ms / r.ms : 0);
     if (r.baseline_is_base_gemm) js << ", \"vs_base_gemm\": " << num(r.baseline_ms > 0 ? r.ms / r.baseline_ms : 0);
+    if (r.check.done) {
+      const KernelBenchCheck& c = r.check;
+      js << ", \"check\": {\"against\": \"" << esc(c.against) << "\", \"max_abs_err\": " << num(c.max_abs_err)
+         << ", \"max_rel_err\": " << num(c.max_rel_err) << ", \"ref_max_abs\": " << num(c.ref_max_abs)
+         << ", \"tolerance\": " << num(c.tolerance) << ", \"compared\": " << c.compared << ", \"pass\": " << (c.pass ? "true" : "false");
+      if (!c.note.empty()) js << ", \"note\": \"" << esc(c.note) << "\"";
+      js << "}";
+    }
+    if (!r.error.empty()) js << ", \"error\": \"" << esc(r.error) << "\"";
     if (!r.baseline2.empty())
       js << ", \"baseline2\": \"" << esc(r.baseline2) << "\", \"baseline2_median_ms\": " << num(r.baseline2_ms)
          << ", \"baseline2_value\": " << num(rate(r.metric, r.work, r.baseline2_ms))
@@ -69,21 +78,29 @@ std::string to_json(const std::vector<Result>& rs, const std::string& backend, c
   return js.str();
 }
 
+bool kernel_bench_passed(const std::vector<Result>& rs) {
+  for (const Result& r : rs)
+    if (!r.error.empty() || (r.check.done && !r.check.pass)) return false;
+  return true;
+}
+
 }  // namespace
 
 std::string run_kernel_bench_json(const std::string& backend, const std::vector<std::string>& ops, int repeats,
-                                  const std::vector<std::string>& shapes) {
+                                  const std::vector<std::string>& shapes, bool* all_passed) {
   check_kernel_bench_ops(ops);
   for (const std::string& s : shapes) parse_attention_bench_shape(s);  // malformed: kInvalidArgument up front
   if (backend == "cpu") {
     std::string device;
     const std::vector<Result> rs = cpu_kernel_bench(ops, repeats, shapes, &device);
+    if (all_passed) *all_passed = kernel_bench_passed(rs);
     return to_json(rs, "cpu", device, 0.0);
   }
   if (backend == "cuda") {
 #ifdef HAYATE_WITH_CUDA_KERNEL_BENCH
     KernelBenchDevice dev;
     const std::vector<Result> rs = cuda_kernel_bench(ops, repeats, &dev, shapes);
+    if (all_passed) *all_passed = kernel_bench_passed(rs);
     return to_json(rs, "cuda", dev.name + " (sm_" + std::to_string(dev.cc) + ", " + std::to_string(dev.sms) + " SMs)", dev.peak_gbs);
 #else
     fail(ErrorCode::kBackend, "this build of hayate has no CUDA backend (nvcc was not found at build time); use backend 'cpu'");

@@ -5,6 +5,8 @@
 //                   timed with CUDA events; GB/s cases also report the fraction of the HBM peak.
 //   backend "cpu":  the CPU backend's ops vs scalar reference loops; cases that compare variants time
 //                   them in turns, so that the ratios hold on a loaded machine.
+//   logprob: the chunked lm-head log-prob forward / backward of training at V = 151,936 against the unfused
+//   path (full logits in memory); see logprob_bench_result().
 //   lora_linear / lora_linear_backward: rank-32 LoRA projections against the same backend's bare base GEMM
 //   (linear(), or the adapter-less lora_linear_backward for dx); "vs_base_gemm" = LoRA time / base time.
 //   adamw: adamw_step over all LoRA tensors of the qwen3-0.6b recipe held in one arena (one call) against
@@ -21,5 +23,7 @@
 #include <string>
 #include <vector>
 
+// Every case checks its outputs before it is timed (KernelBenchCheck in kernel_bench_cases.h: "check" in
+// the JSON); *all_passed (optional) is false when a check failed or a case threw ("error" in the JSON).
 std::string run_kernel_bench_json(const std::string& backend, const std::vector<std::string>& ops, int repeats,
-                                  const std::vector<std::string>& shapes = {});
+                                  const std::vector<std::string>& shapes = {}, bool* all_passed = nullptr);

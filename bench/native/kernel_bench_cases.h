@@ -18,7 +18,7 @@ namespace hayate::bench {
 inline const std::vector<std::string>& kernel_bench_ops() {
   static const std::vector<std::string> ops = {
       "linear", "lora_linear", "lora_linear_backward", "embedding", "rmsnorm", "add", "swiglu", "rope", "kv_store",
-      "paged_attention", "attention_forward", "attention_backward", "log_softmax_gather", "sample", "adamw"};
+      "paged_attention", "attention_forward", "attention_backward", "log_softmax_gather", "logprob", "sample", "adamw"};
   return ops;
 }
 // Throws kInvalidArgument (listing the valid names) for an op that is not in kernel_bench_ops().
@@ -36,21 +36,106 @@ inline bool kernel_bench_wanted(const std::vector<std::string>& ops, const std::
   return ops.empty() || std::find(ops.begin(), ops.end(), op) != ops.end();
 }
 
-// One row of a backend's case table: ops that share their inputs (e.g. add and swiglu) and the function
-// that times them, recording only the selected ones. Both backends list their families in
-// kernel_bench_ops() order.
+// The op families, in kernel_bench_ops() order: ops that share their inputs (e.g. add and swiglu) are timed
+// by one function. The one case table of both backends: each passes its functions in this order.
+inline const std::vector<std::vector<std::string>>& kernel_bench_families() {
+  static const std::vector<std::vector<std::string>> families = {
+      {"linear"}, {"lora_linear", "lora_linear_backward"}, {"embedding"}, {"rmsnorm"}, {"add", "swiglu"}, {"rope"},
+      {"kv_store"}, {"paged_attention"}, {"attention_forward", "attention_backward"}, {"log_softmax_gather"},
+      {"logprob"}, {"sample"}, {"adamw"}};
+  return families;
+}
+
+struct KernelBenchResult;
+// Runs, in table order, every family with at least one selected op: runs[i] times kernel_bench_families()[i]
+// and appends its records to bench.res. A family that throws gets one record carrying the error (and the
+// families after it still run: on a GPU a sticky fault then shows up as errors there too).
 template <class Bench>
-struct KernelBenchFamily {
-  std::vector<std::string> ops;
-  void (*run)(Bench&);
+void run_kernel_bench_families(const std::vector<void (*)(Bench&)>& runs, const std::vector<std::string>& ops, Bench& bench);
+
+// The output check of a case, run once before timing: the backend's op against its baseline (or the
+// unfused path) on the same inputs. max_rel_err = max_abs_err / (largest |reference| value), so the
+// tolerance is on the scale of the output (elementwise relative errors blow up near zero); a NaN/Inf the
+// reference does not have is an infinite error. pass = max_rel_err <= tolerance.
+struct KernelBenchCheck {
+  bool done = false;
+  std::string against;  // what the outputs were compared with
+  double max_abs_err = 0, max_rel_err = 0, ref_max_abs = 0, tolerance = 0;
+  int64_t compared = 0;  // values compared
+  bool pass = true;
+  std::string note;      // e.g. which output failed
 };
-// Runs, in table order, every family with at least one selected op.
-template <class Bench>
-void run_kernel_bench_families(const std::vector<KernelBenchFamily<Bench>>& families, const std::vector<std::string>& ops,
-                               Bench& bench) {
-  for (const KernelBenchFamily<Bench>& f : families)
-    if (std::any_of(f.ops.begin(), f.ops.end(), [&](const std::string& op) { return kernel_bench_wanted(ops, op); }))
-      f.run(bench);
+
+// Compares n values of `got` with `ref` (one output tensor); merges into `c` (the worst of several outputs).
+inline void kernel_bench_compare(KernelBenchCheck& c, const std::string& output, const float* got, const float* ref, size_t n,
+                                 double tolerance, const std::string& against) {
+  double max_abs = 0, ref_max = 0;
+  bool nonfinite = false;
+  for (size_t i = 0; i < n; ++i) {
+    const double g = got[i], r = ref[i];
+    if (!std::isfinite(r) || !std::isfinite(g)) {
+      if (!(std::isnan(r) && std::isnan(g)) && !(std::isinf(r) && g == r)) nonfinite = true;
+      continue;
+    }
+    max_abs = std::max(max_abs, std::fabs(g - r));
+    ref_max = std::max(ref_max, std::fabs(r));
+  }
+  const double rel = nonfinite ? INFINITY : max_abs / std::max(ref_max, 1e-30);
+  const double abs_err = nonfinite ? INFINITY : max_abs;
+  if (!c.done || rel > c.max_rel_err) {
+    c.max_rel_err = rel;
+    c.max_abs_err = abs_err;
+    c.ref_max_abs = ref_max;
+    if (n > 0) c.note = "worst output: " + output;
+  }
+  c.done = true;
+  c.against = against;
+  c.tolerance = std::max(c.tolerance, tolerance);
+  c.compared += static_cast<int64_t>(n);
+  if (!(rel <= tolerance)) {
+    c.pass = false;
+    c.note = output + (nonfinite ? ": NaN/Inf where the reference has none" : ": error above the tolerance");
+  }
+}
+
+// The sampler's check (its draws are random, so no reference output exists): per row of logits z [B, V]
+// under the row's temperature, the id must be inside the row's top-k / top-p set (no more than top_p of the
+// mass on strictly likelier tokens, fewer than top_k of them) and its log-prob must match the host's
+// log_softmax(z / T)[id]. The error figures are those of the log-probs; ids outside the set fail the check.
+inline void kernel_bench_check_samples(KernelBenchCheck& c, const float* z, int64_t B, int64_t V, const SamplingRow* rows,
+                                       const int32_t* ids, const float* lps, double tolerance) {
+  std::vector<float> ref(static_cast<size_t>(B)), got(static_cast<size_t>(B));
+  int outside = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const float* zr = z + b * V;
+    const double inv_t = rows[b].temperature > 0 ? 1.0 / rows[b].temperature : 1.0;
+    double mx = -INFINITY;
+    for (int64_t j = 0; j < V; ++j) mx = std::max(mx, zr[j] * inv_t);
+    double sum = 0;
+    for (int64_t j = 0; j < V; ++j) sum += std::exp(zr[j] * inv_t - mx);
+    const int32_t id = ids[b];
+    got[b] = lps[b];
+    if (id < 0 || id >= V) {
+      ++outside;
+      ref[b] = got[b];
+      continue;
+    }
+    const double p_id = std::exp(zr[id] * inv_t - mx) / sum;
+    double above = 0;
+    int64_t rank = 0;
+    for (int64_t j = 0; j < V; ++j) {
+      const double p = std::exp(zr[j] * inv_t - mx) / sum;
+      if (p > p_id) above += p, ++rank;
+    }
+    if (above > rows[b].top_p + 1e-6 || (rows[b].top_k > 0 && rank >= rows[b].top_k)) ++outside;
+    ref[b] = static_cast<float>(zr[id] * inv_t - mx - std::log(sum));
+  }
+  kernel_bench_compare(c, "logprobs", got.data(), ref.data(), got.size(), tolerance,
+                       "host log_softmax of the logits; each id inside its top-k/top-p set");
+  if (outside > 0) {
+    c.pass = false;
+    c.note = std::to_string(outside) + " of " + std::to_string(B) + " ids outside their top-k/top-p set";
+  }
 }
 
 struct KernelBenchResult {
@@ -66,6 +151,8 @@ struct KernelBenchResult {
   bool baseline_is_base_gemm = false;  // LoRA cases: the JSON adds "vs_base_gemm" = ms / baseline_ms
   std::string baseline2;  // optional second baseline (cuBLAS for GEMM, per-tensor adamw_step calls)
   double baseline2_ms = 0;
+  KernelBenchCheck check;  // the outputs against the baseline / unfused path, before timing
+  std::string error;       // the case threw (its family's later cases did not run); nothing was timed
 };
 
 // A record with its identity and work filled in; the caller times it.
@@ -78,6 +165,25 @@ inline KernelBenchResult kernel_bench_result(const std::string& op, const std::s
   r.metric = metric;
   r.work = work;
   return r;
+}
+
+template <class Bench>
+void run_kernel_bench_families(const std::vector<void (*)(Bench&)>& runs, const std::vector<std::string>& ops, Bench& bench) {
+  const std::vector<std::vector<std::string>>& families = kernel_bench_families();
+  HAYATE_CHECK(runs.size() == families.size(), ErrorCode::kInternal, "kernel benchmark: the case table does not match the op families");
+  for (size_t i = 0; i < families.size(); ++i) {
+    const std::vector<std::string>& f = families[i];
+    if (!std::any_of(f.begin(), f.end(), [&](const std::string& op) { return kernel_bench_wanted(ops, op); })) continue;
+    try {
+      runs[i](bench);
+    } catch (const std::exception& e) {
+      KernelBenchResult r;
+      r.op = f[0];
+      r.label = "(every case of " + f[0] + (f.size() > 1 ? " and " + f[1] : std::string()) + " after the failure)";
+      r.error = e.what();
+      bench.res.push_back(r);
+    }
+  }
 }
 
 // "[a,b,...]", the shape notation of the records.
@@ -186,6 +292,29 @@ inline AttentionMeta paged_attention_bench_meta(Tensor block_tables, Tensor toke
   m.head_dim = kPagedBenchHeadDim;
   m.scale = 1.0f / std::sqrt(static_cast<float>(kPagedBenchHeadDim));
   return m;
+}
+
+// ---- logprob -----------------------------------------------------------------------------------------
+// The chunked lm-head log-prob op of training (logprob_forward / logprob_backward: z = hidden lm_head^T
+// never leaves the op) on qwen3-0.6b's lm head, V = 151,936 x D = 1024, over one chunk of the trainer's
+// logits_chunk rows (CUDA: 128; CPU: 16, so that its unfused baseline finishes in seconds). Baseline: the
+// unfused path, full-vocabulary fp32 logits in memory: linear(), a row pass for lse / log-prob / entropy,
+// and in the backward dz = dlogprobs ([j == target] - softmax) in memory, then dhidden = dz lm_head.
+constexpr int64_t kLogprobBenchVocab = 151936, kLogprobBenchHidden = 1024;
+
+inline std::vector<int64_t> logprob_bench_rows(const std::string& backend) {
+  return backend == "cpu" ? std::vector<int64_t>{16} : std::vector<int64_t>{128};
+}
+// TFLOP/s: forward 2 m V D (the logits); backward 4 m V D (recomputed logits and dhidden).
+inline KernelBenchResult logprob_bench_result(int64_t m, bool backward) {
+  const double work = (backward ? 4.0 : 2.0) * m * kLogprobBenchVocab * kLogprobBenchHidden;
+  KernelBenchResult r = kernel_bench_result(
+      "logprob", std::string(backward ? "backward" : "forward") + " m=" + std::to_string(m),
+      "hidden " + bench_dims({m, kLogprobBenchHidden}) + " x lm_head " + bench_dims({kLogprobBenchVocab, kLogprobBenchHidden}) + "^T",
+      "TFLOP/s", work);
+  r.baseline = backward ? "unfused: linear() logits + dz ([m,V] fp32 in memory) + gemm() dhidden = dz lm_head"
+                        : "unfused: linear() logits ([m,V] fp32 in memory) + row pass (lse, log-prob, entropy)";
+  return r;
 }
 
 // ---- adamw --------------------------------------------------------------------------------------------

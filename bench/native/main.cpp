@@ -1,8 +1,13 @@
 // hayate_bench: native benchmarks that need no Node (so they also run on GPU machines without it).
 //   hayate_bench gemm  [--threads N] [--repeats R]
+//   hayate_bench peak  [--threads N] [--buffer-mb 512]   (f32 FMA / bf16 dot peak, memory read bandwidth)
 //   hayate_bench model --shape tiny|qwen3-0.6b [--backend cpu] [--batches 1,8,64] [--prompt-len P]
 //                      [--gen-len G] [--threads N] [--gemm auto|builtin|blas]
-//   hayate_bench train --shape tiny|qwen3-0.6b [--seq-lens 128,512] [--threads N]
+//   hayate_bench train --shape tiny|qwen3-0.6b [--backend cpu|cuda] [--seq-lens 128,512] [--threads N]
+//                      [--sequences S] [--repeats R] [--recompute off|on|both]
+//                      [--grpo-step on|off] [--prompts 8] [--generations 8] [--prompt-len 128]
+//                      [--max-new-tokens 512] [--micro-batches 1]
+//       (defaults: --seq-lens 64,256 for tiny, 512,2048 on cuda, 128,512 on cpu; --grpo-step on for cuda)
 //   hayate_bench kernels [--backend cuda|cpu] [--ops linear,rmsnorm,...] [--repeats R]
 //                        [--shapes 8x512,16x256:16/8/64]   (attention: sequences x length[:hq/hkv/hd])
 // Prints one JSON document on stdout; bench/run.ts adds machine/date/commit and stores it.
@@ -21,6 +26,7 @@
 #include "generator.h"
 #include "model.h"
 #include "model_config.h"
+#include "peak_bench.h"
 #include "shapes.h"
 #include "train_bench.h"
 
@@ -134,7 +140,7 @@ int bench_model(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: hayate_bench gemm|model|train|kernels [options]\n");
+    std::fprintf(stderr, "usage: hayate_bench gemm|peak|model|train|kernels [options]\n");
     return 2;
   }
   try {
@@ -145,12 +151,30 @@ int main(int argc, char** argv) {
       std::printf("{\"bench\": \"gemm\", \"results\": %s}\n", run_gemm_bench_json(threads, repeats).c_str());
       return 0;
     }
+    if (cmd == "peak") {
+      std::printf("%s\n", run_peak_bench_json(int_arg(argc, argv, "--threads", "0"), int_arg(argc, argv, "--buffer-mb", "512")).c_str());
+      return 0;
+    }
     if (cmd == "model") return bench_model(argc, argv);
     if (cmd == "train") {
-      std::string shape = arg(argc, argv, "--shape", "tiny");
-      std::vector<int> lens = int_list(arg(argc, argv, "--seq-lens", shape == "tiny" ? "64,256" : "128,512"), "--seq-lens");
-      int threads = int_arg(argc, argv, "--threads", "0");
-      std::printf("%s\n", run_train_bench_json(shape, lens, threads).c_str());
+      TrainBenchOptions o = default_train_bench_options(arg(argc, argv, "--shape", "tiny"), arg(argc, argv, "--backend", "cpu"));
+      std::string lens;
+      for (int L : o.seq_lens) lens += (lens.empty() ? "" : ",") + std::to_string(L);
+      lens = arg(argc, argv, "--seq-lens", lens);
+      o.seq_lens = lens == "none" ? std::vector<int>{} : int_list(lens, "--seq-lens");
+      o.threads = int_arg(argc, argv, "--threads", "0");
+      o.sequences = int_arg(argc, argv, "--sequences", "0");
+      o.repeats = int_arg(argc, argv, "--repeats", "0");
+      o.recompute = arg(argc, argv, "--recompute", o.recompute);
+      const std::string step = arg(argc, argv, "--grpo-step", o.grpo_step ? "on" : "off");
+      if (step != "on" && step != "off") fail(ErrorCode::kInvalidArgument, "--grpo-step must be on or off, got '" + step + "'");
+      o.grpo_step = step == "on";
+      o.prompts = int_arg(argc, argv, "--prompts", std::to_string(o.prompts));
+      o.generations = int_arg(argc, argv, "--generations", std::to_string(o.generations));
+      o.prompt_len = int_arg(argc, argv, "--prompt-len", std::to_string(o.prompt_len));
+      o.max_new_tokens = int_arg(argc, argv, "--max-new-tokens", std::to_string(o.max_new_tokens));
+      o.micro_batches = int_arg(argc, argv, "--micro-batches", std::to_string(o.micro_batches));
+      std::printf("%s\n", run_train_bench_json(o).c_str());
       return 0;
     }
     if (cmd == "kernels") {
@@ -158,9 +182,12 @@ int main(int argc, char** argv) {
       std::vector<std::string> ops = split_csv(arg(argc, argv, "--ops", ""));
       int repeats = int_arg(argc, argv, "--repeats", "20");
       std::vector<std::string> shapes = split_csv(arg(argc, argv, "--shapes", ""));
-      std::printf("{\"bench\": \"kernels\", \"backend\": \"%s\", \"results\": %s}\n", backend.c_str(),
-                  run_kernel_bench_json(backend, ops, repeats, shapes).c_str());
-      return 0;
+      bool passed = true;
+      const std::string results = run_kernel_bench_json(backend, ops, repeats, shapes, &passed);
+      std::printf("{\"bench\": \"kernels\", \"backend\": \"%s\", \"all_checks_passed\": %s, \"results\": %s}\n",
+                  backend.c_str(), passed ? "true" : "false", results.c_str());
+      if (!passed) std::fprintf(stderr, "hayate_bench: some kernel outputs failed their check (see \"check\" / \"error\")\n");
+      return passed ? 0 : 1;
     }
     std::fprintf(stderr, "unknown benchmark '%s'\n", cmd.c_str());
     return 2;

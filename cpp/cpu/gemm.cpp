@@ -10,13 +10,12 @@
 
 #include "errors.h"
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12's AVX-512 extract/cast intrinsics start from an "undefined" vector and trip -Wuninitialized.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if defined(HAYATE_CPU_DISPATCH)
+#include <cstdio>
+
+#include "cpu/isa/kernels.h"
+#else
+#include "cpu/gemm_kernel.h"
 #endif
 #ifdef HAYATE_WITH_BLAS
 #include <cblas.h>
@@ -24,213 +23,84 @@
 
 namespace hayate::cpu {
 
+void gemm_scratch_failed(size_t bytes) {
+  fail(ErrorCode::kOutOfMemory, "gemm: could not allocate " + std::to_string(bytes) + " bytes of scratch");
+}
+
+#if defined(HAYATE_CPU_DISPATCH)
+// ---- the kernels of a portable build (isa/kernels.h) ------------------------------------------------
+namespace isa {
 namespace {
 
-// ---- the per-element recipe ----------------------------------------------------------------------
-// out[i,j] = sum_k x[i,k] w[j,k] is computed the same way for every element: lane l of one vector
-// register accumulates x[i,k] * w[j,k] for k = l, l + L, l + 2L, ... in increasing k with fused
-// multiply-adds (the last, partial chunk of K padded with zeros), then vsum adds the L lanes in a fixed
-// tree. Every tile shape below follows exactly this recipe and threads split only N, so neither M, nor
-// the tile or edge path an element falls in, nor the thread count changes a bit of it.
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-using vec = __m512;
-using lanemask = __mmask16;
-inline vec vzero() { return _mm512_setzero_ps(); }
-inline vec vload(const float* p) { return _mm512_loadu_ps(p); }
-inline vec vload_aligned(const float* p) { return _mm512_load_ps(p); }
-inline lanemask first_lanes(int n) { return static_cast<__mmask16>((1u << n) - 1); }
-inline vec vload_first(const float* p, lanemask m) { return _mm512_maskz_loadu_ps(m, p); }  // others 0
-inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline float sum8(__m256 v) {
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-}
-inline float vsum(vec v) {
-  return sum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-}
-// 5x5: 25 accumulators + 5 x vectors + 1 w vector of the 32 zmm registers (measured best of 4x4 .. 12x2)
-constexpr int kRows = 5, kCols = 5;
-#elif defined(__AVX2__) && defined(__FMA__)
-constexpr int kLanes = 8;
-using vec = __m256;
-using lanemask = __m256i;
-inline vec vzero() { return _mm256_setzero_ps(); }
-inline vec vload(const float* p) { return _mm256_loadu_ps(p); }
-inline vec vload_aligned(const float* p) { return _mm256_load_ps(p); }
-inline lanemask first_lanes(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
-inline vec vload_first(const float* p, lanemask m) { return _mm256_maskload_ps(p, m); }  // others 0
-inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
-inline float vsum(vec v) {
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-}
-constexpr int kRows = 3, kCols = 4;  // 12 accumulators + 3 + 1 of the 16 ymm registers
+bool cpu_runs(const Kernels& k) {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();  // may run before libgcc's own constructor
+  const std::string id = k.id;
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+  // exactly the levels avx512.cpp and avx2.cpp are compiled for (checks the OS saves the registers too)
+  if (id == "avx512") return __builtin_cpu_supports("x86-64-v4");
+  if (id == "avx2") return __builtin_cpu_supports("x86-64-v3");
 #else
-constexpr int kLanes = 1;
-struct vec {
-  float v;
-};
-struct lanemask {};
-inline vec vzero() { return {0.0f}; }
-inline vec vload(const float* p) { return {*p}; }
-inline vec vload_aligned(const float* p) { return {*p}; }
-inline lanemask first_lanes(int) { return {}; }
-inline vec vload_first(const float* p, lanemask) { return {*p}; }  // never used: K % 1 == 0
-inline vec vfma(vec a, vec b, vec c) {
-#if defined(__FP_FAST_FMAF) || defined(FP_FAST_FMAF)
-  return {std::fma(a.v, b.v, c.v)};  // explicit, so no call site differs by compiler contraction
-#else
-  return {a.v * b.v + c.v};  // no hardware FMA: nothing to contract into
+  if (id == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+  if (id == "avx2")
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+           __builtin_cpu_supports("bmi2");
 #endif
+#endif
+  return std::string(k.id) == "generic";
 }
-inline float vsum(vec v) { return v.v; }
-constexpr int kRows = 4, kCols = 2;
+
+const Kernels& choose() {
+#if defined(__x86_64__) || defined(_M_X64)
+  const Kernels* sets[] = {&kAvx512Kernels, &kAvx2Kernels, &kGenericKernels};
+#else
+  const Kernels* sets[] = {&kGenericKernels};
+#endif
+  const char* want = std::getenv("HAYATE_CPU_KERNELS");
+  if (want && *want) {
+    for (const Kernels* k : sets) {
+      if (std::string(k->id) != want) continue;
+      if (cpu_runs(*k)) return *k;
+      std::fprintf(stderr, "hayate: HAYATE_CPU_KERNELS=%s: this CPU cannot run them; using the best it can\n", want);
+      break;
+    }
+    if (std::none_of(std::begin(sets), std::end(sets), [&](const Kernels* k) { return std::string(k->id) == want; }))
+      std::fprintf(stderr, "hayate: HAYATE_CPU_KERNELS=%s is not one of avx512, avx2, generic; ignored\n", want);
+  }
+  for (const Kernels* k : sets)
+    if (cpu_runs(*k)) return *k;
+  return kGenericKernels;
+}
+
+}  // namespace
+
+const Kernels& active() {
+  static const Kernels& k = choose();
+  return k;
+}
+
+}  // namespace isa
+
+float max_scaled(const float* z, int64_t n, float scale) { return isa::active().max_scaled(z, n, scale); }
+double exp_sum(const float* z, int64_t n, float scale, float shift, float* out) {
+  return isa::active().exp_sum(z, n, scale, shift, out);
+}
+void silu_mul(float* out, const float* g, const float* u, int64_t n) { isa::active().silu_mul(out, g, u, n); }
 #endif
 
-#define HAYATE_UNROLL _Pragma("GCC unroll 16")
+namespace {
 
-// 64-byte aligned scratch, uninitialised.
-class AlignedFloats {
- public:
-  explicit AlignedFloats(size_t n) {
-    if (n == 0) return;
-    p_ = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
-    if (!p_) fail(ErrorCode::kOutOfMemory, "gemm: could not allocate " + std::to_string(n * sizeof(float)) + " bytes of scratch");
-  }
-  ~AlignedFloats() { std::free(p_); }
-  AlignedFloats(const AlignedFloats&) = delete;
-  AlignedFloats& operator=(const AlignedFloats&) = delete;
-  float* get() const { return p_; }
-
- private:
-  float* p_ = nullptr;
-};
-
-// ---- packed x ---------------------------------------------------------------------------------------
-// Rows of x in panels of kRows: panel p holds rows p*kRows .. p*kRows+rows-1 as [chunk][row][kLanes],
-// zero-padded past K, so the kernel reads x as one contiguous, aligned stream.
-struct PackedX {
-  float* data = nullptr;
-  int64_t chunks = 0;        // ceil(K / kLanes)
-  int64_t panel_stride = 0;  // chunks * kRows * kLanes floats between panel starts
-  const float* panel(int64_t p) const { return data + p * panel_stride; }
-};
-
-// x(i, k) = x[i * rs + k * cs]: row-major x has cs == 1; a transposed operand is packed from its stored form.
-void pack_x_panels(const PackedX& px, const float* x, int64_t rs, int64_t cs, int64_t M, int64_t K, int64_t p0, int64_t p1) {
-  for (int64_t p = p0; p < p1; ++p) {
-    const int64_t rows = std::min<int64_t>(kRows, M - p * kRows);
-    float* dst = px.data + p * px.panel_stride;
-    for (int64_t c = 0; c < px.chunks; ++c) {
-      const int64_t k0 = c * kLanes, n = std::min<int64_t>(kLanes, K - k0);
-      for (int64_t r = 0; r < rows; ++r) {
-        float* d = dst + (c * rows + r) * kLanes;
-        const float* s = x + (p * kRows + r) * rs + k0 * cs;
-        if (cs == 1) {
-          std::memcpy(d, s, static_cast<size_t>(n) * sizeof(float));
-        } else {
-          for (int64_t k = 0; k < n; ++k) d[k] = s[k * cs];
-        }
-        for (int64_t k = n; k < kLanes; ++k) d[k] = 0.0f;
-      }
-    }
-  }
-}
-
-// ---- micro-kernel -----------------------------------------------------------------------------------
-struct Job {
-  int64_t chunks;     // of kLanes along K; the last one is partial when has_tail
-  bool has_tail;
-  lanemask tail;      // lanes of the last chunk that lie inside K
-  const float* w;     // [N, ldw]
-  int64_t ldw;
-  float* out;         // [M, ldo]
-  int64_t ldo;
-  float alpha, beta;
-  const float* bias;  // [N] or nullptr
-};
-
-// R rows of packed x (panel at xp, first row i0) times C rows of w (first j0) into out[i0.., j0..].
-template <int R, int C>
-void tile(const Job& jb, const float* xp, int64_t i0, int64_t j0) {
-  vec acc[R][C];
-  HAYATE_UNROLL for (int r = 0; r < R; ++r) HAYATE_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = vzero();
-  const float* w = jb.w + j0 * jb.ldw;
-  const int64_t full = jb.has_tail ? jb.chunks - 1 : jb.chunks;
-  for (int64_t k = 0; k < full; ++k) {
-    vec xr[R];
-    HAYATE_UNROLL for (int r = 0; r < R; ++r) xr[r] = vload_aligned(xp + (k * R + r) * kLanes);
-    HAYATE_UNROLL for (int c = 0; c < C; ++c) {
-      const vec wc = vload(w + c * jb.ldw + k * kLanes);
-      HAYATE_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = vfma(xr[r], wc, acc[r][c]);
-    }
-  }
-  if (jb.has_tail) {  // same FMA on every lane, with w's lanes past K loaded as zero (x is zero-padded)
-    const int64_t k = full;
-    vec xr[R];
-    HAYATE_UNROLL for (int r = 0; r < R; ++r) xr[r] = vload_aligned(xp + (k * R + r) * kLanes);
-    HAYATE_UNROLL for (int c = 0; c < C; ++c) {
-      const vec wc = vload_first(w + c * jb.ldw + k * kLanes, jb.tail);
-      HAYATE_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = vfma(xr[r], wc, acc[r][c]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    float* o = jb.out + (i0 + r) * jb.ldo + j0;
-    for (int c = 0; c < C; ++c) {
-      float v = jb.alpha * vsum(acc[r][c]);
-      if (jb.beta != 0.0f) v += jb.beta * o[c];
-      if (jb.bias) v += jb.bias[j0 + c];
-      o[c] = v;
-    }
-  }
-}
-
-using TileFn = void (*)(const Job&, const float*, int64_t, int64_t);
-template <int C, int... R>
-constexpr std::array<TileFn, sizeof...(R)> tile_table(std::integer_sequence<int, R...>) {
-  return {&tile<R + 1, C>...};
-}
-// [rows - 1]: full-width tiles and single-column tiles (the N edge) for 1..kRows rows
-constexpr auto kWideTiles = tile_table<kCols>(std::make_integer_sequence<int, kRows>{});
-constexpr auto kColumnTiles = tile_table<1>(std::make_integer_sequence<int, kRows>{});
-
-// Column blocks [b0, b1) of kCols columns, all rows: one block of w stays in cache while x streams past.
-void run_column_blocks(const Job& jb, const PackedX& px, int64_t M, int64_t N, int64_t b0, int64_t b1) {
-  const int64_t panels = (M + kRows - 1) / kRows;
-  for (int64_t b = b0; b < b1; ++b) {
-    const int64_t j = b * kCols, cols = std::min<int64_t>(kCols, N - j);
-    for (int64_t p = 0; p < panels; ++p) {
-      const int64_t rows = std::min<int64_t>(kRows, M - p * kRows);
-      if (cols == kCols) {
-        kWideTiles[rows - 1](jb, px.panel(p), p * kRows, j);
-      } else {
-        for (int64_t c = 0; c < cols; ++c) kColumnTiles[rows - 1](jb, px.panel(p), p * kRows, j + c);
-      }
-    }
-  }
-}
-
-// The built-in kernel: out = alpha * x w^T + beta * out (+ bias); x(i, k) = x[i * xrs + k * xcs], w [N, ldw].
+#if defined(HAYATE_CPU_DISPATCH)
 void gemm_builtin(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t xrs,
                   int64_t xcs, const float* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias) {
-  const int64_t panels = (M + kRows - 1) / kRows;
-  PackedX px;
-  px.chunks = (K + kLanes - 1) / kLanes;
-  px.panel_stride = px.chunks * kRows * kLanes;
-  AlignedFloats buf(static_cast<size_t>(panels * px.panel_stride));
-  px.data = buf.get();
-  pool.parallel_for(panels, [&](int64_t p0, int64_t p1) { pack_x_panels(px, x, xrs, xcs, M, K, p0, p1); },
-                    std::max<int64_t>(1, 32768 / std::max<int64_t>(1, K * kRows)));
-
-  Job jb{px.chunks, K % kLanes != 0, first_lanes(static_cast<int>(K % kLanes)), w, ldw, out, ldo, alpha, beta, bias};
-  const int64_t blocks = (N + kCols - 1) / kCols;
-  // at least ~64k multiply-adds per thread, or waking threads costs more than it saves
-  const int64_t min_blocks = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, M * K * kCols));
-  pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) { run_column_blocks(jb, px, M, N, b0, b1); }, min_blocks);
+  isa::active().gemm_builtin(pool, M, N, K, alpha, x, xrs, xcs, w, ldw, beta, out, ldo, bias);
 }
+#else
+using gemm_kernel::gemm_builtin;
+#endif
 
 // dst [cols, rows] = src [rows, cols]^T, in cache-sized blocks, rows split over the pool.
 void transpose(ThreadPool& pool, const float* src, int64_t rows, int64_t cols, float* dst) {
@@ -331,13 +201,13 @@ std::string blas_library_name() {
 }
 
 std::string builtin_kernel_name() {
-  const std::string tile = " " + std::to_string(kRows) + "x" + std::to_string(kCols);
-#if defined(__AVX512F__)
-  return "builtin AVX-512" + tile;
-#elif defined(__AVX2__) && defined(__FMA__)
-  return "builtin AVX2" + tile;
+#if defined(HAYATE_CPU_DISPATCH)
+  const isa::Kernels& k = isa::active();
+  return std::string("builtin ") + k.isa + " " + std::to_string(k.tile_rows) + "x" + std::to_string(k.tile_cols) +
+         " (chosen at run time)";
 #else
-  return "builtin scalar" + tile;
+  return std::string("builtin ") + gemm_kernel::kIsaName + " " + std::to_string(gemm_kernel::kTileRows) + "x" +
+         std::to_string(gemm_kernel::kTileCols);
 #endif
 }
 

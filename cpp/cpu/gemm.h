@@ -3,7 +3,9 @@
 // other transposes are packed into it. With a BLAS (HAYATE_WITH_BLAS) cblas_sgemm can be used instead.
 //
 // The built-in kernel (gemm.cpp) packs x into panels of rows and runs a register-blocked micro-kernel
-// (5x5 dot products on AVX-512, 3x4 on AVX2, scalar otherwise) over K. It is batch-invariant: every
+// (5x5 dot products on AVX-512, 3x4 on AVX2, scalar otherwise) over K: gemm_kernel.h, compiled for the
+// build machine (-march=native), or in a portable build once per instruction set with the one this CPU runs
+// chosen at load time (isa/kernels.h). It is batch-invariant: every
 // output element is accumulated in the same order over K whatever M is, whichever tile or edge path it
 // falls in and however many threads run (threads split N, never K), so a row's result never depends on
 // what else is in the batch. OpenBLAS gives no such guarantee (M = 1 goes through a different path than

@@ -4,156 +4,36 @@
 // sums are accumulated in double in a fixed order, so results are deterministic for a given build.
 // Inputs below the float range of exp (including -inf) and NaN give exp = 0: masked tokens have
 // probability exactly zero.
+//
+// The kernels are in vec_math_impl.h. A -march=native build inlines them here for the machine's instruction
+// set; a portable build (HAYATE_CPU_DISPATCH, the prebuilt addon) declares these functions out of line, and
+// they call the AVX-512, AVX2 or generic compilation of the kernels picked when the library loads
+// (gemm.cpp, isa/kernels.h).
 #pragma once
-#include <cmath>
 #include <cstdint>
-#include <limits>
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#include <immintrin.h>
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12's AVX-512 intrinsics start from an "undefined" vector and trip -W(maybe-)uninitialized.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if !defined(HAYATE_CPU_DISPATCH)
+#include "cpu/vec_math_impl.h"
 #endif
 
 namespace hayate::cpu {
 
-namespace vec_math_detail {
-
-constexpr float kExpMin = -87.3f;                // below this exp(x) < FLT_MIN: report 0
-constexpr float kExpMax = 88.72283935546875f;    // ln(FLT_MAX) rounded down: above it exp(x) = inf
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;  // ln 2 split for exact n * ln2_hi
-// exp(r) ~ 1 + r + r^2 P(r) on |r| <= ln2 / 2
-constexpr float kP0 = 5.0000001201e-1f, kP1 = 1.6666665459e-1f, kP2 = 4.1665795894e-2f, kP3 = 8.3334519073e-3f,
-                kP4 = 1.3981999507e-3f, kP5 = 1.9875691500e-4f;
-
-#if defined(__AVX512F__)
-inline __m512 exp16(__m512 x) {
-  const __mmask16 in_range = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpMin), _CMP_GE_OQ);  // false for NaN
-  x = _mm512_min_ps(x, _mm512_set1_ps(kExpMax));
-  x = _mm512_max_ps(x, _mm512_set1_ps(kExpMin));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
-  __m512 p = _mm512_set1_ps(kP5);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP1));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP0));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_maskz_mov_ps(in_range, _mm512_scalef_ps(p, n));  // scalef overflows to inf past kExpMax
-}
-#elif defined(__AVX2__) && defined(__FMA__)
-inline __m256 exp8(__m256 x) {
-  const __m256 in_range = _mm256_cmp_ps(x, _mm256_set1_ps(kExpMin), _CMP_GE_OQ);  // false for NaN
-  x = _mm256_min_ps(x, _mm256_set1_ps(kExpMax));
-  x = _mm256_max_ps(x, _mm256_set1_ps(kExpMin));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
-  __m256 p = _mm256_set1_ps(kP5);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP4));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP3));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP2));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP1));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP0));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // 2^n = 2^h * 2^(n-h) through exponent bits (n reaches 128 near overflow, past one factor's range)
-  const __m256i ni = _mm256_cvtps_epi32(n), h = _mm256_srai_epi32(ni, 1), bias = _mm256_set1_epi32(127);
-  const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
-  const __m256 e2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
-  return _mm256_and_ps(in_range, _mm256_mul_ps(_mm256_mul_ps(p, e1), e2));
-}
-#endif
-
-inline float exp1(float x) { return x >= kExpMin ? std::exp(x) : 0.0f; }  // NaN -> 0 too
-
-}  // namespace vec_math_detail
-
+#if defined(HAYATE_CPU_DISPATCH)
 // max_i z[i] * scale, NaN entries ignored (-inf when there is no other).
-inline float max_scaled(const float* z, int64_t n, float scale) {
-  float m = -std::numeric_limits<float>::infinity();
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  __m512 vm = _mm512_set1_ps(m);
-  for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(z + i), _mm512_set1_ps(scale)), vm);
-  m = _mm512_reduce_max_ps(vm);
-#elif defined(__AVX2__) && defined(__FMA__)
-  __m256 vm = _mm256_set1_ps(m);
-  for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(z + i), _mm256_set1_ps(scale)), vm);
-  alignas(32) float t[8];
-  _mm256_store_ps(t, vm);
-  for (float v : t) m = v > m ? v : m;
-#endif
-  for (; i < n; ++i) {
-    const float v = z[i] * scale;
-    if (v > m) m = v;
-  }
-  return m;
-}
-
+float max_scaled(const float* z, int64_t n, float scale);
+// sum_i exp(z[i] * scale - shift); also stores each term in out[i] when out != nullptr.
+double exp_sum(const float* z, int64_t n, float scale, float shift, float* out = nullptr);
+// out[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u; out may alias g or u.
+void silu_mul(float* out, const float* g, const float* u, int64_t n);
+#else
+// max_i z[i] * scale, NaN entries ignored (-inf when there is no other).
+inline float max_scaled(const float* z, int64_t n, float scale) { return vec_kernel::max_scaled(z, n, scale); }
 // sum_i exp(z[i] * scale - shift); also stores each term in out[i] when out != nullptr.
 inline double exp_sum(const float* z, int64_t n, float scale, float shift, float* out = nullptr) {
-  using namespace vec_math_detail;
-  double total = 0;
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-  for (; i + 16 <= n; i += 16) {
-    const __m512 e = exp16(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(z + i), _mm512_set1_ps(scale)), _mm512_set1_ps(shift)));
-    if (out) _mm512_storeu_ps(out + i, e);
-    s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-    s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
-  }
-  total = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
-#elif defined(__AVX2__) && defined(__FMA__)
-  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-  for (; i + 8 <= n; i += 8) {
-    const __m256 e = exp8(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(z + i), _mm256_set1_ps(scale)), _mm256_set1_ps(shift)));
-    if (out) _mm256_storeu_ps(out + i, e);
-    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-  }
-  alignas(32) double t[4];
-  _mm256_store_pd(t, _mm256_add_pd(s0, s1));
-  total = (t[0] + t[1]) + (t[2] + t[3]);
-#endif
-  for (; i < n; ++i) {
-    const float e = exp1(z[i] * scale - shift);
-    if (out) out[i] = e;
-    total += e;
-  }
-  return total;
+  return vec_kernel::exp_sum(z, n, scale, shift, out);
 }
-
 // out[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u; out may alias g or u.
-inline void silu_mul(float* out, const float* g, const float* u, int64_t n) {
-  using namespace vec_math_detail;
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16) {
-    const __m512 gv = _mm512_loadu_ps(g + i);
-    const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv)));
-    _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(gv, den), _mm512_loadu_ps(u + i)));
-  }
-#elif defined(__AVX2__) && defined(__FMA__)
-  for (; i + 8 <= n; i += 8) {
-    const __m256 gv = _mm256_loadu_ps(g + i);
-    const __m256 den = _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv)));
-    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(gv, den), _mm256_loadu_ps(u + i)));
-  }
+inline void silu_mul(float* out, const float* g, const float* u, int64_t n) { vec_kernel::silu_mul(out, g, u, n); }
 #endif
-  for (; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-}
 
 }  // namespace hayate::cpu
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif

@@ -11,10 +11,12 @@
 #include <initializer_list>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "../../cuda/cuda_op_checks.h"
+#include "../../cuda/op_check_cases.h"
 #include "../../cuda/plan.h"
 #include "../../cuda/sampling_select.h"
 #include "backend.h"
@@ -632,6 +634,469 @@ TEST(cuda_flash_fragment_layouts_compute_the_products) {
         ok = ok && o[t][nt][e] == static_cast<float>(want);
       }
   CHECK(ok);
+}
+
+// ---- GEMM layouts, split-K slices and the coverage of the qwen3-0.6b products ---------------------------
+
+// Which operands take the 16-byte copies: K-contiguous ones need K % 8 == 0; M/N-contiguous ones need their
+// copies (up to 7 elements past the extent) inside the row; bf16 and 16-byte aligned always; TT is generic.
+TEST(cuda_plan_gemm_fast_layouts) {
+  alignas(16) static char buf[64];
+  using L = g::GemmLayout;
+  // (a_bf16, b_bf16, trans_a, trans_b, M, N, K, lda, ldb)
+  CHECK(g::gemm_fast_layout(true, true, false, true, 7, 9, 64, 64, 64, buf, buf) == L::NT);
+  CHECK(g::gemm_fast_layout(true, true, false, false, 7, 1024, 64, 64, 1024, buf, buf) == L::NN);
+  CHECK(g::gemm_fast_layout(true, true, true, false, 1024, 512, 33, 1024, 512, buf, buf) == L::TN);  // K free
+  CHECK(g::gemm_fast_layout(true, true, true, true, 16, 16, 16, 16, 16, buf, buf) == L::Generic);
+  CHECK(g::gemm_fast_layout(false, true, false, false, 8, 8, 8, 8, 8, buf, buf) == L::Generic);
+  CHECK(g::gemm_fast_layout(true, true, false, false, 8, 1000, 60, 60, 1000, buf, buf) == L::Generic);  // K % 8
+  CHECK(g::gemm_fast_layout(true, true, false, false, 8, 1001, 64, 64, 1001, buf, buf) == L::Generic);  // N row
+  // a view of the first 5 of 8 columns (t / xa of the LoRA backward): copies stay inside the row
+  CHECK(g::gemm_fast_layout(true, true, true, false, 5, 1024, 300, 8, 1024, buf, buf) == L::TN);
+  CHECK(g::gemm_fast_layout(true, true, false, false, 300, 5, 1024, 1024, 8, buf, buf) == L::NN);
+  CHECK(g::gemm_fast_layout(true, true, true, false, 5, 1024, 300, 5, 1024, buf, buf) == L::Generic);
+  CHECK(g::gemm_fast_layout(true, true, false, false, 8, 8, 8, 8, 8, buf + 2, buf) == L::Generic);
+  // planning: NT always folds (batch-invariant), an invariant NN / TN request runs the generic loader,
+  // NN / TN gradients get one accumulator set
+  const g::GemmPlan nt = g::plan_gemm(g::GemmProblem{64, 1024, 1024, 0, L::NT, false}, 132);
+  CHECK(nt.invariant && nt.layout == L::NT);
+  const g::GemmPlan nn_inv = g::plan_gemm(g::GemmProblem{64, 1024, 1024, 0, L::NN, true}, 132);
+  CHECK(nn_inv.invariant && nn_inv.layout == L::Generic && !nn_inv.fast);
+  const g::GemmPlan tn = g::plan_gemm(g::GemmProblem{16, 1024, 2048, 0, L::TN, false}, 132);
+  CHECK(!tn.invariant && tn.fast && tn.layout == L::TN);
+  // shared memory of each staging: [rows][BK + 8] K-contiguous, [BK][rows + 8] otherwise, 3 stages
+  for (g::GemmTile t : {g::GemmTile::S16x64, g::GemmTile::M64x64, g::GemmTile::L128x128}) {
+    const g::GemmTileShape sh = g::gemm_tile_shape(t);
+    CHECK(g::gemm_smem_bytes(sh, L::TN) == size_t(3) * 2 * (32 * (sh.bm + 8) + 32 * (sh.bn + 8)));
+    CHECK(g::gemm_smem_bytes(sh, L::NN) == size_t(3) * 2 * (sh.bm * 40 + 32 * (sh.bn + 8)));
+    CHECK(g::gemm_smem_bytes(sh, L::NT) == g::gemm_smem_bytes(sh, true));
+    CHECK(g::gemm_smem_bytes(sh, L::TN) <= 227 * 1024);
+    // ldmatrix rows of a [BK][rows + 8] staging are an odd number of 16-byte units apart: conflict-free
+    CHECK((g::gemm_stage_ld(sh.bm, false) * 2 / 16) % 2 == 1 && (g::gemm_stage_ld(sh.bn, false) * 2 / 16) % 2 == 1);
+  }
+}
+
+// Single-accumulator plans cut the k-tiles into contiguous slices (grid.z), read back in slice order by the
+// reduce kernel: every tile in exactly one slice, in order, none empty, each >= kGemmMinTilesPerSlice
+// tiles; enough slices that tiles x slices reaches the SM count when K allows; partials within the cap.
+TEST(cuda_plan_gemm_split_k_slices) {
+  for (int sms : {108, 132}) {
+    for (auto [M, N, K, K2] : std::vector<std::array<int64_t, 4>>{{128, 1024, 151936, 0}, {20, 1024, 151936, 0},
+                                                                  {16, 1024, 2048, 0}, {2048, 16, 3072, 0},
+                                                                  {512, 1024, 3072, 16}, {2048, 3072, 1024, 64},
+                                                                  {37, 65, 127, 5}, {64, 64, 300, 0}, {1, 1, 1, 0}}) {
+      const g::GemmPlan p = g::plan_gemm(g::GemmProblem{M, N, K, K2, g::GemmLayout::NN, false}, sms);
+      const int64_t kt = g::gemm_k_tiles(K) + g::gemm_k_tiles(K2), tiles = p.tiles_m * p.tiles_n;
+      CHECK(!p.invariant);
+      CHECK(p.split == (p.splits >= 2));
+      CHECK(p.workspace_bytes == (p.split ? size_t(M) * N * p.splits * 4 : 0) && p.workspace_bytes <= g::kGemmMaxPartialBytes);
+      if (tiles >= sms) CHECK(!p.split);
+      if (tiles < sms && kt >= g::kGemmMinTilesPerSlice * g::ceil_div(sms, tiles)) CHECK(p.blocks() >= sms);
+      int64_t next = 0;
+      for (int64_t s = 0; s < p.splits; ++s) {
+        const int64_t b = g::gemm_slice_tile_begin(s, p.splits, kt), e = g::gemm_slice_tile_begin(s + 1, p.splits, kt);
+        CHECK(b == next && e > b);
+        if (p.split) CHECK(e - b >= g::kGemmMinTilesPerSlice);
+        next = e;
+      }
+      CHECK(next == kt);
+    }
+  }
+}
+
+namespace {
+
+// One block tile of gemm_kernel replayed on the host for an operand layout: the cp.async copies
+// (gemm_stage_copy: global element -> staging offset) fill a staging buffer, then every warp's fragments
+// are read with the kernel's ldmatrix addresses (frag_* of plan.h, .trans for M/N-contiguous stagings) and
+// multiplied with the emulated mma. Returns whether every warp's accumulators equal the plain product of
+// the tile (values are small integers: exact), and that each staging element was written exactly once.
+bool replay_gemm_block_tile(int BM, int BN, int WM, int WN, bool a_k, bool b_k) {
+  constexpr int BK = g::kGemmBK;
+  std::mt19937 rng(static_cast<uint32_t>(BM * 7 + BN + (a_k ? 1 : 0) + (b_k ? 2 : 0)));
+  std::uniform_int_distribution<int> ud(-3, 3);
+  std::vector<float> A(size_t(BM) * BK), B(size_t(BK) * BN);  // logical A[m][k], B[k][n]
+  for (auto& x : A) x = static_cast<float>(ud(rng));
+  for (auto& x : B) x = static_cast<float>(ud(rng));
+  // global storage of each operand in its layout (a [M][K] or [K][M]; b [N][K] or [K][N])
+  auto a_at = [&](int m, int k) { return A[size_t(m) * BK + k]; };
+  auto b_at = [&](int k, int n) { return B[size_t(k) * BN + n]; };
+  const int lda_s = g::gemm_stage_ld(BM, a_k), ldb_s = g::gemm_stage_ld(BN, b_k);
+  std::vector<float> as(size_t(g::gemm_stage_elems(BM, a_k)), NAN), bs(size_t(g::gemm_stage_elems(BN, b_k)), NAN);
+  std::vector<int> wa(as.size(), 0), wb(bs.size(), 0);
+  bool ok = true;
+  for (int c = 0; c < BM * (BK / 8); ++c) {
+    const g::GemmStageCopy q = g::gemm_stage_copy(c, BM, a_k);
+    const int m = a_k ? q.r : q.col, k = a_k ? q.col : q.r;
+    ok = ok && (size_t(q.r) * lda_s + q.col) * 2 % 16 == 0;  // 16-byte aligned destination
+    for (int e = 0; e < 8; ++e) {  // 8 consecutive elements along the contiguous dimension
+      const size_t off = size_t(q.r) * lda_s + q.col + e;
+      as[off] = a_k ? a_at(m, k + e) : a_at(m + e, k);
+      ++wa[off];
+    }
+  }
+  for (int c = 0; c < BN * (BK / 8); ++c) {
+    const g::GemmStageCopy q = g::gemm_stage_copy(c, BN, b_k);
+    const int n = b_k ? q.r : q.col, k = b_k ? q.col : q.r;
+    ok = ok && (size_t(q.r) * ldb_s + q.col) * 2 % 16 == 0;
+    for (int e = 0; e < 8; ++e) {
+      const size_t off = size_t(q.r) * ldb_s + q.col + e;
+      bs[off] = b_k ? b_at(k + e, n) : b_at(k, n + e);
+      ++wb[off];
+    }
+  }
+  // every element of the logical tile staged once (padding columns never written)
+  int wrote_a = 0, wrote_b = 0;
+  for (int x : wa) ok = ok && x <= 1, wrote_a += x;
+  for (int x : wb) ok = ok && x <= 1, wrote_b += x;
+  ok = ok && wrote_a == BM * BK && wrote_b == BN * BK;
+  const int MT = WM / 16, NT = WN / 8, warps_n = BN / WN;
+  for (int warp = 0; warp < (BM / WM) * warps_n; ++warp) {
+    const int wm = warp / warps_n, wn = warp % warps_n;
+    std::vector<std::array<std::array<float, 4>, 32>> acc(size_t(MT * NT));
+    for (auto& a : acc)
+      for (auto& l : a) l = {0, 0, 0, 0};
+    for (int ks = 0; ks < BK; ks += 16) {
+      std::vector<WarpRegs4> af;
+      for (int mt = 0; mt < MT; ++mt) {
+        const int mr = wm * WM + mt * 16;
+        af.push_back(a_k ? emu_ldsm_x4(as, lda_s, mr, ks, g::frag_a_row, g::frag_a_col, false)
+                         : emu_ldsm_x4(as, lda_s, ks, mr, g::frag_a_trans_row, g::frag_a_trans_col, true));
+      }
+      for (int np = 0; np < NT / 2; ++np) {
+        const int nr = wn * WN + np * 16;
+        const WarpRegs4 r = b_k ? emu_ldsm_x4(bs, ldb_s, nr, ks, g::frag_bt_row, g::frag_bt_col, false)
+                                : emu_ldsm_x4(bs, ldb_s, ks, nr, g::frag_b_trans_row, g::frag_b_trans_col, true);
+        for (int mt = 0; mt < MT; ++mt)
+          for (int h = 0; h < 2; ++h) {
+            Pair b0[32], b1[32];
+            float c[32][4];
+            for (int t = 0; t < 32; ++t) {
+              b0[t] = r.r[t][2 * h];
+              b1[t] = r.r[t][2 * h + 1];
+              for (int e = 0; e < 4; ++e) c[t][e] = acc[size_t(mt * NT + 2 * np + h)][t][e];
+            }
+            emu_mma(c, af[size_t(mt)].r, b0, b1);
+            for (int t = 0; t < 32; ++t)
+              for (int e = 0; e < 4; ++e) acc[size_t(mt * NT + 2 * np + h)][t][e] = c[t][e];
+          }
+      }
+    }
+    for (int mt = 0; mt < MT; ++mt)
+      for (int nt = 0; nt < NT; ++nt)
+        for (int t = 0; t < 32; ++t)
+          for (int e = 0; e < 4; ++e) {
+            const int m = wm * WM + mt * 16 + g::frag_c_row(t, e), n = wn * WN + g::frag_c_col(t, nt, e);
+            double want = 0;
+            for (int k = 0; k < BK; ++k) want += double(a_at(m, k)) * b_at(k, n);
+            ok = ok && acc[size_t(mt * NT + nt)][t][e] == static_cast<float>(want);
+          }
+  }
+  return ok;
+}
+
+}  // namespace
+
+// The GEMM kernel's index math for every layout and tile: staging copies and (transposed) fragment loads.
+TEST(cuda_gemm_block_tile_replay_every_layout) {
+  for (g::GemmTile t : {g::GemmTile::S16x64, g::GemmTile::M64x64, g::GemmTile::L128x128}) {
+    const g::GemmTileShape sh = g::gemm_tile_shape(t);
+    for (g::GemmLayout l : {g::GemmLayout::NT, g::GemmLayout::NN, g::GemmLayout::TN}) {
+      const bool ok = replay_gemm_block_tile(sh.bm, sh.bn, sh.wm, sh.wn, g::gemm_a_k_major(l), g::gemm_b_k_major(l));
+      if (!ok) std::fprintf(stderr, "  block tile %s layout %s: wrong\n", g::gemm_tile_name(t), g::gemm_layout_name(l));
+      CHECK(ok);
+    }
+  }
+}
+
+namespace {
+
+// One operand as gemm_kernel sees it: storage with row stride ld (rows x ld elements), K-contiguous or not.
+// Elements outside the logical [extent x K] (the row padding up to ld) hold NaN: the test fails if one
+// reaches a stored output.
+struct EmuOperand {
+  std::vector<float> data;
+  int64_t ld = 0;
+  bool k_major = true;
+  int64_t extent = 0, K = 0;  // logical rows (M or N) and reduction length
+  float at(int64_t i, int64_t k) const { return data[size_t(k_major ? i * ld + k : k * ld + i)]; }
+};
+
+EmuOperand make_emu_operand(int64_t extent, int64_t K, int64_t ld, bool k_major, uint32_t seed) {
+  EmuOperand o;
+  o.ld = ld;
+  o.k_major = k_major;
+  o.extent = extent;
+  o.K = K;
+  const int64_t rows = k_major ? extent : K, cols = k_major ? K : extent;
+  o.data.assign(size_t(rows * ld), NAN);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> ud(-3, 3);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) o.data[size_t(r * ld + c)] = static_cast<float>(ud(rng));
+  return o;
+}
+
+// gemm_kernel (fast path) and gemm_reduce_kernel for a whole product, on the host, with the kernel's own
+// index functions: k-tile ranges (gemm_chunk_tile_* / gemm_slice_tile_begin), the concatenated pair switch
+// at kt_main, the cp.async copies (gemm_stage_copy, gemm_copy_src: every in-range copy must lie inside
+// its operand's storage and be 16-byte aligned), ldmatrix(.trans) fragments and the accumulator stores.
+// Returns out [M, N] (NaN where an output was never written).
+std::vector<float> emulate_fast_gemm(const g::GemmPlan& plan, int64_t M, int64_t N, const EmuOperand& a,
+                                     const EmuOperand& b, const EmuOperand* a2, const EmuOperand* b2, bool* reads_ok) {
+  constexpr int BK = g::kGemmBK;
+  const int BM = plan.shape.bm, BN = plan.shape.bn, WM = plan.shape.wm, WN = plan.shape.wn;
+  const bool a_k = a.k_major, b_k = b.k_major;
+  const int64_t kt_main = g::gemm_k_tiles(a.K), k_tiles = kt_main + (a2 ? g::gemm_k_tiles(a2->K) : 0);
+  const int lda_s = g::gemm_stage_ld(BM, a_k), ldb_s = g::gemm_stage_ld(BN, b_k);
+  const int MT = WM / 16, NT = WN / 8, warps_n = BN / WN, warps = (BM / WM) * warps_n;
+  const int64_t zs = plan.split ? plan.splits : 1;
+  std::vector<float> partial(size_t(zs * M * N), NAN), out(size_t(M * N), NAN);
+  for (int64_t z = 0; z < zs; ++z)
+    for (int64_t by = 0; by < plan.tiles_m; ++by)
+      for (int64_t bx = 0; bx < plan.tiles_n; ++bx) {
+        const int64_t m0 = by * BM, n0 = bx * BN;
+        int64_t kb = 0, ke = k_tiles;
+        if (plan.split) {
+          if (plan.invariant) {
+            kb = g::gemm_chunk_tile_begin(z, kt_main);
+            ke = g::gemm_chunk_tile_end(z, kt_main, k_tiles);
+          } else {
+            kb = g::gemm_slice_tile_begin(z, plan.splits, k_tiles);
+            ke = g::gemm_slice_tile_begin(z + 1, plan.splits, k_tiles);
+          }
+        }
+        std::vector<std::array<float, 4>> acc(size_t(warps * MT * NT * 32), {0, 0, 0, 0});
+        for (int64_t kt = kb; kt < ke; ++kt) {
+          const bool second = kt >= kt_main;
+          const EmuOperand& sa = second ? *a2 : a;
+          const EmuOperand& sb = second ? *b2 : b;
+          const int64_t k0 = (second ? kt - kt_main : kt) * BK;
+          std::vector<float> as(size_t(g::gemm_stage_elems(BM, a_k)), 0.0f), bs(size_t(g::gemm_stage_elems(BN, b_k)), 0.0f);
+          auto stage = [&](std::vector<float>& st, int rows, int ld_s, const EmuOperand& o, int64_t r0, int64_t extent) {
+            for (int c = 0; c < rows * (BK / 8); ++c) {
+              const g::GemmStageCopy q = g::gemm_stage_copy(c, rows, o.k_major);
+              const g::GemmCopySrc src = g::gemm_copy_src(q, o.k_major, r0, k0, extent, o.K, o.ld);
+              for (int e = 0; e < 8; ++e) st[size_t(q.r * ld_s + q.col + e)] = 0.0f;  // src-size 0: zero fill
+              if (!src.ok) continue;
+              if (src.offset % 8 != 0 || src.offset + 8 > int64_t(o.data.size())) {
+                *reads_ok = false;
+                continue;
+              }
+              for (int e = 0; e < 8; ++e) st[size_t(q.r * ld_s + q.col + e)] = o.data[size_t(src.offset + e)];
+            }
+          };
+          stage(as, BM, lda_s, sa, m0, M);
+          stage(bs, BN, ldb_s, sb, n0, N);
+          for (int w = 0; w < warps; ++w) {
+            const int wm = w / warps_n, wn = w % warps_n;
+            for (int ks = 0; ks < BK; ks += 16) {
+              std::vector<WarpRegs4> af;
+              for (int mt = 0; mt < MT; ++mt) {
+                const int mr = wm * WM + mt * 16;
+                af.push_back(a_k ? emu_ldsm_x4(as, lda_s, mr, ks, g::frag_a_row, g::frag_a_col, false)
+                                 : emu_ldsm_x4(as, lda_s, ks, mr, g::frag_a_trans_row, g::frag_a_trans_col, true));
+              }
+              for (int np = 0; np < NT / 2; ++np) {
+                const int nr = wn * WN + np * 16;
+                const WarpRegs4 r = b_k ? emu_ldsm_x4(bs, ldb_s, nr, ks, g::frag_bt_row, g::frag_bt_col, false)
+                                        : emu_ldsm_x4(bs, ldb_s, ks, nr, g::frag_b_trans_row, g::frag_b_trans_col, true);
+                for (int mt = 0; mt < MT; ++mt)
+                  for (int h = 0; h < 2; ++h) {
+                    Pair b0[32], b1[32];
+                    float c4[32][4];
+                    const size_t base = size_t(((w * MT + mt) * NT + 2 * np + h) * 32);
+                    for (int t = 0; t < 32; ++t) {
+                      b0[t] = r.r[t][2 * h];
+                      b1[t] = r.r[t][2 * h + 1];
+                      for (int e = 0; e < 4; ++e) c4[t][e] = acc[base + size_t(t)][size_t(e)];
+                    }
+                    emu_mma(c4, af[size_t(mt)].r, b0, b1);
+                    for (int t = 0; t < 32; ++t)
+                      for (int e = 0; e < 4; ++e) acc[base + size_t(t)][size_t(e)] = c4[t][e];
+                  }
+              }
+            }
+          }
+        }
+        for (int w = 0; w < warps; ++w) {
+          const int wm = w / warps_n, wn = w % warps_n;
+          for (int mt = 0; mt < MT; ++mt)
+            for (int nt = 0; nt < NT; ++nt)
+              for (int t = 0; t < 32; ++t)
+                for (int e = 0; e < 4; ++e) {
+                  const int64_t m = m0 + wm * WM + mt * 16 + g::frag_c_row(t, e), n = n0 + wn * WN + g::frag_c_col(t, nt, e);
+                  if (m >= M || n >= N) continue;
+                  const float v = acc[size_t(((w * MT + mt) * NT + nt) * 32 + t)][size_t(e)];
+                  if (plan.split)
+                    partial[size_t((z * M + m) * N + n)] = v;
+                  else
+                    out[size_t(m * N + n)] = v;
+                }
+        }
+      }
+  if (plan.split)
+    for (int64_t i = 0; i < M * N; ++i) {
+      float t = 0.0f;
+      for (int64_t z = 0; z < zs; ++z) t += partial[size_t(z * M * N + i)];
+      out[size_t(i)] = t;
+    }
+  return out;
+}
+
+}  // namespace
+
+// Whole products through the emulated fast kernel, every layout (NT with the LoRA forward's concatenated
+// pair, NN with the backward's, TN over narrow [M, r] views of padded [M, r8] storage), every tile shape,
+// direct and split (chunks or slices), odd M / N / K: the result is the plain product exactly (small
+// integers), no NaN from the storage padding reaches an output, and every copy stays inside its operand.
+TEST(cuda_gemm_fast_path_emulated_products) {
+  struct Case {
+    g::GemmLayout layout;
+    int64_t M, N, K, K2, pad_a, pad_b;  // pad: extra row stride past the logical row (M/N-contiguous operands)
+  };
+  const std::vector<Case> cases = {
+      {g::GemmLayout::NT, 70, 45, 72, 16, 0, 0},    // linear / LoRA forward: [x | xa] [W | sB]^T
+      {g::GemmLayout::NT, 20, 130, 264, 0, 8, 0},   // K-contiguous rows with a padded stride
+      {g::GemmLayout::NN, 70, 45, 72, 16, 0, 3},    // dx = [dout | t] [W ; A]; B rows padded
+      {g::GemmLayout::NN, 33, 130, 264, 0, 0, 6},   // dhidden-like: K a few chunks
+      {g::GemmLayout::TN, 5, 130, 75, 0, 3, 0},     // dA = t^T x, t an [M, 5] view of [M, 8]
+      {g::GemmLayout::TN, 130, 13, 300, 0, 6, 3},   // dB = dout^T xa, xa an [M, 13] view of [M, 16]
+  };
+  bool all = true;
+  for (const Case& c : cases) {
+    const bool a_k = g::gemm_a_k_major(c.layout), b_k = g::gemm_b_k_major(c.layout);
+    // stride: K-contiguous rows hold K (+pad); M/N-contiguous rows the extent rounded up to 8 (+pad)
+    auto ld_of = [](bool k_major, int64_t extent, int64_t K, int64_t pad) {
+      return (k_major ? K : g::round_up(extent, 8)) + (pad + 7) / 8 * 8;
+    };
+    const EmuOperand a = make_emu_operand(c.M, c.K, ld_of(a_k, c.M, c.K, c.pad_a), a_k, 11);
+    const EmuOperand b = make_emu_operand(c.N, c.K, ld_of(b_k, c.N, c.K, c.pad_b), b_k, 12);
+    EmuOperand a2, b2;
+    if (c.K2 > 0) {
+      a2 = make_emu_operand(c.M, c.K2, ld_of(a_k, c.M, c.K2, 0), a_k, 13);
+      b2 = make_emu_operand(c.N, c.K2, ld_of(b_k, c.N, c.K2, 0), b_k, 14);
+    }
+    // the layout gemm() would choose for this storage
+    alignas(16) static char buf[16];
+    CHECK(g::gemm_fast_layout(true, true, !a_k, b_k, c.M, c.N, c.K, a.ld, b.ld, buf, buf) == c.layout);
+    std::vector<double> want(size_t(c.M * c.N), 0.0);
+    for (int64_t m = 0; m < c.M; ++m)
+      for (int64_t n = 0; n < c.N; ++n) {
+        double sum = 0;
+        for (int64_t k = 0; k < c.K; ++k) sum += double(a.at(m, k)) * b.at(n, k);
+        for (int64_t k = 0; k < c.K2; ++k) sum += double(a2.at(m, k)) * b2.at(n, k);
+        want[size_t(m * c.N + n)] = sum;
+      }
+    const bool invariant = c.layout == g::GemmLayout::NT;
+    for (g::GemmTile t : {g::GemmTile::S16x64, g::GemmTile::M64x64, g::GemmTile::L128x128}) {
+      for (int64_t splits : {int64_t(1), int64_t(3)}) {
+        // the planner's plan, then forced to this tile and split (what only the shape would pick otherwise)
+        g::GemmPlan p = g::plan_gemm(g::GemmProblem{c.M, c.N, c.K, c.K2, c.layout, invariant}, 132);
+        p.tile = t;
+        p.shape = g::gemm_tile_shape(t);
+        p.tiles_m = g::ceil_div(c.M, p.shape.bm);
+        p.tiles_n = g::ceil_div(c.N, p.shape.bn);
+        p.split = splits > 1;
+        p.splits = p.split ? (p.invariant ? p.chunks : splits) : 1;
+        if (p.split && p.invariant && p.chunks < 2) continue;
+        bool reads_ok = true;
+        const std::vector<float> got = emulate_fast_gemm(p, c.M, c.N, a, b, c.K2 ? &a2 : nullptr, c.K2 ? &b2 : nullptr, &reads_ok);
+        bool same = reads_ok;
+        for (size_t i = 0; i < got.size(); ++i) same = same && got[i] == static_cast<float>(want[i]);
+        if (!same)
+          std::fprintf(stderr, "  emulated %s M=%lld N=%lld K=%lld K2=%lld tile %s splits %lld: wrong%s\n",
+                       g::gemm_layout_name(c.layout), (long long)c.M, (long long)c.N, (long long)c.K, (long long)c.K2,
+                       g::gemm_tile_name(t), (long long)p.splits, reads_ok ? "" : " (read outside an operand)");
+        all = all && same;
+      }
+    }
+  }
+  CHECK(all);
+}
+
+// The kernel variants the planner chooses for the qwen3-0.6b workload (decode batch 64, prefill and
+// training at 512 / 2048 tokens, LoRA forward + backward of all 7 projections, lm head and log-prob chunks),
+// printed, and each one reached by some op check (op_check_cases.h, planned at the same SM count).
+TEST(cuda_op_checks_cover_qwen3_06b_variants) {
+  std::set<std::string> need, have;
+  for (const g::GemmCase& c : g::qwen3_06b_gemm_cases())
+    for (const std::string& v : g::gemm_case_variants(c, true)) need.insert(v);
+  for (const g::GemmCase& c : g::gemm_op_check_cases())
+    for (bool bf16 : {true, false})
+      for (const std::string& v : g::gemm_case_variants(c, bf16)) have.insert(v);
+  std::printf("qwen3-0.6b GEMM variants at %d SMs (%zu), covered by the op checks:\n", g::kOpCheckPlanSms, need.size());
+  for (const std::string& v : need) {
+    std::printf("  %s %s\n", v.c_str(), have.count(v) ? "covered" : "NOT COVERED");
+    CHECK(have.count(v) == 1);
+  }
+  std::printf("op-check GEMM variants beyond the workload's:");
+  for (const std::string& v : have)
+    if (!need.count(v)) std::printf(" %s", v.c_str());
+  std::printf("\n");
+  // the other families' variants of the workload (each family's op checks assert on the device that they ran)
+  const std::set<std::string> other = g::qwen3_06b_other_variants();
+  std::printf("qwen3-0.6b other kernel variants (%zu):", other.size());
+  for (const std::string& v : other) std::printf(" %s", v.c_str());
+  std::printf("\n");
+  CHECK(other.count("attention/forward/hd128") && other.count("attention/backward/hd128"));
+  CHECK(other.count("paged_attention/split/hd128") && other.count("paged_attention/rows/hd128"));
+  CHECK(other.size() == 8);
+  // the generic loader and every fast layout / tile / split mode the planner has are reached by some check
+  CHECK(have.count("gemm/generic/fold/128x128/direct") && have.count("gemm/generic/fold/16x64/splitk"));
+  CHECK(have.count("gemm/nt/fold/128x128/direct") && have.count("gemm/nn/acc1/128x128/direct"));
+}
+
+// The qwen3-0.6b training step: no backward (gradient) product on the generic path, each one with a single
+// accumulator set; the lm-head backward (dhidden = dz [128 x 151,936] lm_head) uses at least as many CTAs as
+// an H100 has SMs.
+TEST(cuda_plan_qwen3_06b_training_backward) {
+  const int sms = 132;
+  int products = 0;
+  for (const g::GemmCase& c : g::qwen3_06b_gemm_cases()) {
+    if (c.op == g::GemmCaseOp::LoraBackward) {
+      for (const g::GemmProblem& q : g::gemm_case_problems(c, true)) {
+        const g::GemmPlan p = g::plan_gemm(q, sms);
+        ++products;
+        if (p.layout == g::GemmLayout::Generic || p.invariant)
+          std::fprintf(stderr, "  %s M=%lld N=%lld K=%lld: %s\n", c.name, (long long)q.M, (long long)q.N, (long long)q.K,
+                       g::gemm_variant_name(p).c_str());
+        CHECK(p.fast && p.layout != g::GemmLayout::Generic && !p.invariant);
+      }
+    }
+  }
+  CHECK(products == 7 * 2 * 2 * 4);  // 7 projections x ranks {16, 64} x {512, 2048} tokens x (t, dx, dA, dB)
+  for (int64_t m : {128, 20}) {
+    const std::vector<g::GemmProblem> lp = g::logprob_problems(m, 151936, 1024, true);
+    const g::GemmPlan dh = g::plan_gemm(lp.back(), sms);  // dhidden = dz lm_head
+    std::printf("lm-head backward m=%lld: %s, %lld CTAs, %zu B of partials\n", (long long)m,
+                g::gemm_variant_name(dh).c_str(), (long long)dh.blocks(), dh.workspace_bytes);
+    CHECK(dh.layout == g::GemmLayout::NN && !dh.invariant);
+    CHECK(dh.blocks() >= 132);
+  }
+  // the logits forward keeps batch invariance (the GRPO ratio compares log-probs of different batchings)
+  CHECK(g::plan_gemm(g::logprob_problems(128, 151936, 1024, false)[0], sms).invariant);
+}
+
+// Backend::sum_squares_many (the gradient norm's one-wait read, overridden by CUDA): on the CPU backend the
+// default returns exactly sum_squares of each tensor, so the clipped gradient stays bit-identical.
+TEST(backend_sum_squares_many_is_sum_squares_per_tensor) {
+  CpuBackend be(2, "auto", "f32");
+  std::vector<Buffer> bufs;
+  std::vector<Tensor> ts;
+  for (int64_t n : {int64_t(1), int64_t(16385), int64_t(100003), int64_t(7)}) {
+    std::mt19937 rng(static_cast<uint32_t>(n));
+    std::normal_distribution<float> d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) x = d(rng);
+    bufs.emplace_back(be, DType::F32, std::initializer_list<int64_t>{n});
+    be.upload(bufs.back(), v.data(), DType::F32);
+    ts.push_back(bufs.back());
+  }
+  const std::vector<double> many = be.sum_squares_many(ts);
+  CHECK(many.size() == ts.size());
+  for (size_t i = 0; i < ts.size() && i < many.size(); ++i) CHECK(many[i] == be.sum_squares(ts[i]));
+  CHECK(be.sum_squares_many({}).empty());
 }
 
 TEST(cuda_attention_checks) {

@@ -5,6 +5,11 @@
 // kernels' arithmetic, not input quantisation. Tolerances are stated per op and dtype next to each check:
 // max |cuda - cpu| / max |cpu| unless said otherwise. The host-side logic of cuda/ (plans, tiling, checks)
 // is checked on every machine in test_cuda_host_logic.cpp.
+//
+// Tests are named cuda_op/<family>/<case>. The GEMM-bearing cases of cuda/op_check_cases.h reach every
+// GEMM kernel variant the planner can choose for the qwen3-0.6b workload (the host test checks that list
+// without a GPU); GEMMs are planned as on a 132-SM H100 / H200 whatever the device, each case checks that
+// the variants predicted for it ran, and cuda_op/<family>/~variants prints the variants that ran.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -13,7 +18,12 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <deque>
+#include <map>
 #include <random>
+#include <set>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "../../cuda/plan.h"
@@ -29,8 +39,10 @@
 #include "trainer.h"
 #include "train_options.h"
 #ifdef HAYATE_WITH_CUDA
+#include "../../cuda/variant_stats.h"
 #include "cuda_backend.h"
 #endif
+#include "../../cuda/op_check_cases.h"
 
 using namespace hayate;
 namespace g = hayate::gpu;
@@ -98,19 +110,32 @@ std::vector<uint8_t> raw(Backend& be, Tensor t) {
 struct Backends {
   std::unique_ptr<Backend> cpu, gpu;
 };
-Backends make_pair_of_backends() {
+Backends make_pair_of_backends(int cpu_threads = 2) {
   BackendOptions c;
   c.kind = "cpu";
-  c.threads = 2;
+  c.threads = cpu_threads;
   c.gemm = "builtin";
   BackendOptions g;
   g.kind = "cuda";
+#ifdef HAYATE_WITH_CUDA
+  // plan GEMMs as on an H100 / H200, whatever the device: the variants each check reaches are the ones
+  // op_check_cases.h predicts (and the host coverage test lists)
+  g::set_gemm_plan_sms_override(g::kOpCheckPlanSms);
+#endif
   return {make_backend(c), make_backend(g)};
 }
 
 const char* dn(DType t) { return dtype_name(t); }
 
 }  // namespace
+
+// The op checks are named cuda_op/<family>/<case> (families: gemm, lora, logprob, attention,
+// paged_attention, sampling, elementwise, adamw, model) so the GPU validation runs one process per family
+// (`hayate_native_tests cuda_op/gemm/`): a device fault in one family cannot poison the others.
+#define CUDA_OP_TEST(ident, name)                                                      \
+  static void ident();                                                                 \
+  static ::hayate_test::Registrar HT_CAT(registrar_, ident)(name, ident);              \
+  static void ident()
 
 // The visible skip: without a device, the checks below return at once and this says so.
 TEST(cuda_backend_availability) {
@@ -128,7 +153,7 @@ TEST(cuda_backend_availability) {
 #endif
 }
 
-TEST(cuda_gemm_and_linear_vs_cpu) {
+CUDA_OP_TEST(gemm_linear_and_transposes, "cuda_op/gemm/linear_and_transposes") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   // bf16 inputs are exact, products are exact in fp32, only the summation order differs from the CPU:
@@ -188,7 +213,7 @@ TEST(cuda_gemm_and_linear_vs_cpu) {
 
 // The contract's batch invariance: row i of linear() is bit-identical whatever the batch (the K-chunked
 // summation order does not depend on M, nor on whether the chunks ran split across blocks).
-TEST(cuda_linear_is_batch_invariant) {
+CUDA_OP_TEST(gemm_linear_batch_invariant, "cuda_op/gemm/linear_batch_invariant") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   for (int64_t K : {1024, 999, 3072}) {
@@ -212,7 +237,7 @@ TEST(cuda_linear_is_batch_invariant) {
 // lora_linear: one fused GEMM, out = [x | xa] [W | scale B]^T + bias. Shapes cover odd M, N, K, r (generic
 // loader tails, rank padding), decode M (split-K, where the extra chunk is its own block), K % 8 != 0
 // (generic path) and f32 activations (generic path with bf16 packed extras).
-TEST(cuda_lora_linear_vs_cpu) {
+CUDA_OP_TEST(lora_forward_vs_cpu, "cuda_op/lora/forward_vs_cpu") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   for (auto [M, N, K, r] : std::vector<std::array<int64_t, 4>>{{5, 64, 96, 8},
@@ -246,7 +271,7 @@ TEST(cuda_lora_linear_vs_cpu) {
 
 // The fused GEMM keeps linear()'s batch invariance: the extra (LoRA) chunk is folded after K's chunks in
 // the same order whether the chunks run in one block (large M) or split across blocks (small M).
-TEST(cuda_lora_linear_is_batch_invariant) {
+CUDA_OP_TEST(lora_forward_batch_invariant, "cuda_op/lora/forward_batch_invariant") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   (void)cpu;
@@ -269,7 +294,7 @@ TEST(cuda_lora_linear_is_batch_invariant) {
   }
 }
 
-TEST(cuda_rows_and_elementwise_ops_vs_cpu) {
+CUDA_OP_TEST(elementwise_rows, "cuda_op/elementwise/rows_and_elementwise") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   // tolerances: F32 1e-5 (same fp32 formula), BF16 outputs 8e-3 (one bf16 rounding)
@@ -319,7 +344,7 @@ TEST(cuda_rows_and_elementwise_ops_vs_cpu) {
   }
 }
 
-TEST(cuda_rope_and_kv_store_vs_cpu) {
+CUDA_OP_TEST(elementwise_rope_kv_store, "cuda_op/elementwise/rope_and_kv_store") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   for (DType dt : {DType::BF16, DType::F32}) {
@@ -409,7 +434,7 @@ std::vector<float> run_attention(Backend& be, DType dt, const AttnCase& c, uint3
 
 }  // namespace
 
-TEST(cuda_paged_attention_vs_cpu) {
+CUDA_OP_TEST(paged_attention_vs_cpu, "cuda_op/paged_attention/vs_cpu") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   std::vector<AttnCase> cases;
@@ -448,7 +473,7 @@ TEST(cuda_paged_attention_vs_cpu) {
 
 // A row's attention output is bit-identical in the decode layout (split across blocks + combine) and in
 // the prefill layout (one block folding partitions): batching never changes it.
-TEST(cuda_paged_attention_is_batch_invariant) {
+CUDA_OP_TEST(paged_attention_batch_invariant, "cuda_op/paged_attention/batch_invariant") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   AttnCase alone{16, 8, 128, 16, {1300}, {{0, 1299}}};
@@ -459,7 +484,7 @@ TEST(cuda_paged_attention_is_batch_invariant) {
   CHECK(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
 }
 
-TEST(cuda_log_softmax_gather_vs_cpu) {
+CUDA_OP_TEST(logprob_log_softmax_gather, "cuda_op/logprob/log_softmax_gather") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   for (int64_t V : {1, 7, 8192, 8193, 151936}) {
@@ -481,7 +506,7 @@ TEST(cuda_log_softmax_gather_vs_cpu) {
   }
 }
 
-TEST(cuda_sampling_vs_cpu) {
+CUDA_OP_TEST(sampling_vs_cpu, "cuda_op/sampling/vs_cpu") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   std::mt19937 rng(3);
@@ -575,7 +600,7 @@ static ModelConfig tiny_qwen3_hd64() {
 // A tiny random Qwen3 model on CUDA vs CPU: logits agree to bf16 accuracy, and greedy generation on CUDA
 // picks tokens the CPU model also ranks first (up to the logit tolerance). The CUDA tokens equal the argmax
 // of CUDA's own full-sequence logits exactly: prefill and decode compute identical rows (batch invariance).
-TEST(cuda_tiny_model_vs_cpu) {
+CUDA_OP_TEST(model_tiny_generation, "cuda_op/model/tiny_generation") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   ModelConfig c = tiny_qwen3_hd64();
@@ -613,7 +638,7 @@ TEST(cuda_tiny_model_vs_cpu) {
 // Training ops that exist on CUDA so far, vs the CPU backend. Activations bf16 where the model stores them
 // bf16 (tolerances: one bf16 rounding, ~1e-2 relative; GEMM-based gradients round their fp32 operands to
 // bf16 on the way into the tensor cores, 2e-2), parameters/moments fp32 (1e-5 relative or better).
-TEST(cuda_training_ops_vs_cpu) {
+CUDA_OP_TEST(elementwise_training_rows, "cuda_op/elementwise/training_rows") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   // rmsnorm_backward (overwrite, accumulate, in place on dout)
@@ -652,6 +677,11 @@ TEST(cuda_training_ops_vs_cpu) {
     gpu->scatter_add_rows(go, put(*gpu, dt, {3, D}, src), put_i32(*gpu, ids));
     CHECK(rel_err(get(*gpu, go), get(*cpu, co)) < (dt == DType::F32 ? 1e-6 : 1e-2));
   }
+}
+
+CUDA_OP_TEST(adamw_step_and_sum_squares, "cuda_op/adamw/step_and_sum_squares") {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
   // adamw_step and sum_squares (fp32 parameters and moments)
   {
     const int64_t n = 1000;
@@ -678,6 +708,32 @@ TEST(cuda_training_ops_vs_cpu) {
     std::vector<float> bad{1.0f, std::numeric_limits<float>::infinity()};
     CHECK(!std::isfinite(gpu->sum_squares(put(*gpu, DType::F32, {2}, bad))));
   }
+  // sum_squares_many: every tensor's sum with one wait, each equal to sum_squares of that tensor (the
+  // same kernels) and to the CPU's within 1e-9 relative
+  {
+    std::vector<Buffer> gb, cb;
+    std::vector<Tensor> gt, ct;
+    for (int64_t n : {int64_t(1), int64_t(1000), int64_t(100003), int64_t(3)}) {
+      const auto v = rnd(size_t(n), 75 + uint32_t(n % 97));
+      gb.push_back(put(*gpu, DType::F32, {n}, v));
+      cb.push_back(put(*cpu, DType::F32, {n}, v));
+      gt.push_back(gb.back());
+      ct.push_back(cb.back());
+    }
+    const std::vector<double> gs = gpu->sum_squares_many(gt), cs = cpu->sum_squares_many(ct);
+    CHECK(gs.size() == gt.size() && cs.size() == ct.size());
+    for (size_t i = 0; i < gs.size() && i < cs.size(); ++i) {
+      CHECK(gs[i] == gpu->sum_squares(gt[i]));
+      CHECK(cs[i] == cpu->sum_squares(ct[i]));
+      CHECK_NEAR(gs[i], cs[i], 1e-9 * cs[i]);
+    }
+    CHECK(gpu->sum_squares_many({}).empty());
+  }
+}
+
+CUDA_OP_TEST(adamw_multi, "cuda_op/adamw/multi_tensor") {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
   // adamw_step_multi: one launch over several tensors (odd sizes, a 1-element one, some spanning several
   // chunks) vs the CPU's adamw_step per tensor (1e-6, as adamw_step), and bit-identical to the CUDA
   // adamw_step per tensor (the same per-element function). Two steps: the second reuses the cached table;
@@ -736,6 +792,11 @@ TEST(cuda_training_ops_vs_cpu) {
     ap.step = 0;
     CHECK_THROWS_CODE(gpu->adamw_step_multi(gs.refs, ap), ErrorCode::kInvalidArgument);
   }
+}
+
+CUDA_OP_TEST(lora_backward_vs_cpu, "cuda_op/lora/backward_vs_cpu") {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
   // lora_linear_backward: dx (overwrite and accumulate), dA, dB accumulate
   // dx = [dout | t] [W ; A] is one fused GEMM (t = scale dout B, r extra reduction columns); shapes with odd
   // M, N, K, r, and f32 activations; tolerances 2e-2 (bf16 operands on the tensor cores).
@@ -777,6 +838,11 @@ TEST(cuda_training_ops_vs_cpu) {
     CHECK(rel_err(get(*gpu, gdb), get(*cpu, cdb)) < 2e-2);
    }
   }
+}
+
+CUDA_OP_TEST(logprob_small_chunk, "cuda_op/logprob/small_chunk") {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
   // logprob_forward / logprob_backward over one chunk
   {
     const int64_t m = 5, D = 64, V = 1000;
@@ -848,7 +914,7 @@ VarlenResult run_varlen_attention(Backend& be, DType dt, const VarlenCase& c, ui
 //                 outputs are convex combinations of N(0,1) values, so absolute error is the right scale
 //   lse:          max |diff| <= 2e-3 (fp32 scores of exact bf16 products; exp2/log2 approximations)
 //   dq, dk, dv:   max |diff| / max |cpu| <= 3e-2 (F32), 5e-2 (BF16)
-TEST(cuda_attention_forward_backward_vs_cpu) {
+CUDA_OP_TEST(attention_forward_backward, "cuda_op/attention/forward_backward_vs_cpu") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   const std::vector<VarlenCase> cases = {
@@ -880,7 +946,7 @@ TEST(cuda_attention_forward_backward_vs_cpu) {
 }
 
 // The backward is deterministic (no float atomics), and bad metadata is reported.
-TEST(cuda_attention_deterministic_and_rejects_bad_input) {
+CUDA_OP_TEST(attention_deterministic, "cuda_op/attention/deterministic_and_bad_input") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   const VarlenCase c{{37, 200, 3}, 8, 2, 128};
@@ -924,7 +990,7 @@ TEST(cuda_attention_deterministic_and_rejects_bad_input) {
 // bf16 accuracy (the CUDA model keeps weights and activations in bf16, the CPU one in f32). Tolerances:
 // loss 2e-2 relative; each adapter's gradients 1e-1 relative (max |diff| / max |cpu|), all gradients
 // together 5e-2; gradient norm 3e-2 relative; the AdamW step is applied on both.
-TEST(cuda_grpo_step_vs_cpu) {
+CUDA_OP_TEST(model_grpo_step, "cuda_op/model/grpo_step") {
   if (!cuda_present()) return;
   auto [cpu, gpu] = make_pair_of_backends();
   ModelConfig c = tiny_qwen3_hd64();
@@ -992,3 +1058,250 @@ TEST(cuda_grpo_step_vs_cpu) {
   CHECK(std::fabs(rg.norm - rc.norm) <= 3e-2 * rc.norm);
   CHECK(rc.applied && rg.applied);
 }
+
+// ---- every GEMM kernel variant: the cases of op_check_cases.h ---------------------------------------------
+// Each case runs its op (linear, gemm, lora_linear forward / backward, logprob forward / backward) on bf16
+// and f32 inputs against the CPU backend, then checks that the kernel variants the planner predicts for it
+// (gemm_case_variants, the list the host coverage test checks against the qwen3-0.6b workload) are the
+// ones that ran, and prints them. Tolerances as in the tests above: linear / gemm f32 out 2e-5 relative to
+// max |value|; lora forward 1e-2; lora backward and logprob dhidden 2e-2 (gradients pass bf16 operands);
+// log-probs, lse, entropy 2e-4 absolute (fp32 logits of bf16-exact products, |z| ~ 1).
+
+namespace {
+
+// Uniform values (variance 1 x scale^2) rounded to bf16: fast enough for a 151,936 x 1024 lm head.
+std::vector<float> rnd_fast(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::vector<float> v(n);
+  uint64_t x = 0x9E3779B97F4A7C15ull ^ (uint64_t(seed) << 32 | seed);
+  for (auto& e : v) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const float u = static_cast<float>((x >> 40) & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f;  // [-1, 1)
+    e = bf16r(u * 1.7320508f * scale);
+  }
+  return v;
+}
+
+#ifdef HAYATE_WITH_CUDA
+std::map<std::string, int64_t> variant_snapshot() {
+  std::map<std::string, int64_t> m;
+  for (auto& [name, n] : g::kernel_variant_counts()) m[name] = n;
+  return m;
+}
+std::set<std::string> variants_since(const std::map<std::string, int64_t>& before) {
+  std::set<std::string> out;
+  for (auto& [name, n] : variant_snapshot()) {
+    auto it = before.find(name);
+    if (n > (it == before.end() ? 0 : it->second)) out.insert(name);
+  }
+  return out;
+}
+#endif
+
+void run_gemm_case(const g::GemmCase& c) {
+  if (!cuda_present()) return;
+  using O = g::GemmCaseOp;
+  const bool huge = c.N > 100000;  // the real vocabulary: the CPU reference uses every core
+  auto [cpu, gpu] = make_pair_of_backends(huge ? std::max(2u, std::thread::hardware_concurrency()) : 2);
+  const int64_t M = c.M, N = c.N, K = c.K, r = c.r;
+  for (DType dt : {DType::BF16, DType::F32}) {
+    if (huge && dt == DType::F32) continue;  // f32 inputs take the generic loader, checked at V = 1000
+#ifdef HAYATE_WITH_CUDA
+    const auto before = variant_snapshot();
+#endif
+    std::vector<std::pair<const char*, double>> errs;  // (what, error) and its tolerance below
+    bool ok = true;
+    auto expect = [&](const char* what, double e, double tol) {
+      errs.push_back({what, e});
+      if (!(e <= tol)) {
+        std::fprintf(stderr, "  %s %s: %s error %.3g > %.3g\n", c.name, dn(dt), what, e, tol);
+        ok = false;
+      }
+    };
+    switch (c.op) {
+      case O::Linear: {
+        auto x = rnd(M * K, 1), w = rnd(N * K, 2, 0.05f), b = rnd(N, 3);
+        Buffer co = put(*cpu, DType::F32, {M, N}, {}), go = put(*gpu, DType::F32, {M, N}, {});
+        cpu->linear(co, put(*cpu, DType::F32, {M, K}, x), put(*cpu, DType::F32, {N, K}, w), put(*cpu, DType::F32, {N}, b));
+        gpu->linear(go, put(*gpu, dt, {M, K}, x), put(*gpu, dt, {N, K}, w), put(*gpu, dt, {N}, b));
+        expect("out", rel_err(get(*gpu, go), get(*cpu, co)), 2e-5);
+        break;
+      }
+      case O::Gemm: {
+        auto a = rnd(M * K, 4), b = rnd(K * N, 5, 0.05f), c0 = rnd(M * N, 6);
+        std::vector<int64_t> as = c.trans_a ? std::vector<int64_t>{K, M} : std::vector<int64_t>{M, K};
+        std::vector<int64_t> bs = c.trans_b ? std::vector<int64_t>{N, K} : std::vector<int64_t>{K, N};
+        Buffer cc = put(*cpu, DType::F32, {M, N}, c0), gc = put(*gpu, DType::F32, {M, N}, c0);
+        cpu->gemm(cc, put(*cpu, DType::F32, as, a), put(*cpu, DType::F32, bs, b), c.trans_a, c.trans_b, 0.5f, 0.25f);
+        gpu->gemm(gc, put(*gpu, dt, as, a), put(*gpu, dt, bs, b), c.trans_a, c.trans_b, 0.5f, 0.25f);
+        expect("out", rel_err(get(*gpu, gc), get(*cpu, cc)), 2e-5);
+        break;
+      }
+      case O::LoraForward: {
+        auto x = rnd(M * K, 11), w = rnd(N * K, 12, 0.05f), A = rnd(r * K, 14, 0.1f), B = rnd(N * r, 15, 0.1f);
+        Buffer co = put(*cpu, DType::F32, {M, N}, {}), cxa = put(*cpu, DType::F32, {M, r}, {});
+        Buffer go = put(*gpu, DType::F32, {M, N}, {}), gxa = put(*gpu, dt, {M, r}, {});
+        cpu->lora_linear(co, cxa, put(*cpu, DType::F32, {M, K}, x), put(*cpu, DType::F32, {N, K}, w), {},
+                         put(*cpu, DType::F32, {r, K}, A), put(*cpu, DType::F32, {N, r}, B), 2.0f);
+        gpu->lora_linear(go, gxa, put(*gpu, dt, {M, K}, x), put(*gpu, dt, {N, K}, w), {}, put(*gpu, DType::F32, {r, K}, A),
+                         put(*gpu, DType::F32, {N, r}, B), 2.0f);
+        expect("out", rel_err(get(*gpu, go), get(*cpu, co)), 1e-2);
+        expect("xa", rel_err(get(*gpu, gxa), get(*cpu, cxa)), 1e-2);
+        break;
+      }
+      case O::LoraBackward: {
+        auto dout = rnd(M * N, 80), x = rnd(M * K, 81), w = rnd(N * K, 82, 0.05f), A = rnd(r * K, 83, 0.1f),
+             B = rnd(N * r, 84, 0.1f), dA0 = rnd(r * K, 85, 0.1f), dB0 = rnd(N * r, 86, 0.1f), dx0 = rnd(M * K, 87);
+        std::vector<float> xa(size_t(M * r));  // x A^T (bf16-rounded, as the CUDA forward stores it)
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < r; ++j) {
+            double sum = 0;
+            for (int64_t k = 0; k < K; ++k) sum += double(x[i * K + k]) * A[j * K + k];
+            xa[i * r + j] = bf16r(static_cast<float>(sum));
+          }
+        Buffer cdx = put(*cpu, DType::F32, {M, K}, dx0), cda = put(*cpu, DType::F32, {r, K}, dA0), cdb = put(*cpu, DType::F32, {N, r}, dB0);
+        Buffer gdx = put(*gpu, dt, {M, K}, dx0), gda = put(*gpu, DType::F32, {r, K}, dA0), gdb = put(*gpu, DType::F32, {N, r}, dB0);
+        cpu->lora_linear_backward(cdx, cda, cdb, put(*cpu, DType::F32, {M, N}, dout), put(*cpu, DType::F32, {M, K}, x),
+                                  put(*cpu, DType::F32, {M, r}, xa), put(*cpu, DType::F32, {N, K}, w),
+                                  put(*cpu, DType::F32, {r, K}, A), put(*cpu, DType::F32, {N, r}, B), 2.0f, true);
+        gpu->lora_linear_backward(gdx, gda, gdb, put(*gpu, dt, {M, N}, dout), put(*gpu, dt, {M, K}, x),
+                                  put(*gpu, dt, {M, r}, xa), put(*gpu, dt, {N, K}, w), put(*gpu, DType::F32, {r, K}, A),
+                                  put(*gpu, DType::F32, {N, r}, B), 2.0f, true);
+        expect("dx", rel_err(get(*gpu, gdx), get(*cpu, cdx)), 2e-2);
+        expect("dA", rel_err(get(*gpu, gda), get(*cpu, cda)), 2e-2);
+        expect("dB", rel_err(get(*gpu, gdb), get(*cpu, cdb)), 2e-2);
+        break;
+      }
+      case O::LogprobForward:
+      case O::LogprobBackward: {
+        const int64_t m = M, V = N, D = K;
+        auto h = rnd_fast(size_t(m * D), 90), lm = rnd_fast(size_t(V * D), 91, 1.0f / std::sqrt(float(D)));
+        auto dlp = rnd(size_t(m), 92);
+        std::vector<int32_t> t(static_cast<size_t>(m));
+        for (int64_t i = 0; i < m; ++i) t[size_t(i)] = static_cast<int32_t>((i * 7919 + 13) % V);
+        t[0] = static_cast<int32_t>(V - 1);
+        const float inv_t = 1.0f / 0.7f;
+        Buffer clp = put(*cpu, DType::F32, {m}, {}), clse = put(*cpu, DType::F32, {m}, {}), cent = put(*cpu, DType::F32, {m}, {});
+        Buffer glp = put(*gpu, DType::F32, {m}, {}), glse = put(*gpu, DType::F32, {m}, {}), gent = put(*gpu, DType::F32, {m}, {});
+        Buffer ch = put(*cpu, DType::F32, {m, D}, h), clm = put(*cpu, DType::F32, {V, D}, lm), ct = put_i32(*cpu, t);
+        Buffer gh = put(*gpu, dt, {m, D}, h), glm = put(*gpu, dt, {V, D}, lm), gt = put_i32(*gpu, t);
+        cpu->logprob_forward(clp, clse, cent, ch, clm, ct, inv_t);
+        gpu->logprob_forward(glp, glse, gent, gh, glm, gt, inv_t);
+        expect("logprob", max_abs_diff(get(*gpu, glp), get(*cpu, clp)), 2e-4);
+        expect("lse", max_abs_diff(get(*gpu, glse), get(*cpu, clse)), 2e-4);
+        expect("entropy", max_abs_diff(get(*gpu, gent), get(*cpu, cent)), 2e-4);
+        if (c.op == O::LogprobBackward) {
+          Buffer cdh = put(*cpu, DType::F32, {m, D}, {}), gdh = put(*gpu, dt, {m, D}, {});
+          cpu->logprob_backward(cdh, put(*cpu, DType::F32, {m}, dlp), ch, clm, ct, clse, inv_t);
+          gpu->logprob_backward(gdh, put(*gpu, DType::F32, {m}, dlp), gh, glm, gt, glse, inv_t);
+          expect("dhidden", rel_err(get(*gpu, gdh), get(*cpu, cdh)), 2e-2);
+        }
+        break;
+      }
+    }
+    CHECK(ok);
+    std::printf("  %s %s:", c.name, dn(dt));
+    for (auto& [what, e] : errs) std::printf(" %s %.2e", what, e);
+    std::printf("\n");
+#ifdef HAYATE_WITH_CUDA
+    const std::set<std::string> ran = variants_since(before);
+    std::printf("    variants ran:");
+    for (const std::string& v : ran) std::printf(" %s", v.c_str());
+    std::printf("\n");
+    for (const std::string& v : g::gemm_case_variants(c, dt == DType::BF16)) {
+      if (!ran.count(v)) std::fprintf(stderr, "  %s %s: predicted variant %s did not run\n", c.name, dn(dt), v.c_str());
+      CHECK(ran.count(v) == 1);
+    }
+#endif
+  }
+}
+
+// One test per case: cuda_op/gemm/<case> (linear, gemm), cuda_op/lora/<case>, cuda_op/logprob/<case>.
+const bool g_gemm_cases_registered = [] {
+  static std::deque<std::string> names;  // stable storage for the registry's const char*
+  for (const g::GemmCase& c : g::gemm_op_check_cases()) {
+    const char* family = c.op == g::GemmCaseOp::Linear || c.op == g::GemmCaseOp::Gemm        ? "gemm"
+                         : c.op == g::GemmCaseOp::LoraForward || c.op == g::GemmCaseOp::LoraBackward ? "lora"
+                                                                                                     : "logprob";
+    names.push_back(std::string("cuda_op/") + family + "/" + c.name);
+    hayate_test::registry().push_back({names.back().c_str(), [c] { run_gemm_case(c); }});
+  }
+  return true;
+}();
+
+}  // namespace
+
+// Attention at the head dims of the fast paths (64, 128) with GQA ratios 1, 2, 4, 8 and ragged varlen tails
+// (lengths off the 64-row tiles, a 1-token sequence), bf16 and f32; tolerances as forward_backward_vs_cpu.
+CUDA_OP_TEST(attention_gqa_head_dims, "cuda_op/attention/gqa_ratios_head_dims") {
+  if (!cuda_present()) return;
+  auto [cpu, gpu] = make_pair_of_backends();
+  uint32_t seed = 700;
+  for (int hd : {64, 128}) {
+    for (auto [hq, hkv] : std::vector<std::array<int, 2>>{{4, 4}, {4, 2}, {8, 2}, {8, 1}}) {
+      const VarlenCase c{{1, 63, 130, 65, 7}, hq, hkv, hd};
+      const VarlenResult want = run_varlen_attention(*cpu, DType::F32, c, seed);
+      for (DType dt : {DType::BF16, DType::F32}) {
+        const VarlenResult got = run_varlen_attention(*gpu, dt, c, seed);
+        const bool f32 = dt == DType::F32;
+        const double e_out = max_abs_diff(got.out, want.out), e_lse = max_abs_diff(got.lse, want.lse);
+        const double e_dq = rel_err(got.dq, want.dq), e_dk = rel_err(got.dk, want.dk), e_dv = rel_err(got.dv, want.dv);
+        std::printf("  attention hd %d gqa %d (hq %d hkv %d) %s: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n", hd,
+                    hq / hkv, hq, hkv, dn(dt), e_out, e_lse, e_dq, e_dk, e_dv);
+        CHECK(e_out <= (f32 ? 1e-2 : 2e-2));
+        CHECK(e_lse <= 2e-3);
+        const double tg = f32 ? 3e-2 : 5e-2;
+        CHECK(e_dq <= tg && e_dk <= tg && e_dv <= tg);
+      }
+      seed += 10;
+    }
+  }
+}
+
+// The kernel variants that ran in this process, printed at the end of each family (run a family alone,
+// `hayate_native_tests cuda_op/<family>/`, and this lists that family's variants).
+#define CUDA_OP_VARIANTS(ident, family, instrumented)                                                    \
+  CUDA_OP_TEST(ident, "cuda_op/" family "/~variants") {                                                \
+    if (!cuda_present()) return;                                                                       \
+    print_variants(family, instrumented);                                                              \
+  }
+
+namespace {
+// instrumented: the family's kernels have counters (elementwise and AdamW kernels have a single variant
+// each and none), so running it alone leaves some.
+[[maybe_unused]] void print_variants(const char* family, bool instrumented) {
+#ifdef HAYATE_WITH_CUDA
+  const auto counts = g::kernel_variant_counts();
+  std::printf("kernel variants that ran (family %s, this process): %zu\n", family, counts.size());
+  for (auto& [name, n] : counts) std::printf("  %-40s %lld launches\n", name.c_str(), static_cast<long long>(n));
+  if (instrumented) CHECK(!counts.empty());
+  // the qwen3-0.6b workload's variants of this family (op_check_cases.h) all ran
+  const std::string fam = family;
+  std::set<std::string> ran;
+  for (auto& [name, n] : counts) ran.insert(name);
+  auto of_family = [&](const std::string& v) {
+    if (fam == "logprob") return v.rfind("logprob/", 0) == 0 || v.rfind("log_softmax_gather/", 0) == 0;
+    return v.rfind(fam + "/", 0) == 0;
+  };
+  for (const std::string& v : g::qwen3_06b_other_variants()) {
+    if (!of_family(v)) continue;
+    if (!ran.count(v)) std::fprintf(stderr, "  qwen3-0.6b variant %s did not run in family %s\n", v.c_str(), family);
+    CHECK(ran.count(v) == 1);
+  }
+#else
+  (void)family;
+  (void)instrumented;
+#endif
+}
+}  // namespace
+
+CUDA_OP_VARIANTS(variants_gemm, "gemm", true)
+CUDA_OP_VARIANTS(variants_lora, "lora", true)
+CUDA_OP_VARIANTS(variants_logprob, "logprob", true)
+CUDA_OP_VARIANTS(variants_attention, "attention", true)
+CUDA_OP_VARIANTS(variants_paged_attention, "paged_attention", true)
+CUDA_OP_VARIANTS(variants_sampling, "sampling", true)
+CUDA_OP_VARIANTS(variants_elementwise, "elementwise", false)
+CUDA_OP_VARIANTS(variants_adamw, "adamw", false)
+CUDA_OP_VARIANTS(variants_model, "model", true)

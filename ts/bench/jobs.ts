@@ -1,7 +1,7 @@
 // The named benchmark jobs and the hayate_bench arguments each one runs with.
 import { HayateError } from '../errors.js';
 
-export const BENCH_JOBS = 'gemm, model:<tiny|qwen3-0.6b>, train:<tiny|qwen3-0.6b>, kernels:<cpu|cuda>';
+export const BENCH_JOBS = 'gemm, peak, model:<tiny|qwen3-0.6b>, train:<tiny|qwen3-0.6b>, kernels:<cpu|cuda>';
 
 export interface BenchJobFlags {
   threads?: string;
@@ -20,6 +20,7 @@ export function benchJobArgs(job: string, f: BenchJobFlags): { name: string; arg
   const threads = f.threads ?? '0';
   const [kind, sub] = job.split(':', 2) as [string, string | undefined];
   if (kind === 'gemm' && sub === undefined) return { name: 'gemm', args: ['gemm', '--threads', threads, '--repeats', f.repeats ?? '5'] };
+  if (kind === 'peak' && sub === undefined) return { name: 'peak', args: ['peak', '--threads', threads] };
   if (kind === 'model' && sub) {
     const tiny = sub === 'tiny';
     return {

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
 import { generateCommand } from './generate.js';
 import { initModelCommand } from './init-model.js';
 import { trainCommand } from './train.js';
@@ -18,6 +19,7 @@ program.addCommand(evalCommand());
 program.addCommand(trainCommand());
 program.addCommand(benchCommand());
 program.addCommand(demoCommand());
+program.addCommand(exportCommand());
 
 // Usage errors (unknown flags, invalid values) print one line and exit 2, for every subcommand.
 const allCommands = (c: Command): Command[] => [c, ...c.commands.flatMap(allCommands)];

@@ -1,0 +1,74 @@
+// hayate's CPU engine against eager PyTorch on the same machine, in one run: the training step
+// (`hayate_bench train`: LoRA r = 32 on every projection, GRPO loss, one packed sequence) and rollout
+// generation (`hayate_bench model`: prefill and decode at a batch), next to bench/baselines/torch_cpu.py on
+// the same shape, threads and workloads; plus `hayate_bench peak`, so each figure is also a fraction of
+// the machine's limits. The two engines alternate, `--rounds` times, and the best of each is kept.
+//
+//   npx tsx bench/cpu-vs-torch.ts [--shape qwen3-0.6b] [--threads 2] [--seq-len 512] [--batch 64] [--rounds 2]
+//
+// Recorded in bench/results/cpu-vs-torch-<cores>core-<date>.json (with the load average before and after).
+// Without PyTorch (python3 -c 'import torch' fails) hayate's side is still measured and the record says so.
+import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchExecutable, packageRoot, scriptBenchRecord, writeBenchRecord } from '../ts/bench/record.js';
+
+const { values: v } = parseArgs({
+  options: {
+    shape: { type: 'string', default: 'qwen3-0.6b' },
+    threads: { type: 'string', default: '2' },
+    'seq-len': { type: 'string', default: '512' },
+    batch: { type: 'string', default: '64' },
+    'prompt-len': { type: 'string', default: '32' },
+    'gen-len': { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '2' },
+  },
+});
+const started = new Date();
+const loadBefore = loadavg();
+const exe = process.env.HAYATE_BENCH_EXE ?? benchExecutable();
+
+function json(cmd: string, args: string[]): Record<string, any> {
+  process.stderr.write(`cpu-vs-torch: ${cmd} ${args.join(' ')}\n`);
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status})`);
+  return JSON.parse(r.stdout);
+}
+
+// the first Python that has torch (Debian's python3-torch lives in /usr/bin/python3, which a pyenv shim may hide)
+const python = [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((p) => p && spawnSync(p, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
+const torchFound = python !== undefined;
+const peak = json(exe, ['peak', '--threads', v.threads!]);
+const best = (xs: number[]) => Math.max(...xs.filter((x) => Number.isFinite(x)));
+const hayate = { trainTps: [] as number[], prefillTps: [] as number[], decodeTps: [] as number[], raw: [] as unknown[] };
+const torch = { trainTps: [] as number[], prefillTps: [] as number[], decodeTps: [] as number[], raw: [] as unknown[] };
+for (let round = 0; round < Number(v.rounds); round++) {
+  const train = json(exe, ['train', '--shape', v.shape!, '--seq-lens', v['seq-len']!, '--recompute', 'off', '--threads', v.threads!]);
+  const gen = json(exe, ['model', '--shape', v.shape!, '--batches', v.batch!, '--prompt-len', v['prompt-len']!, '--gen-len', v['gen-len']!, '--threads', v.threads!]);
+  hayate.trainTps.push(train.runs[0].tokens_per_s);
+  hayate.prefillTps.push(gen.runs[0].prefill_tokens_per_s);
+  hayate.decodeTps.push(gen.runs[0].decode_tokens_per_s);
+  hayate.raw.push({ train, generate: gen });
+  if (!torchFound) continue;
+  const t = json(python!, [join(packageRoot, 'bench', 'baselines', 'torch_cpu.py'), '--shape', v.shape!, '--threads', v.threads!, '--seq-lens', v['seq-len']!,
+    '--batches', v.batch!, '--prompt-len', v['prompt-len']!, '--gen-len', v['gen-len']!]);
+  torch.trainTps.push(t.train[0].tokens_per_s);
+  torch.prefillTps.push(t.generate[0].prefill_tokens_per_s);
+  torch.decodeTps.push(t.generate[0].decode_tokens_per_s);
+  torch.raw.push(t);
+}
+const summary = {
+  shape: v.shape, threads: Number(v.threads), seqLen: Number(v['seq-len']), batch: Number(v.batch),
+  hayate: { trainTokensPerS: best(hayate.trainTps), prefillTokensPerS: best(hayate.prefillTps), decodeTokensPerS: best(hayate.decodeTps) },
+  torch: torchFound ? { trainTokensPerS: best(torch.trainTps), prefillTokensPerS: best(torch.prefillTps), decodeTokensPerS: best(torch.decodeTps) } : 'PyTorch not installed (apt-get install python3-torch)',
+};
+const ratio = torchFound
+  ? { train: summary.hayate.trainTokensPerS / best(torch.trainTps), prefill: summary.hayate.prefillTokensPerS / best(torch.prefillTps), decode: summary.hayate.decodeTokensPerS / best(torch.decodeTps) }
+  : undefined;
+const argv = process.argv.slice(2);
+const record = scriptBenchRecord('cpu-vs-torch', `npx tsx bench/cpu-vs-torch.ts ${argv.join(' ')}`.trim(), started, {
+  summary, hayateOverTorch: ratio, python: python ?? null, peak, loadAverage: { before: loadBefore, after: loadavg() }, rounds: { hayate: hayate.raw, torch: torch.raw },
+});
+const file = writeBenchRecord(record, join(packageRoot, 'bench', 'results'));
+process.stdout.write(`${JSON.stringify({ summary, hayateOverTorch: ratio }, null, 1)}\nrecorded in ${file}\n`);
