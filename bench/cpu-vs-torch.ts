@@ -68,7 +68,7 @@ const ratio = torchFound
   : undefined;
 const argv = process.argv.slice(2);
 const record = scriptBenchRecord('cpu-vs-torch', `npx tsx bench/cpu-vs-torch.ts ${argv.join(' ')}`.trim(), started, {
-  summary, hayateOverTorch: ratio, python: python ?? null, peak, loadAverage: { before: loadBefore, after: loadavg() }, rounds: { hayate: hayate.raw, torch: torch.raw },
+  summary, hayateOverTorch: ratio, python: python ?? null, openblasCoretype: process.env.OPENBLAS_CORETYPE ?? null, peak, loadAverage: { before: loadBefore, after: loadavg() }, rounds: { hayate: hayate.raw, torch: torch.raw },
 });
 const file = writeBenchRecord(record, join(packageRoot, 'bench', 'results'));
 process.stdout.write(`${JSON.stringify({ summary, hayateOverTorch: ratio }, null, 1)}\nrecorded in ${file}\n`);
