@@ -4,7 +4,7 @@
 // executables the script runs). Skipped, saying why, where no nvcc or CMake is installed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTempDirs, tempDir } from './helpers.js';
@@ -32,8 +32,9 @@ describe('bench/gpu/validate.sh --dry-run', () => {
     `builds with nvcc and lists every GPU step${skipReason ? ` (skipped: ${skipReason})` : ''}`,
     () => {
       const out = tempDir('hayate-gpu-dry-run-');
-      // a fixed build directory: a rerun on the same machine is incremental
-      const build = process.env.HAYATE_DRY_RUN_BUILD_DIR ?? join(tmpdir(), 'hayate-gpu-dry-run-build');
+      // this checkout's own build directory (git-ignored): a rerun is incremental, and another checkout's
+      // CMake cache (another source directory) is never picked up
+      const build = process.env.HAYATE_DRY_RUN_BUILD_DIR ?? join(root, 'build-gpu-dry-run');
       const r = spawnSync('bash', [join(root, 'bench/gpu/validate.sh'), '--dry-run', out], {
         cwd: root,
         encoding: 'utf8',
@@ -45,7 +46,8 @@ describe('bench/gpu/validate.sh --dry-run', () => {
         },
       });
       const steps = readFileSync(join(out, 'steps.tsv'), 'utf8');
-      expect(r.status, `${r.stderr}\n${steps}\n${readFileSync(join(out, 'build.err'), 'utf8').slice(-4000)}`).toBe(0);
+      const tail = (f: string) => (existsSync(join(out, f)) ? readFileSync(join(out, f), 'utf8').slice(-4000) : `(no ${f})`);
+      expect(r.status, `${r.stderr}\n${steps}\n${tail('configure.err')}\n${tail('build.err')}`).toBe(0);
       const rows = steps.trim().split('\n').slice(1).map((l) => l.split('\t'));
       const byName = new Map(rows.map((x) => [x[0], x]));
       // the build ran for real

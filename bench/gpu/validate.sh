@@ -181,10 +181,15 @@ log "CUDA architectures: $HAYATE_CUDA_ARCHS"
 # ---- 1. build ----------------------------------------------------------------------------------------
 GEN=()
 command -v ninja > /dev/null 2>&1 && GEN=(-G Ninja)
-if [ -f "$BUILD/CMakeCache.txt" ]; then  # a build dir from another generator cannot be reused
+if [ -f "$BUILD/CMakeCache.txt" ]; then  # a build dir from another generator or checkout cannot be reused
   cached=$(sed -n 's/^CMAKE_GENERATOR:INTERNAL=//p' "$BUILD/CMakeCache.txt")
   want=$([ ${#GEN[@]} -gt 0 ] && echo Ninja || echo "Unix Makefiles")
   [ "$cached" = "$want" ] || { log "$BUILD was configured for '$cached': starting it afresh"; rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"; }
+  source_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+  if [ -n "$source_dir" ] && [ "$source_dir" != "$ROOT" ]; then
+    log "$BUILD was configured for the checkout $source_dir: starting it afresh"
+    rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"
+  fi
 fi
 run_step configure build 120 cmake -S . -B "$BUILD" ${GEN[@]+"${GEN[@]}"} -DCMAKE_BUILD_TYPE=Release -DHAYATE_CUDA=ON \
   "-DCMAKE_CUDA_COMPILER=$NVCC" "-DHAYATE_CUDA_ARCHS=$HAYATE_CUDA_ARCHS" "-DCMAKE_CUDA_ARCHITECTURES=$HAYATE_CUDA_ARCHS" \
