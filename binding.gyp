@@ -1,8 +1,8 @@
 {
   # Builds the CPU addon with node-gyp (build/Release/hayate.node). The default is a source build for this
   # machine (-march=native). HAYATE_CPU_DISPATCH=1 makes a portable x86-64 build, what the prebuilt addon is
-  # (`npm run prebuild`): the engine compiled for x86-64-v2 and the hot kernels once more for x86-64-v4
-  # (AVX-512) and x86-64-v3 (AVX2 + FMA), chosen when the addon loads (cpp/cpu/isa/kernels.h); gyp has no
+  # (`npm run prebuild`): the engine compiled for x86-64-v2 and the hot kernels once more for x86-64-v4 with
+  # and without AVX512_BF16 and x86-64-v3 (AVX2 + FMA), chosen when the addon loads (cpp/cpu/isa/kernels.h); gyp has no
   # per-file flags, hence a static library per instruction set.
   "variables": {
     "hayate_cpu_dispatch%": "<!(node -p \"process.env.HAYATE_CPU_DISPATCH === '1' ? 1 : 0\")",
@@ -31,7 +31,7 @@
         ["target_arch=='x64' and hayate_cpu_dispatch==0", { "cflags_cc": ["-march=native"] }],
         ["target_arch=='x64' and hayate_cpu_dispatch==1", {
           "cflags_cc": ["-march=<(hayate_cpu_baseline)"],
-          "dependencies": ["hayate_isa_avx512", "hayate_isa_avx2", "hayate_isa_generic"],
+          "dependencies": ["hayate_isa_avx512_bf16", "hayate_isa_avx512", "hayate_isa_avx2", "hayate_isa_generic"],
           # no libstdc++ newer than the user's: the prebuilt addon carries its own, hidden
           "ldflags": ["-static-libstdc++", "-static-libgcc", "-Wl,--exclude-libs,ALL"]
         }],
@@ -49,6 +49,12 @@
   "conditions": [
     ["target_arch=='x64' and hayate_cpu_dispatch==1", {
       "targets": [
+        {
+          "target_name": "hayate_isa_avx512_bf16",
+          "type": "static_library",
+          "sources": ["cpp/cpu/isa/avx512_bf16.cpp"],
+          "cflags_cc": ["-fPIC", "-march=x86-64-v4", "-mavx512bf16"]
+        },
         {
           "target_name": "hayate_isa_avx512",
           "type": "static_library",

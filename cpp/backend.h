@@ -85,6 +85,9 @@ class Backend {
   // Dtypes the model should use for stored weights and for activations on this backend.
   virtual DType weight_dtype() const = 0;
   virtual DType activation_dtype() const = 0;
+  // The dtype frozen weight matrices (projections, embedding, lm head) are kept in, for a checkpoint whose
+  // tensors are `checkpoint` (F32 for random weights). Vectors (norms, biases) use activation_dtype().
+  virtual DType matrix_dtype(DType checkpoint) const { return weight_dtype(); }
 
   // ---- memory -------------------------------------------------------------------------------
   void* alloc_bytes(size_t bytes);  // throws kOutOfMemory; tracks bytes_in_use / peak_bytes
@@ -256,6 +259,8 @@ struct BackendOptions {
   int device = 0;            // CUDA device ordinal
   std::string gemm = "auto"; // CPU: "auto" (BLAS when built with one), "blas", "builtin"
   std::string precision = "f32";  // CPU: "f32", or "f64" (every float tensor in double: gradient checks)
+  std::string weights = "auto";   // CPU, precision f32: frozen weight matrices in "bf16", "f32", or "auto"
+                                  // (bf16 when the checkpoint is bf16)
 };
 
 // Creates a backend; throws kBackend when the kind is unknown, not compiled in, or has no device.

@@ -13,7 +13,7 @@ int cuda_backend_device_count();
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& options) {
   HAYATE_CHECK(options.threads >= 0, ErrorCode::kInvalidArgument, "threads must be >= 0");
-  if (options.kind == "cpu") return std::make_unique<CpuBackend>(options.threads, options.gemm, options.precision);
+  if (options.kind == "cpu") return std::make_unique<CpuBackend>(options.threads, options.gemm, options.precision, options.weights);
   if (options.kind == "cuda") {
     HAYATE_CHECK(options.precision == "f32", ErrorCode::kInvalidArgument,
                  "precision '" + options.precision + "' is only available on the cpu backend (cuda runs f32/bf16)");

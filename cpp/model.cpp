@@ -13,19 +13,24 @@ namespace {
 
 std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
 
-// Uploads one checked tensor from the store into a new backend buffer of the backend's weight dtype.
-Buffer load_tensor(Backend& be, const TensorStore& store, const std::string& name, std::vector<int64_t> shape) {
+// A frozen weight's buffer: matrices in `matrix_dtype` (the backend's choice for the checkpoint), vectors
+// (norms, biases) in the activation dtype, which the elementwise ops read.
+Buffer weight_buffer(Backend& be, DType matrix_dtype, const std::vector<int64_t>& shape) {
+  return shape.size() == 1 ? Buffer(be, be.activation_dtype(), {shape[0]}) : Buffer(be, matrix_dtype, {shape[0], shape[1]});
+}
+
+// Uploads one checked tensor from the store into a new backend buffer (weight_buffer's dtype).
+Buffer load_tensor(Backend& be, DType matrix_dtype, const TensorStore& store, const std::string& name,
+                   std::vector<int64_t> shape) {
   const TensorInfo& info = store.get_checked(name, shape);
-  Buffer buf = shape.size() == 1 ? Buffer(be, be.weight_dtype(), {shape[0]})
-                                 : Buffer(be, be.weight_dtype(), {shape[0], shape[1]});
+  Buffer buf = weight_buffer(be, matrix_dtype, shape);
   be.upload(buf, info.data, info.dtype);
   return buf;
 }
 
 // Gaussian (or constant when stddev == 0 and mean given) weights for Model::random.
 Buffer random_tensor(Backend& be, std::mt19937_64& rng, std::vector<int64_t> shape, float mean, float stddev) {
-  Buffer buf = shape.size() == 1 ? Buffer(be, be.weight_dtype(), {shape[0]})
-                                 : Buffer(be, be.weight_dtype(), {shape[0], shape[1]});
+  Buffer buf = weight_buffer(be, be.matrix_dtype(DType::F32), shape);
   std::vector<float> host(static_cast<size_t>(buf.t().numel()));
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (float& v : host) v = mean + (stddev > 0 ? stddev * dist(rng) : 0.0f);
@@ -60,6 +65,7 @@ std::unique_ptr<Model> Model::share(const Model& base, Backend& be) {
   HAYATE_CHECK(be.name() == owner.name(), ErrorCode::kInvalidArgument,
                "share: the weights are on backend '" + owner.name() + "'; a model on backend '" + be.name() +
                    "' cannot read them (load a copy instead)");
+  // (a CPU backend in f32 reads f32 and bf16 weights alike)
   HAYATE_CHECK(be.weight_dtype() == owner.weight_dtype() && be.activation_dtype() == owner.activation_dtype(),
                ErrorCode::kInvalidArgument,
                "share: the backends differ in weight or activation dtype (e.g. precision f32 vs f64)");
@@ -73,26 +79,28 @@ std::unique_ptr<Model> Model::load(Backend& be, const std::string& dir) {
   ModelConfig cfg = load_model_config(dir);
   std::unique_ptr<TensorStore> store = TensorStore::open_dir(dir);
   std::unique_ptr<Model> m(new Model(be, cfg));
+  // every matrix in one dtype, chosen from the checkpoint's (bf16 checkpoints stay bf16 on a CPU in "auto")
+  const DType mdt = be.matrix_dtype(store->get_checked("model.embed_tokens.weight", {cfg.vocab_size, cfg.hidden_size}).dtype);
   const int64_t D = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size, hd = cfg.head_dim;
   const int64_t qd = cfg.num_heads * hd, kvd = cfg.num_kv_heads * hd;
   bool qkv_bias = cfg.attention_bias || cfg.arch == Arch::Qwen2;
   bool o_bias = cfg.attention_bias && cfg.arch != Arch::Qwen2;  // Llama and Qwen3 bias o_proj too
 
-  m->w_->embed = load_tensor(be, *store, "model.embed_tokens.weight", {V, D});
-  m->w_->final_norm = load_tensor(be, *store, "model.norm.weight", {D});
+  m->w_->embed = load_tensor(be, mdt, *store, "model.embed_tokens.weight", {V, D});
+  m->w_->final_norm = load_tensor(be, mdt, *store, "model.norm.weight", {D});
   // Some checkpoints store lm_head even when tied; the tie flag decides, as in transformers.
   if (!cfg.tie_word_embeddings) {
-    m->w_->lm_head = std::make_unique<Buffer>(load_tensor(be, *store, "lm_head.weight", {V, D}));
+    m->w_->lm_head = std::make_unique<Buffer>(load_tensor(be, mdt, *store, "lm_head.weight", {V, D}));
   }
   for (int l = 0; l < cfg.num_layers; ++l) {
     std::string p = layer_prefix(l);
     LayerWeights w;
-    w.input_norm = load_tensor(be, *store, p + "input_layernorm.weight", {D});
-    w.post_norm = load_tensor(be, *store, p + "post_attention_layernorm.weight", {D});
+    w.input_norm = load_tensor(be, mdt, *store, p + "input_layernorm.weight", {D});
+    w.post_norm = load_tensor(be, mdt, *store, p + "post_attention_layernorm.weight", {D});
     auto linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
       Linear lin;
-      lin.weight = load_tensor(be, *store, p + name + ".weight", {out, in});
-      if (bias) lin.bias = load_tensor(be, *store, p + name + ".bias", {out});
+      lin.weight = load_tensor(be, mdt, *store, p + name + ".weight", {out, in});
+      if (bias) lin.bias = load_tensor(be, mdt, *store, p + name + ".bias", {out});
       return lin;
     };
     w.q = linear("self_attn.q_proj", qd, D, qkv_bias);
@@ -100,8 +108,8 @@ std::unique_ptr<Model> Model::load(Backend& be, const std::string& dir) {
     w.v = linear("self_attn.v_proj", kvd, D, qkv_bias);
     w.o = linear("self_attn.o_proj", D, qd, o_bias);
     if (cfg.qk_norm) {
-      w.q_norm = load_tensor(be, *store, p + "self_attn.q_norm.weight", {hd});
-      w.k_norm = load_tensor(be, *store, p + "self_attn.k_norm.weight", {hd});
+      w.q_norm = load_tensor(be, mdt, *store, p + "self_attn.q_norm.weight", {hd});
+      w.k_norm = load_tensor(be, mdt, *store, p + "self_attn.k_norm.weight", {hd});
     }
     w.gate = linear("mlp.gate_proj", F, D, cfg.mlp_bias);
     w.up = linear("mlp.up_proj", F, D, cfg.mlp_bias);

@@ -36,9 +36,10 @@ struct DTypeRules {
   DType stats_dtype = DType::F32;  // per-row statistics saved for a backward (attention lse)
   bool null_when_empty_ok = false;  // a null tensor without elements is fine: nothing is read (CUDA)
   const char* backend = "";
+  bool bf16_weights_ok = false;  // frozen weight matrices may also be BF16 (the CPU backend in f32)
 
-  static constexpr DTypeRules one_dtype(DType dt) { return {true, dt, dt, false, "cpu"}; }
-  static constexpr DTypeRules f32_or_bf16() { return {false, DType::F32, DType::F32, true, "cuda"}; }
+  static constexpr DTypeRules one_dtype(DType dt) { return {true, dt, dt, false, "cpu", dt == DType::F32}; }
+  static constexpr DTypeRules f32_or_bf16() { return {false, DType::F32, DType::F32, true, "cuda", true}; }
 
   void need_present(const char* op, const Tensor& t, const char* name) const {
     if (t.data == nullptr && !(null_when_empty_ok && t.numel() == 0)) bad_arg(op, std::string(name) + " is missing");
@@ -53,6 +54,11 @@ struct DTypeRules {
     need_present(op, t, name);
     if (t.dtype != DType::F32 && t.dtype != DType::BF16)
       bad_arg(op, std::string(name) + " must be F32 or BF16 on the " + backend + " backend, got " + dtype_name(t.dtype));
+  }
+  // A frozen weight matrix (projection, embedding table, lm head): a float, or BF16 where the backend reads it.
+  void need_weight(const char* op, const Tensor& t, const char* name) const {
+    if (bf16_weights_ok && t.dtype == DType::BF16) return need_present(op, t, name);
+    need_float(op, t, name);
   }
   // Logits on the generation and scoring paths, which may stay F32 whatever the float dtype.
   void need_logits(const char* op, const Tensor& t, const char* name) const {
@@ -102,7 +108,7 @@ inline GemmDims check_gemm(const DTypeRules& r, const Tensor& out, const Tensor&
 inline GemmDims check_linear(const DTypeRules& r, const char* op, const Tensor& out, const Tensor& x, const Tensor& w,
                              const Tensor& bias) {
   r.need_float(op, x, "x");
-  r.need_float(op, w, "w");
+  r.need_weight(op, w, "w");
   r.need_logits(op, out, "out");
   need(op, w.ndim == 2, "weight must be 2-D, got " + w.shape_str());
   GemmDims d{x.rows(), w.shape[0], x.cols()};
@@ -119,7 +125,7 @@ inline GemmDims check_linear(const DTypeRules& r, const char* op, const Tensor& 
 inline void check_embedding(const DTypeRules& r, const Tensor& out, const Tensor& table, const Tensor& ids) {
   const char* op = "embedding";
   r.need_float(op, out, "out");
-  r.need_float(op, table, "table");
+  r.need_weight(op, table, "table");
   r.need_dtype(op, ids, DType::I32, "ids");
   need(op, out.rows() == ids.numel() && out.cols() == table.cols(),
        "out " + out.shape_str() + " does not match " + std::to_string(ids.numel()) + " ids of width " +
@@ -323,7 +329,7 @@ inline LoraDims check_lora_linear_backward(const DTypeRules& r, const Tensor& dx
                                            const Tensor& a, const Tensor& b) {
   const char* op = "lora_linear_backward";
   r.need_float(op, dout, "dout");
-  r.need_float(op, w, "w");
+  r.need_weight(op, w, "w");
   need(op, w.ndim == 2, "weight must be 2-D, got " + w.shape_str());
   const int64_t M = dout.rows(), N = dout.cols(), K = w.shape[1];
   need(op, w.shape[0] == N, "dout " + dout.shape_str() + " does not match w " + w.shape_str());
@@ -348,7 +354,8 @@ inline LoraDims check_lora_linear_backward(const DTypeRules& r, const Tensor& dx
 inline void check_logprob_forward(const DTypeRules& r, const Tensor& logprobs, const Tensor& lse, const Tensor& entropy,
                                   const Tensor& hidden, const Tensor& lm_head, const Tensor& targets) {
   const char* op = "logprob_forward";
-  r.need_floats(op, {{&logprobs, "logprobs"}, {&lse, "lse"}, {&hidden, "hidden"}, {&lm_head, "lm_head"}});
+  r.need_floats(op, {{&logprobs, "logprobs"}, {&lse, "lse"}, {&hidden, "hidden"}});
+  r.need_weight(op, lm_head, "lm_head");
   r.need_dtype(op, targets, DType::I32, "targets");
   const int64_t m = hidden.rows(), D = hidden.cols();
   need(op, lm_head.ndim == 2 && lm_head.cols() == D && targets.numel() == m && logprobs.numel() == m && lse.numel() == m,
@@ -364,7 +371,8 @@ inline void check_logprob_forward(const DTypeRules& r, const Tensor& logprobs, c
 inline void check_logprob_backward(const DTypeRules& r, const Tensor& dhidden, const Tensor& dlogprobs, const Tensor& hidden,
                                    const Tensor& lm_head, const Tensor& targets, const Tensor& lse) {
   const char* op = "logprob_backward";
-  r.need_floats(op, {{&dhidden, "dhidden"}, {&dlogprobs, "dlogprobs"}, {&hidden, "hidden"}, {&lm_head, "lm_head"}, {&lse, "lse"}});
+  r.need_floats(op, {{&dhidden, "dhidden"}, {&dlogprobs, "dlogprobs"}, {&hidden, "hidden"}, {&lse, "lse"}});
+  r.need_weight(op, lm_head, "lm_head");
   r.need_dtype(op, targets, DType::I32, "targets");
   const int64_t m = hidden.rows(), D = hidden.cols();
   need(op, lm_head.ndim == 2 && lm_head.cols() == D && targets.numel() == m && dlogprobs.numel() == m && lse.numel() == m &&

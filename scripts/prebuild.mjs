@@ -42,8 +42,8 @@ const walk = (d) => {
   }
 };
 if (existsSync(objDir)) walk(objDir);
-if (objects.length !== 3) {
-  log(`expected the 3 kernel objects (avx512, avx2, generic) under ${objDir}, found ${objects.length}`);
+if (objects.length !== 4) {
+  log(`expected the 4 kernel objects (avx512_bf16, avx512, avx2, generic) under ${objDir}, found ${objects.length}`);
   process.exit(1);
 }
 for (const o of objects) {

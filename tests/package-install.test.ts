@@ -82,7 +82,7 @@ describe.runIf(enabled)('npm package: prebuilt addon, installed without a compil
 
   it('the tarball carries the prebuilt addon, the install script and the sources, and no build directories', () => {
     expect(packedFiles).toEqual(expect.arrayContaining([
-      'scripts/install.mjs', 'binding.gyp', 'CMakeLists.txt', 'cpp/cpu/isa/avx512.cpp', 'cpp/cpu/gemm_kernel.h', 'dist/index.js', 'dist/cli/main.js',
+      'scripts/install.mjs', 'binding.gyp', 'CMakeLists.txt', 'cpp/cpu/isa/avx512.cpp', 'cpp/cpu/isa/avx512_bf16.cpp', 'cpp/cpu/gemm_kernel.h', 'cpp/cpu/gemm_bf16_kernel.h', 'dist/index.js', 'dist/cli/main.js',
     ]));
     expect(packedFiles.filter((f) => /^prebuilds\/linux-x64\/[^/]+\.node$/.test(f))).toHaveLength(1);
     expect(packedFiles.filter((f) => /^(build|build-cmake|node_modules|ts|tests)\//.test(f))).toEqual([]);
@@ -153,6 +153,9 @@ await m.dispose();`;
       console.log(`HAYATE_CPU_KERNELS=${isa ? ids[isa] : '(unset)'}: ${out.description}`);
       expect(out.description).toContain(`builtin ${isa ?? best} `);
       expect(out.description).toContain('chosen at run time');
+      // bf16 weights: dot products only with AVX512_BF16 and the best set, widened to f32 in every other
+      const dot = isa === undefined && best === 'AVX-512' && flags.has('avx512_bf16');
+      expect(out.description).toContain(dot ? 'bf16 weights: AVX512-BF16 dot products' : 'bf16 weights: widened to f32');
       expect(out.tokens).toBeGreaterThan(0);
     }
   });

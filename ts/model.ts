@@ -33,6 +33,12 @@ export interface ModelLoadOptions {
   device?: number;
   /** CPU only: 'f64' runs every tensor in double precision (gradient checks); default 'f32'. */
   precision?: 'f32' | 'f64';
+  /**
+   * CPU, precision 'f32': the dtype of the frozen weight matrices. 'auto' (default) keeps a bf16 checkpoint
+   * in bf16 (half the memory; with AVX512_BF16 the products run as bf16 dot products, activations rounded to
+   * bf16) and an f32 one in f32; 'bf16' or 'f32' force one. LoRA weights, gradients and the optimizer stay f32.
+   */
+  weights?: 'auto' | 'bf16' | 'f32';
   signal?: AbortSignal;
 }
 
@@ -196,6 +202,7 @@ export class Model {
         gemm: options.gemm ?? 'auto',
         device: options.device ?? 0,
         precision: options.precision ?? 'f32',
+        weights: options.weights ?? 'auto',
       });
     } catch (err) {
       throw fromNative(err);

@@ -115,6 +115,8 @@ export interface NativeModelInfo {
   backend: string;
   backendDescription: string;
   precision: 'f32' | 'f64';
+  /** The dtype the frozen weight matrices are kept in ('bf16' on CUDA). */
+  weightDtype: 'f32' | 'bf16' | 'f64';
   /** Bytes of the frozen weights (RoPE table included), once however many models share them. */
   weightBytes: number;
   /** The weights are another model's (shareModel): bytesInUse does not include them. */
@@ -396,7 +398,7 @@ export interface NativeCollectives {
 }
 
 export interface NativeAddon {
-  loadModel(dir: string, options?: { backend?: string; threads?: number; device?: number; gemm?: string; precision?: string }): Promise<NativeModelHandle>;
+  loadModel(dir: string, options?: { backend?: string; threads?: number; device?: number; gemm?: string; precision?: string; weights?: string }): Promise<NativeModelHandle>;
   /** A second handle over `model`'s weights (shared, not copied): its own backend (threads: CPU, default the model's), adapters and job lock. */
   shareModel(model: NativeModelHandle, options?: { threads?: number }): Promise<NativeModelHandle>;
   createTrainer(model: NativeModelHandle, options: { optimizer: NativeOptimizerOptions; recompute: boolean; logitsChunk: number }): Promise<NativeTrainerHandle>;

@@ -2,11 +2,11 @@
 //   hayate_bench gemm  [--threads N] [--repeats R]
 //   hayate_bench peak  [--threads N] [--buffer-mb 512]   (f32 FMA / bf16 dot peak, memory read bandwidth)
 //   hayate_bench model --shape tiny|qwen3-0.6b [--backend cpu] [--batches 1,8,64] [--prompt-len P]
-//                      [--gen-len G] [--threads N] [--gemm auto|builtin|blas]
+//                      [--gen-len G] [--threads N] [--gemm auto|builtin|blas] [--weights f32|bf16]
 //   hayate_bench train --shape tiny|qwen3-0.6b [--backend cpu|cuda] [--seq-lens 128,512] [--threads N]
 //                      [--sequences S] [--repeats R] [--recompute off|on|both]
 //                      [--grpo-step on|off] [--prompts 8] [--generations 8] [--prompt-len 128]
-//                      [--max-new-tokens 512] [--micro-batches 1]
+//                      [--max-new-tokens 512] [--micro-batches 1] [--weights f32|bf16]
 //       (defaults: --seq-lens 64,256 for tiny, 512,2048 on cuda, 128,512 on cpu; --grpo-step on for cuda)
 //   hayate_bench kernels [--backend cuda|cpu] [--ops linear,rmsnorm,...] [--repeats R]
 //                        [--shapes 8x512,16x256:16/8/64]   (attention: sequences x length[:hq/hkv/hd])
@@ -73,6 +73,16 @@ std::vector<int> int_list(const std::string& s, const char* what) {
   return out;
 }
 
+// Resident set now (/proc/self/statm), unlike the peak: what the model holds once it is built.
+double current_rss_mb() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * 4096.0 / 1048576.0;
+}
+
 double peak_rss_mb() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -85,6 +95,7 @@ int bench_model(int argc, char** argv) {
   bo.kind = arg(argc, argv, "--backend", "cpu");
   bo.threads = int_arg(argc, argv, "--threads", "0");
   bo.gemm = arg(argc, argv, "--gemm", "auto");
+  bo.weights = arg(argc, argv, "--weights", "f32");  // random weights: "auto" would be f32 too
   std::vector<int> batches = int_list(arg(argc, argv, "--batches", "1,8,64"), "--batches");
   int prompt_len = int_arg(argc, argv, "--prompt-len", "32");
   int gen_len = int_arg(argc, argv, "--gen-len", "16");
@@ -98,6 +109,8 @@ int bench_model(int argc, char** argv) {
 
   std::printf("{\n  \"bench\": \"model\", \"shape\": \"%s\", \"backend\": \"%s\", \"backend_description\": \"%s\",\n",
               shape.c_str(), be->name().c_str(), be->description().c_str());
+  std::printf("  \"weights\": \"%s\", \"weight_mb\": %.1f, \"rss_after_init_mb\": %.1f,\n",
+              dtype_name(model->embed().dtype), model->weight_bytes() / 1048576.0, current_rss_mb());
   std::printf("  \"parameters\": %zu, \"init_seconds\": %.3f, \"prompt_len\": %d, \"gen_len\": %d,\n  \"runs\": [\n",
               model->parameter_count(), init_s, prompt_len, gen_len);
   for (size_t bi = 0; bi < batches.size(); ++bi) {
@@ -174,6 +187,7 @@ int main(int argc, char** argv) {
       o.prompt_len = int_arg(argc, argv, "--prompt-len", std::to_string(o.prompt_len));
       o.max_new_tokens = int_arg(argc, argv, "--max-new-tokens", std::to_string(o.max_new_tokens));
       o.micro_batches = int_arg(argc, argv, "--micro-batches", std::to_string(o.micro_batches));
+      o.weights = arg(argc, argv, "--weights", o.weights);
       std::printf("%s\n", run_train_bench_json(o).c_str());
       return 0;
     }

@@ -320,6 +320,7 @@ std::string run_train_bench_json(const TrainBenchOptions& o) {
   BackendOptions bo;
   bo.kind = o.backend;
   bo.threads = o.threads;
+  if (o.backend == "cpu") bo.weights = o.weights;
   auto be = make_backend(bo);
   const double dev_before = device_used_mb(*be);
   auto t0 = std::chrono::steady_clock::now();
@@ -347,7 +348,8 @@ std::string run_train_bench_json(const TrainBenchOptions& o) {
   js << "{\n  \"bench\": \"train\", \"shape\": \"" << o.shape << "\", \"backend\": \"" << be->name()
      << "\", \"backend_description\": \"" << be->description() << "\",\n  \"parameters\": " << model->parameter_count()
      << ", \"lora_parameters\": " << lora.parameter_count() << ", \"lora_rank\": " << kRank << ", \"lora_alpha\": " << kAlpha
-     << ", \"lora_targets\": \"q,k,v,o,gate,up,down\", \"loss\": \"grpo\", \"init_seconds\": " << num(init_s);
+     << ", \"lora_targets\": \"q,k,v,o,gate,up,down\", \"loss\": \"grpo\", \"weights\": \"" << dtype_name(model->embed().dtype)
+     << "\", \"weight_mb\": " << num(model->weight_bytes() / 1048576.0, "%.1f") << ", \"init_seconds\": " << num(init_s);
   if (dev_before >= 0) js << ", \"device_used_mb_before_model\": " << num(dev_before, "%.1f");
   forward_backward_runs(o, cfg, *be, *model, js);
   if (o.grpo_step) grpo_step_run(o, cfg, *be, *model, js);

@@ -24,6 +24,7 @@ struct TrainBenchOptions {
   int prompt_len = 128;
   int max_new_tokens = 512;
   int micro_batches = 1;           // forward+backward calls the step's sequences are split into
+  std::string weights = "f32";     // CPU: frozen weight matrices in f32 or bf16
 };
 
 // The defaults for a shape and backend: sequence lengths 64,256 (tiny), 512,2048 (CUDA) or 128,512 (CPU);
@@ -46,6 +47,7 @@ inline void check_train_bench_options(const TrainBenchOptions& o) {
     if (!ok) fail(ErrorCode::kInvalidArgument, what);
   };
   need(o.backend == "cpu" || o.backend == "cuda", "--backend must be cpu or cuda, got '" + o.backend + "'");
+  need(o.weights == "f32" || o.weights == "bf16", "--weights must be f32 or bf16, got '" + o.weights + "'");
   need(o.recompute == "off" || o.recompute == "on" || o.recompute == "both",
        "--recompute must be off, on or both, got '" + o.recompute + "'");
   const int max_len = static_cast<int>(cfg.max_position_embeddings);

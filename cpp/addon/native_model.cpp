@@ -347,6 +347,7 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   o.Set("backend", e->backend->name());
   o.Set("backendDescription", e->backend->description());
   o.Set("precision", e->backend->activation_dtype() == DType::F64 ? "f64" : "f32");
+  o.Set("weightDtype", e->model->embed().dtype == DType::BF16 ? "bf16" : e->model->embed().dtype == DType::F64 ? "f64" : "f32");
   o.Set("weightBytes", static_cast<double>(e->model->weight_bytes()));
   o.Set("sharedWeights", e->weights_backend != nullptr);
   o.Set("bytesInUse", static_cast<double>(e->backend->bytes_in_use()));
@@ -465,7 +466,7 @@ Napi::Value CancelToken::Cancel(const Napi::CallbackInfo& info) {
 
 Napi::Value CancelToken::Cancelled(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), flag_->load()); }
 
-// ---- loadModel(dir, {backend, threads, device, gemm}) ------------------------------------------
+// ---- loadModel(dir, {backend, threads, device, gemm, precision, weights}) -----------------------
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string dir = get_string(info[0], "dir");
@@ -477,6 +478,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     opts.device = static_cast<int>(opt_int(o, "device", 0, 0, 1024, "options"));
     opts.gemm = opt_string(o, "gemm", "auto", "options");
     opts.precision = opt_string(o, "precision", "f32", "options");
+    opts.weights = opt_string(o, "weights", "auto", "options");
   }
   auto* job = new LoadJob(env, std::move(dir), std::move(opts));
   Napi::Promise p = job->promise();

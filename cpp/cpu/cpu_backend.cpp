@@ -14,12 +14,20 @@ namespace hayate {
 
 using cpu::dispatch_float;
 
-CpuBackend::CpuBackend(int threads, const std::string& gemm, const std::string& precision)
+CpuBackend::CpuBackend(int threads, const std::string& gemm, const std::string& precision, const std::string& weights)
     : pool_(std::make_unique<ThreadPool>(threads)) {
   if (precision == "f64") {
     fdt_ = DType::F64;
   } else if (precision != "f32") {
     fail(ErrorCode::kInvalidArgument, "unknown precision '" + precision + "' (f32, f64)");
+  }
+  if (weights == "bf16") {
+    HAYATE_CHECK(fdt_ == DType::F32, ErrorCode::kInvalidArgument, "weights 'bf16' needs precision f32 (f64 keeps every tensor in f64)");
+    weights_ = Weights::Bf16;
+  } else if (weights == "f32") {
+    weights_ = Weights::F32;
+  } else if (weights != "auto") {
+    fail(ErrorCode::kInvalidArgument, "unknown weights dtype '" + weights + "' (auto, bf16, f32)");
   }
   dtypes_ = checks::DTypeRules::one_dtype(fdt_);
   if (gemm == "builtin") {
@@ -31,7 +39,7 @@ CpuBackend::CpuBackend(int threads, const std::string& gemm, const std::string& 
       gemm_impl_ = cpu::GemmImpl::Builtin;
     } else {
       gemm_impl_ = gemm == "blas" ? cpu::GemmImpl::Blas : cpu::GemmImpl::Auto;
-      cpu::set_blas_threads(pool_->size());
+      cpu::set_blas_threads(1);  // each product is split over this backend's pool instead (gemm.cpp)
     }
   } else {
     fail(ErrorCode::kInvalidArgument, "unknown gemm implementation '" + gemm + "' (auto, blas, builtin)");
@@ -43,8 +51,14 @@ std::string CpuBackend::description() const {
                   : gemm_impl_ == cpu::GemmImpl::Blas  ? cpu::blas_library_name()
                                                        : cpu::builtin_kernel_name() + " below " + std::to_string(cpu::kAutoBlasMinRows) +
                                                              " rows, " + cpu::blas_library_name() + " above";
-  if (fdt_ == DType::F64) g = "f64 reference loops";
-  return "cpu: " + std::to_string(pool_->size()) + " threads, gemm " + g;
+  if (fdt_ == DType::F64) return "cpu: " + std::to_string(pool_->size()) + " threads, gemm f64 reference loops";
+  return "cpu: " + std::to_string(pool_->size()) + " threads, gemm " + g + "; bf16 weights: " + cpu::bf16_kernel_name();
+}
+
+DType CpuBackend::matrix_dtype(DType checkpoint) const {
+  if (fdt_ != DType::F32 || weights_ == Weights::F32) return fdt_;
+  if (weights_ == Weights::Bf16) return DType::BF16;
+  return checkpoint == DType::BF16 ? DType::BF16 : DType::F32;
 }
 
 void* CpuBackend::raw_alloc(size_t bytes) {
@@ -129,6 +143,11 @@ void CpuBackend::linear(Tensor out, Tensor x, Tensor w, Tensor bias) {
   // out may be f32 logits in the f64 mode (the generation and scoring paths keep their logits in f32)
   const checks::GemmDims d = checks::check_linear(dtypes_, "linear", out, x, w, bias);
   const int64_t M = d.M, K = d.K, N = d.N;
+  if (w.dtype == DType::BF16) {
+    cpu::gemm_nt_bf16w(*pool_, M, N, K, 1.0f, x.as<float>(), K, w.as<uint16_t>(), K, 0.0f, out.as<float>(), N,
+                       bias.empty() ? nullptr : bias.as<float>());
+    return;
+  }
   if (fdt_ == DType::F32) {
     cpu::gemm_nt(*pool_, gemm_impl_, M, N, K, 1.0f, x.as<float>(), K, w.as<float>(), K, 0.0f, out.as<float>(), N,
                  bias.empty() ? nullptr : bias.as<float>());

@@ -1,7 +1,7 @@
-// CpuBackend: the reference backend. f32 weights and activations (or f64 for everything in precision
-// "f64", used by gradient checks against finite differences), multi-threaded with a ThreadPool, GEMMs
-// through OpenBLAS when built with it (or the built-in batch-invariant kernel). Every other backend is
-// checked op by op against this one.
+// CpuBackend: the reference backend. f32 activations and f32 or bf16 frozen weight matrices (or f64 for
+// everything in precision "f64", used by gradient checks against finite differences), multi-threaded with a
+// ThreadPool, f32 GEMMs through OpenBLAS when built with it (or the built-in batch-invariant kernel), bf16
+// weights through the bf16 kernels of gemm.h. Every other backend is checked op by op against this one.
 //
 // Layout: this class's construction, memory and GEMM dispatch live in cpu_backend.cpp; each op family, its
 // forward and backward together, in a file of its own named as in cuda/ (embedding.cpp, rmsnorm.cpp,
@@ -24,12 +24,15 @@ namespace hayate {
 
 class CpuBackend : public Backend {
  public:
-  // threads: 0 = one per hardware thread; gemm: "auto" | "blas" | "builtin"; precision: "f32" | "f64".
-  CpuBackend(int threads, const std::string& gemm, const std::string& precision = "f32");
+  // threads: 0 = one per hardware thread; gemm: "auto" | "blas" | "builtin"; precision: "f32" | "f64";
+  // weights: "auto" | "bf16" | "f32" (see BackendOptions; f64 keeps every tensor in f64).
+  CpuBackend(int threads, const std::string& gemm, const std::string& precision = "f32",
+             const std::string& weights = "auto");
 
   std::string name() const override { return "cpu"; }
   std::string description() const override;
   DType weight_dtype() const override { return fdt_; }
+  DType matrix_dtype(DType checkpoint) const override;
   DType activation_dtype() const override { return fdt_; }
   DType param_dtype() const override { return fdt_; }
   ThreadPool& pool() { return *pool_; }
@@ -104,6 +107,8 @@ class CpuBackend : public Backend {
   void gemm_t(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const T* a, const T* b,
               double beta, T* out, bool prefer_blas = false);
   template <class T>
+  void lm_head_logits(T* z, Tensor hidden, Tensor lm_head, float inv_temperature);
+  template <class T>
   void rope_t(Tensor x, Tensor positions, Tensor cos_sin, int head_dim, bool inverse);
 
   // Host workspace reused by ops that need a large temporary (the lm-head logits of a row chunk), so
@@ -122,6 +127,7 @@ class CpuBackend : public Backend {
   std::unique_ptr<ThreadPool> pool_;
   cpu::GemmImpl gemm_impl_;
   DType fdt_ = DType::F32;  // every float tensor's dtype (F64 in precision "f64")
+  enum class Weights { Auto, Bf16, F32 } weights_ = Weights::Auto;
   checks::DTypeRules dtypes_ = checks::DTypeRules::one_dtype(DType::F32);  // the contract's dtypes: fdt_
 };
 

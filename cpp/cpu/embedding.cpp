@@ -19,6 +19,13 @@ void CpuBackend::embedding(Tensor out, Tensor table, Tensor ids) {
   const int32_t* id = ids.as<int32_t>();
   for (int64_t i = 0; i < n; ++i)
     need(op, id[i] >= 0 && id[i] < V, "id " + std::to_string(id[i]) + " out of range [0, " + std::to_string(V) + ")");
+  if (table.dtype == DType::BF16) {  // bf16 weights (f32 mode): widen the rows
+    pool_->parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        convert_to_f32(out.as<float>() + i * D, table.as<uint16_t>() + id[i] * D, DType::BF16, static_cast<size_t>(D));
+    }, rows_per_thread(D));
+    return;
+  }
   const size_t row = static_cast<size_t>(D) * dtype_size(fdt_);
   char* o = static_cast<char*>(out.data);
   const char* t = static_cast<const char*>(table.data);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "tensor.h"
 
 #if defined(HAYATE_CPU_DISPATCH)
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "cpu/isa/kernels.h"
 #else
 #include "cpu/gemm_kernel.h"
+#include "cpu/gemm_bf16_kernel.h"
 #endif
 #ifdef HAYATE_WITH_BLAS
 #include <cblas.h>
@@ -38,11 +40,12 @@ bool cpu_runs(const Kernels& k) {
   const std::string id = k.id;
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
   // exactly the levels avx512.cpp and avx2.cpp are compiled for (checks the OS saves the registers too)
+  if (id == "avx512bf16") return __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512bf16");
   if (id == "avx512") return __builtin_cpu_supports("x86-64-v4");
   if (id == "avx2") return __builtin_cpu_supports("x86-64-v3");
 #else
-  if (id == "avx512")
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+  if (id == "avx512bf16" || id == "avx512")
+    return (id == "avx512" || __builtin_cpu_supports("avx512bf16")) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx2") &&
            __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
   if (id == "avx2")
@@ -55,7 +58,7 @@ bool cpu_runs(const Kernels& k) {
 
 const Kernels& choose() {
 #if defined(__x86_64__) || defined(_M_X64)
-  const Kernels* sets[] = {&kAvx512Kernels, &kAvx2Kernels, &kGenericKernels};
+  const Kernels* sets[] = {&kAvx512Bf16Kernels, &kAvx512Kernels, &kAvx2Kernels, &kGenericKernels};
 #else
   const Kernels* sets[] = {&kGenericKernels};
 #endif
@@ -68,7 +71,7 @@ const Kernels& choose() {
       break;
     }
     if (std::none_of(std::begin(sets), std::end(sets), [&](const Kernels* k) { return std::string(k->id) == want; }))
-      std::fprintf(stderr, "hayate: HAYATE_CPU_KERNELS=%s is not one of avx512, avx2, generic; ignored\n", want);
+      std::fprintf(stderr, "hayate: HAYATE_CPU_KERNELS=%s is not one of avx512bf16, avx512, avx2, generic; ignored\n", want);
   }
   for (const Kernels* k : sets)
     if (cpu_runs(*k)) return *k;
@@ -102,6 +105,32 @@ void gemm_builtin(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha
 using gemm_kernel::gemm_builtin;
 #endif
 
+#ifdef HAYATE_WITH_BLAS
+// cblas_sgemm (row-major) split over the pool, each part single-threaded in BLAS (set_blas_threads): the
+// pool's threads do the work, so BLAS's own threads never spin-wait (sched_yield) on the cores the pool
+// and the next op need; in perf that spinning took a fifth of a training step's samples. out's rows are
+// split when M is the larger side, else its columns; each part is a smaller product of the same operands.
+void blas_sgemm(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* a,
+                int64_t lda, const float* b, int64_t ldb, float beta, float* out, int64_t ldo) {
+  const auto part = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    const float* ap = trans_a ? a + i0 : a + i0 * lda;
+    const float* bp = trans_b ? b + j0 * ldb : b + j0;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                static_cast<int>(i1 - i0), static_cast<int>(j1 - j0), static_cast<int>(K), alpha, ap, static_cast<int>(lda),
+                bp, static_cast<int>(ldb), beta, out + i0 * ldo + j0, static_cast<int>(ldo));
+  };
+  const int64_t min_part = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, K * std::min(M, N)));
+  if (M >= N) {
+    pool.parallel_for(M, [&](int64_t i0, int64_t i1) { part(i0, i1, 0, N); }, min_part);
+  } else {
+    // columns in multiples of 16 so each part's panels stay aligned with BLAS's vector width
+    const int64_t blocks = (N + 15) / 16;
+    pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) { part(0, M, b0 * 16, std::min(N, b1 * 16)); },
+                      std::max<int64_t>(1, min_part / 16));
+  }
+}
+#endif
+
 // dst [cols, rows] = src [rows, cols]^T, in cache-sized blocks, rows split over the pool.
 void transpose(ThreadPool& pool, const float* src, int64_t rows, int64_t cols, float* dst) {
   constexpr int64_t B = 32;
@@ -128,8 +157,7 @@ void gemm_nt(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, f
       }
       beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
-                alpha, x, static_cast<int>(ldx), w, static_cast<int>(ldw), beta, out, static_cast<int>(ldo));
+    blas_sgemm(pool, false, true, M, N, K, alpha, x, ldx, w, ldw, beta, out, ldo);
     return;
   }
 #endif
@@ -145,9 +173,7 @@ void gemm(ThreadPool& pool, GemmImpl impl, bool trans_a, bool trans_b, int64_t M
   }
 #ifdef HAYATE_WITH_BLAS
   if (impl == GemmImpl::Blas && K > 0) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, a, static_cast<int>(trans_a ? M : K),
-                b, static_cast<int>(trans_b ? K : N), beta, out, static_cast<int>(N));
+    blas_sgemm(pool, trans_a, trans_b, M, N, K, alpha, a, trans_a ? M : K, b, trans_b ? K : N, beta, out, N);
     return;
   }
 #endif
@@ -160,6 +186,51 @@ void gemm(ThreadPool& pool, GemmImpl impl, bool trans_a, bool trans_b, int64_t M
     w = wt.data();
   }
   gemm_builtin(pool, M, N, K, alpha, a, trans_a ? 1 : K, trans_a ? M : 1, w, K, beta, out, N, nullptr);
+}
+
+void gemm_nt_bf16w(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t ldx,
+                   const uint16_t* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias) {
+  if (M <= 0 || N <= 0) return;
+#if defined(HAYATE_CPU_DISPATCH)
+  isa::active().gemm_nt_bf16w(pool, M, N, K, alpha, x, ldx, w, ldw, beta, out, ldo, bias);
+#elif defined(HAYATE_GEMM_BF16_DOT)
+  gemm_bf16::gemm_nt_dot(pool, M, N, K, alpha, x, ldx, w, ldw, beta, out, ldo, bias);
+#else
+  gemm_kernel::gemm_builtin_widen_bf16(pool, M, N, K, alpha, x, ldx, w, ldw, beta, out, ldo, bias);
+#endif
+}
+
+void gemm_nn_bf16w(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, float alpha, const float* x,
+                   const uint16_t* w, float beta, float* out) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M * N; ++i) out[i] = beta == 0.0f ? 0.0f : beta * out[i];
+    return;
+  }
+#if defined(HAYATE_CPU_DISPATCH)
+  if (isa::active().gemm_nn_bf16w) return isa::active().gemm_nn_bf16w(pool, M, N, K, alpha, x, K, w, N, beta, out, N);
+#elif defined(HAYATE_GEMM_BF16_DOT)
+  return gemm_bf16::gemm_nn_dot(pool, M, N, K, alpha, x, K, w, N, beta, out, N);
+#endif
+  // No bf16 dot product on this CPU: widen blocks of rows of w (at most 32 MB at a time) and use the f32 product.
+  const int64_t kb = std::max<int64_t>(1, std::min<int64_t>(K, (int64_t(8) << 20) / N));
+  std::vector<float> wf(static_cast<size_t>(kb * N)), xs(static_cast<size_t>(M * kb));
+  for (int64_t k0 = 0; k0 < K; k0 += kb) {
+    const int64_t n = std::min(kb, K - k0);
+    convert_to_f32(wf.data(), w + k0 * N, DType::BF16, static_cast<size_t>(n * N));
+    for (int64_t i = 0; i < M; ++i) std::memcpy(xs.data() + i * n, x + i * K + k0, static_cast<size_t>(n) * sizeof(float));
+    gemm(pool, impl, false, false, M, N, n, alpha, xs.data(), wf.data(), k0 == 0 ? beta : 1.0f, out);
+  }
+}
+
+std::string bf16_kernel_name() {
+#if defined(HAYATE_CPU_DISPATCH)
+  return isa::active().bf16;
+#elif defined(HAYATE_GEMM_BF16_DOT)
+  return "AVX512-BF16 dot products";
+#else
+  return "widened to f32";
+#endif
 }
 
 void gemm_f64(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
@@ -211,7 +282,7 @@ std::string builtin_kernel_name() {
 #endif
 }
 
-void set_blas_threads(int threads) {
+void set_blas_threads(int threads) {  // 1: the pool splits products between its threads (blas_sgemm)
 #if defined(HAYATE_WITH_BLAS) && defined(OPENBLAS_VERSION)
   openblas_set_num_threads(threads);
 #else

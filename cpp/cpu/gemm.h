@@ -36,6 +36,19 @@ void gemm_nt(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, f
 void gemm(ThreadPool& pool, GemmImpl impl, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* a, const float* b, float beta, float* out);
 
+// Frozen bf16 weights (w holds bf16 bits), f32 activations and output. With AVX512_BF16 the activations are
+// rounded to bf16 and multiplied with vdpbf16ps (gemm_bf16_kernel.h); elsewhere w is widened to f32 in
+// registers, which is exactly the f32 product with the rounded weights. Both are batch-invariant.
+// out[M,N] = alpha * x[M,K] w[N,K]^T + beta * out (+ bias[j] on every row).
+void gemm_nt_bf16w(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t ldx,
+                   const uint16_t* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias = nullptr);
+// out[M,N] = alpha * x[M,K] w[K,N] + beta * out (contiguous): the product through a frozen weight's transpose
+// (dx = dout W). Without AVX512_BF16, blocks of w are widened and multiplied by gemm() with `impl`.
+void gemm_nn_bf16w(ThreadPool& pool, GemmImpl impl, int64_t M, int64_t N, int64_t K, float alpha, const float* x,
+                   const uint16_t* w, float beta, float* out);
+// How bf16 weights are multiplied: "AVX512-BF16 dot products" or "widened to f32".
+std::string bf16_kernel_name();
+
 // Double precision for the backend's f64 mode (gradient checks): same form as gemm(); row-parallel plain
 // loops, no BLAS, deterministic. Speed is secondary: it runs on tiny test models.
 void gemm_f64(ThreadPool& pool, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,

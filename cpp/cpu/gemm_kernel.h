@@ -64,6 +64,10 @@ inline float vsum(vec v) {
 }
 // 5x5: 25 accumulators + 5 x vectors + 1 w vector of the 32 zmm registers (measured best of 4x4 .. 12x2)
 constexpr int kRows = 5, kCols = 5;
+// bf16 weights (the upper half of an f32): widened in registers, so the recipe is exactly the f32 one
+inline vec widen_bf16(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
+inline vec load_w(const uint16_t* p) { return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline vec load_w_first(const uint16_t* p, lanemask m, int) { return widen_bf16(_mm256_maskz_loadu_epi16(m, p)); }
 #elif defined(__AVX2__) && defined(__FMA__)
 constexpr int kLanes = 8;
 using vec = __m256;
@@ -80,6 +84,13 @@ inline float vsum(vec v) {
   return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
 }
 constexpr int kRows = 3, kCols = 4;  // 12 accumulators + 3 + 1 of the 16 ymm registers
+inline vec widen_bf16(__m128i v) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16)); }
+inline vec load_w(const uint16_t* p) { return widen_bf16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline vec load_w_first(const uint16_t* p, lanemask, int n) {  // AVX2 has no 16-bit masked load
+  uint16_t t[kLanes] = {};
+  for (int i = 0; i < n; ++i) t[i] = p[i];
+  return load_w(t);
+}
 #else
 constexpr int kLanes = 1;
 struct vec {
@@ -100,26 +111,41 @@ inline vec vfma(vec a, vec b, vec c) {
 }
 inline float vsum(vec v) { return v.v; }
 constexpr int kRows = 4, kCols = 2;
+inline vec load_w(const uint16_t* p) {
+  const uint32_t bits = static_cast<uint32_t>(*p) << 16;
+  vec r;
+  std::memcpy(&r.v, &bits, sizeof bits);
+  return r;
+}
+inline vec load_w_first(const uint16_t* p, lanemask, int) { return load_w(p); }
 #endif
+inline vec load_w(const float* p) { return vload(p); }
+inline vec load_w_first(const float* p, lanemask m, int) { return vload_first(p, m); }
 
 #define HAYATE_UNROLL _Pragma("GCC unroll 16")
 
-// 64-byte aligned scratch, uninitialised.
-class AlignedFloats {
- public:
-  explicit AlignedFloats(size_t n) {
-    if (n == 0) return;
-    p_ = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
-    if (!p_) gemm_scratch_failed(n * sizeof(float));
+// Grow-only scratch, one per thread and slot, kept for the next call: packing buffers of a few MB are above
+// glibc's mmap threshold, so allocating them per call faulted in fresh zeroed pages every time (about a
+// seventh of a qwen3-0.6b training step in perf). Slots: 0 the f32 kernel's packed x; 1-4 gemm_bf16_kernel.h.
+enum ScratchSlot { kPackedF32 = 0, kPackedBf16 = 1, kNnX = 2, kNnAcc = 3, kNnPanel = 4, kScratchSlots = 5 };
+float* thread_scratch(ScratchSlot slot, size_t n) {
+  struct Slots {
+    float* p[kScratchSlots] = {};
+    size_t n[kScratchSlots] = {};
+    ~Slots() {
+      for (float* q : p) std::free(q);
+    }
+  };
+  thread_local Slots s;
+  if (s.n[slot] < n) {
+    std::free(s.p[slot]);
+    s.n[slot] = 0;
+    s.p[slot] = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
+    if (!s.p[slot]) gemm_scratch_failed(n * sizeof(float));
+    s.n[slot] = n;
   }
-  ~AlignedFloats() { std::free(p_); }
-  AlignedFloats(const AlignedFloats&) = delete;
-  AlignedFloats& operator=(const AlignedFloats&) = delete;
-  float* get() const { return p_; }
-
- private:
-  float* p_ = nullptr;
-};
+  return s.p[slot];
+}
 
 // ---- packed x ---------------------------------------------------------------------------------------
 // Rows of x in panels of kRows: panel p holds rows p*kRows .. p*kRows+rows-1 as [chunk][row][kLanes],
@@ -153,11 +179,14 @@ void pack_x_panels(const PackedX& px, const float* x, int64_t rs, int64_t cs, in
 }
 
 // ---- micro-kernel -----------------------------------------------------------------------------------
+// WT: float, or uint16_t for bf16 weights (widened on load: the same recipe on the rounded weights).
+template <class WT>
 struct Job {
   int64_t chunks;     // of kLanes along K; the last one is partial when has_tail
   bool has_tail;
   lanemask tail;      // lanes of the last chunk that lie inside K
-  const float* w;     // [N, ldw]
+  int tail_n;         // how many
+  const WT* w;        // [N, ldw]
   int64_t ldw;
   float* out;         // [M, ldo]
   int64_t ldo;
@@ -166,17 +195,17 @@ struct Job {
 };
 
 // R rows of packed x (panel at xp, first row i0) times C rows of w (first j0) into out[i0.., j0..].
-template <int R, int C>
-void tile(const Job& jb, const float* xp, int64_t i0, int64_t j0) {
+template <class WT, int R, int C>
+void tile(const Job<WT>& jb, const float* xp, int64_t i0, int64_t j0) {
   vec acc[R][C];
   HAYATE_UNROLL for (int r = 0; r < R; ++r) HAYATE_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = vzero();
-  const float* w = jb.w + j0 * jb.ldw;
+  const WT* w = jb.w + j0 * jb.ldw;
   const int64_t full = jb.has_tail ? jb.chunks - 1 : jb.chunks;
   for (int64_t k = 0; k < full; ++k) {
     vec xr[R];
     HAYATE_UNROLL for (int r = 0; r < R; ++r) xr[r] = vload_aligned(xp + (k * R + r) * kLanes);
     HAYATE_UNROLL for (int c = 0; c < C; ++c) {
-      const vec wc = vload(w + c * jb.ldw + k * kLanes);
+      const vec wc = load_w(w + c * jb.ldw + k * kLanes);
       HAYATE_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = vfma(xr[r], wc, acc[r][c]);
     }
   }
@@ -185,7 +214,7 @@ void tile(const Job& jb, const float* xp, int64_t i0, int64_t j0) {
     vec xr[R];
     HAYATE_UNROLL for (int r = 0; r < R; ++r) xr[r] = vload_aligned(xp + (k * R + r) * kLanes);
     HAYATE_UNROLL for (int c = 0; c < C; ++c) {
-      const vec wc = vload_first(w + c * jb.ldw + k * kLanes, jb.tail);
+      const vec wc = load_w_first(w + c * jb.ldw + k * kLanes, jb.tail, jb.tail_n);
       HAYATE_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = vfma(xr[r], wc, acc[r][c]);
     }
   }
@@ -200,53 +229,68 @@ void tile(const Job& jb, const float* xp, int64_t i0, int64_t j0) {
   }
 }
 
-using TileFn = void (*)(const Job&, const float*, int64_t, int64_t);
-template <int C, int... R>
+template <class WT>
+using TileFn = void (*)(const Job<WT>&, const float*, int64_t, int64_t);
+template <class WT, int C, int... R>
 struct TileTable {
-  TileFn fn[sizeof...(R)];
+  TileFn<WT> fn[sizeof...(R)];
 };
-template <int C, int... R>
-constexpr TileTable<C, R...> tile_table(std::integer_sequence<int, R...>) {
-  return {{&tile<R + 1, C>...}};
+template <class WT, int C, int... R>
+constexpr TileTable<WT, C, R...> tile_table(std::integer_sequence<int, R...>) {
+  return {{&tile<WT, R + 1, C>...}};
 }
 // .fn[rows - 1]: full-width tiles and single-column tiles (the N edge) for 1..kRows rows (a plain array:
 // std::array's members are templates with external linkage, see the top of this file)
-constexpr auto kWideTiles = tile_table<kCols>(std::make_integer_sequence<int, kRows>{});
-constexpr auto kColumnTiles = tile_table<1>(std::make_integer_sequence<int, kRows>{});
+template <class WT>
+constexpr auto kWideTiles = tile_table<WT, kCols>(std::make_integer_sequence<int, kRows>{});
+template <class WT>
+constexpr auto kColumnTiles = tile_table<WT, 1>(std::make_integer_sequence<int, kRows>{});
 
 // Column blocks [b0, b1) of kCols columns, all rows: one block of w stays in cache while x streams past.
-void run_column_blocks(const Job& jb, const PackedX& px, int64_t M, int64_t N, int64_t b0, int64_t b1) {
+template <class WT>
+void run_column_blocks(const Job<WT>& jb, const PackedX& px, int64_t M, int64_t N, int64_t b0, int64_t b1) {
   const int64_t panels = (M + kRows - 1) / kRows;
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t j = b * kCols, cols = imin(kCols, N - j);
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t rows = imin(kRows, M - p * kRows);
       if (cols == kCols) {
-        kWideTiles.fn[rows - 1](jb, px.panel(p), p * kRows, j);
+        kWideTiles<WT>.fn[rows - 1](jb, px.panel(p), p * kRows, j);
       } else {
-        for (int64_t c = 0; c < cols; ++c) kColumnTiles.fn[rows - 1](jb, px.panel(p), p * kRows, j + c);
+        for (int64_t c = 0; c < cols; ++c) kColumnTiles<WT>.fn[rows - 1](jb, px.panel(p), p * kRows, j + c);
       }
     }
   }
 }
 
 // The built-in kernel: out = alpha * x w^T + beta * out (+ bias); x(i, k) = x[i * xrs + k * xcs], w [N, ldw].
-void gemm_builtin(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t xrs,
-                  int64_t xcs, const float* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias) {
+template <class WT>
+void gemm_builtin_t(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t xrs,
+                    int64_t xcs, const WT* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias) {
   const int64_t panels = (M + kRows - 1) / kRows;
   PackedX px;
   px.chunks = (K + kLanes - 1) / kLanes;
   px.panel_stride = px.chunks * kRows * kLanes;
-  AlignedFloats buf(static_cast<size_t>(panels * px.panel_stride));
-  px.data = buf.get();
+  px.data = thread_scratch(kPackedF32, static_cast<size_t>(panels * px.panel_stride));
   pool.parallel_for(panels, [&](int64_t p0, int64_t p1) { pack_x_panels(px, x, xrs, xcs, M, K, p0, p1); },
                     imax(1, 32768 / imax(1, K * kRows)));
 
-  Job jb{px.chunks, K % kLanes != 0, first_lanes(static_cast<int>(K % kLanes)), w, ldw, out, ldo, alpha, beta, bias};
+  const int tail_n = static_cast<int>(K % kLanes);
+  Job<WT> jb{px.chunks, tail_n != 0, first_lanes(tail_n), tail_n, w, ldw, out, ldo, alpha, beta, bias};
   const int64_t blocks = (N + kCols - 1) / kCols;
   // at least ~64k multiply-adds per thread, or waking threads costs more than it saves
   const int64_t min_blocks = imax(1, 65536 / imax(1, M * K * kCols));
   pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) { run_column_blocks(jb, px, M, N, b0, b1); }, min_blocks);
+}
+
+void gemm_builtin(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t xrs,
+                  int64_t xcs, const float* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias) {
+  gemm_builtin_t(pool, M, N, K, alpha, x, xrs, xcs, w, ldw, beta, out, ldo, bias);
+}
+// The same with bf16 weights widened to f32 in registers: bit for bit the f32 kernel on the rounded weights.
+[[maybe_unused]] void gemm_builtin_widen_bf16(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t ldx,
+                             const uint16_t* w, int64_t ldw, float beta, float* out, int64_t ldo, const float* bias) {
+  gemm_builtin_t(pool, M, N, K, alpha, x, ldx, 1, w, ldw, beta, out, ldo, bias);
 }
 
 #if defined(__AVX512F__)

@@ -13,6 +13,8 @@ export interface BenchJobFlags {
   ops?: string;
   shapes?: string;
   backend?: string;
+  /** CPU: frozen weights of the random model, f32 (the default) or bf16 */
+  weights?: string;
 }
 
 /** Maps a job name ("train:qwen3-0.6b") and flags to the record name and hayate_bench arguments. */
@@ -26,11 +28,13 @@ export function benchJobArgs(job: string, f: BenchJobFlags): { name: string; arg
     return {
       name: `model-${sub}`,
       args: ['model', '--shape', sub, '--batches', f.batches ?? '1,8,64', '--threads', threads, '--backend', f.backend ?? 'cpu',
-        '--prompt-len', f['prompt-len'] ?? (tiny ? '64' : '32'), '--gen-len', f['gen-len'] ?? (tiny ? '64' : '16')],
+        '--prompt-len', f['prompt-len'] ?? (tiny ? '64' : '32'), '--gen-len', f['gen-len'] ?? (tiny ? '64' : '16'),
+        ...(f.weights ? ['--weights', f.weights] : [])],
     };
   }
   if (kind === 'train' && sub) {
-    return { name: `train-${sub}`, args: ['train', '--shape', sub, '--seq-lens', f['seq-lens'] ?? (sub === 'tiny' ? '64,256' : '128,512'), '--threads', threads] };
+    return { name: `train-${sub}`, args: ['train', '--shape', sub, '--seq-lens', f['seq-lens'] ?? (sub === 'tiny' ? '64,256' : '128,512'), '--threads', threads,
+      ...(f.weights ? ['--weights', f.weights] : [])] };
   }
   if (kind === 'kernels' && (sub === 'cpu' || sub === 'cuda')) {
     return { name: `kernels-${sub}`, args: ['kernels', '--backend', sub, '--repeats', f.repeats ?? '20', ...(f.ops ? ['--ops', f.ops] : []), ...(f.shapes ? ['--shapes', f.shapes] : [])] };

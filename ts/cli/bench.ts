@@ -17,6 +17,7 @@ interface BenchCliOptions {
   shapes?: string;
   seqLens?: string;
   batches?: string;
+  weights?: string;
   print?: boolean;
 }
 
@@ -82,8 +83,9 @@ export function benchCommand(): Command {
       .argument('<shape>', 'tiny or qwen3-0.6b')
       .option('--backend <name>', 'cpu or cuda', 'cpu')
       .option('--batches <list>', 'batch sizes', '1,8,64')
+      .option('--weights <dtype>', 'CPU: the random model\'s frozen weights, f32 or bf16', 'f32')
       .action(guarded((shape: string, o: BenchCliOptions) => {
-        record(`model-${shape}${o.backend === 'cuda' ? '-cuda' : ''}`, `model:${shape}`, o, { backend: o.backend });
+        record(`model-${shape}${o.backend === 'cuda' ? '-cuda' : ''}`, `model:${shape}`, o, { backend: o.backend, weights: o.weights });
       })),
   );
   bench.addCommand(
@@ -91,8 +93,9 @@ export function benchCommand(): Command {
       .description('LoRA forward+backward (GRPO loss) tokens/s and peak memory, with and without recomputation')
       .argument('<shape>', 'tiny or qwen3-0.6b')
       .option('--seq-lens <list>', 'sequence lengths (default tiny 64,256; qwen3-0.6b 128,512)')
+      .option('--weights <dtype>', 'CPU: the random model\'s frozen weights, f32 or bf16', 'f32')
       .action(guarded((shape: string, o: BenchCliOptions) => {
-        record(`train-${shape}`, `train:${shape}`, o, {});
+        record(`train-${shape}`, `train:${shape}`, o, { weights: o.weights });
       })),
   );
   return bench;

@@ -1,7 +1,7 @@
 // `hayate eval`: accuracy, mean@k, pass@k and maj@k of a model on a GSM8K-style (or field-mapped) JSONL
 // file, each with a bootstrap interval; with --adapter, base vs base + adapter on the same problems and
 // seeds, with a paired comparison and a one-line verdict.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadAdapter } from '../adapter.js';
 import { loadDataset } from '../data/dataset.js';
 import { formatIssue } from '../data/errors.js';
@@ -40,6 +40,7 @@ interface EvalCliOptions {
   bootstrap: number;
   backend: string;
   threads: number;
+  weights: 'auto' | 'bf16' | 'f32';
   maxBatch: number;
   batchSize: number;
   json?: boolean;
@@ -155,6 +156,7 @@ export function evalCommand(): Command {
     .option('--bootstrap <n>', 'bootstrap resamples over problems for the 95% intervals (seeded by --seed)', intOption('--bootstrap', 1, 1_000_000), 1000)
     .option('--backend <kind>', 'cpu or cuda', 'cpu')
     .option('--threads <n>', 'CPU threads (0 = all)', intOption('--threads', 0), 0)
+    .addOption(new Option('--weights <dtype>', 'CPU: base weights in bf16 or f32; auto keeps the checkpoint\'s bf16').choices(['auto', 'bf16', 'f32']).default('auto'))
     .option('--max-batch <n>', 'sequences decoded at once', intOption('--max-batch', 1), 64)
     .option('--batch-size <n>', 'problems per generation round', intOption('--batch-size', 1), 64)
     .option('--json', 'print the summary as one JSON object instead of a table')
@@ -177,7 +179,7 @@ export function evalCommand(): Command {
           process.stderr.write(`hayate: warning: skipped ${data.skipped.length} invalid line${data.skipped.length > 1 ? 's' : ''} of ${opts.data} (first: ${formatIssue(data.skipped[0])})\n`);
         }
         const signal = interruptSignal();
-        const model = await Model.load(dir, { backend: opts.backend, threads: opts.threads, signal });
+        const model = await Model.load(dir, { backend: opts.backend, threads: opts.threads, weights: opts.weights, signal });
         try {
           if (opts.adapter !== undefined) await loadAdapter(model, opts.adapter);
           const total = Math.min(opts.limit ?? data.examples.length, data.examples.length);

@@ -1,6 +1,6 @@
 // `hayate generate`: batched generation from the command line.
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { HayateError } from '../errors.js';
 import { Model, type PromptInput } from '../model.js';
 import { interruptSignal, reportAndExit } from './errors.js';
@@ -20,6 +20,7 @@ interface GenerateCliOptions {
   ignoreEos?: boolean;
   backend: 'cpu' | 'cuda';
   threads: number;
+  weights: 'auto' | 'bf16' | 'f32';
   maxBatch: number;
   format: 'json' | 'text';
 }
@@ -67,6 +68,7 @@ export function generateCommand(): Command {
     .option('--ignore-eos', "do not stop at the model's EOS tokens")
     .option('--backend <kind>', 'cpu or cuda', 'cpu')
     .option('--threads <n>', 'CPU threads (0 = all)', intOption('--threads', 0), 0)
+    .addOption(new Option('--weights <dtype>', 'CPU: base weights in bf16 or f32; auto keeps the checkpoint\'s bf16').choices(['auto', 'bf16', 'f32']).default('auto'))
     .option('--max-batch <n>', 'sequences decoded at once', intOption('--max-batch', 1), 64)
     .option('--format <fmt>', 'json (one line per prompt) or text', 'text')
     .action(async (dir: string, texts: string[], opts: GenerateCliOptions) => {
@@ -78,7 +80,7 @@ export function generateCommand(): Command {
           : texts.map((t) => (opts.chat ? { messages: [{ role: 'user', content: t }] } : t));
         if (prompts.length === 0) throw new HayateError('ERR_INVALID_ARGUMENT', 'no prompts: pass prompt texts or --file');
         const signal = interruptSignal();
-        const model = await Model.load(dir, { backend: opts.backend, threads: opts.threads, signal });
+        const model = await Model.load(dir, { backend: opts.backend, threads: opts.threads, weights: opts.weights, signal });
         const started = performance.now();
         const { results, stats } = await model.generate(prompts, {
           n: opts.n,

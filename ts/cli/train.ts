@@ -426,15 +426,16 @@ export function trainCommand(): Command {
       const backend = v.backend as 'cpu' | 'cuda';
       const { threads, generatorThreads } = plan;
       const gemm = v.gemm as 'auto' | 'blas' | 'builtin';
+      const weights = v.weights as 'auto' | 'bf16' | 'f32';
       const device = world.localRank; // one GPU per rank on a machine (CUDA; ignored by the CPU backend)
-      const model = await Model.load(modelDir, { backend, threads, gemm, device, signal: interrupt.signal });
+      const model = await Model.load(modelDir, { backend, threads, gemm, weights, device, signal: interrupt.signal });
       let generator: Model | undefined;
       try {
         if (v.adapter !== undefined) await loadAdapter(model, v.adapter as string);
         if (v.mode === 'sft') code = await runSft(model, examples, v, interrupt.signal, world);
         else {
           // copy: a second full model; shared: GrpoTrainer creates a context on this model's weights
-          if (plan.generator === 'copy') generator = await Model.load(modelDir, { backend, threads: generatorThreads, gemm, device, signal: interrupt.signal });
+          if (plan.generator === 'copy') generator = await Model.load(modelDir, { backend, threads: generatorThreads, gemm, weights, device, signal: interrupt.signal });
           code = await runGrpo(model, plan.generator === 'copy' ? (generator as Model) : plan.generator, examples, v, interrupt.signal, world, plan);
         }
       } finally {
