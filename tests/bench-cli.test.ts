@@ -18,6 +18,12 @@ describe('bench jobs', () => {
     expect(benchJobArgs('kernels:cuda', { ops: 'sample,linear' }).args).toEqual(['kernels', '--backend', 'cuda', '--repeats', '20', '--ops', 'sample,linear']);
     expect(benchJobArgs('model:tiny', {}).args.slice(0, 3)).toEqual(['model', '--shape', 'tiny']);
     expect(benchJobArgs('peak', { threads: '2' })).toEqual({ name: 'peak', args: ['peak', '--threads', '2'] });
+    // bf16 weights: their own record name, so f32 and bf16 runs of a day do not overwrite each other
+    expect(benchJobArgs('train:qwen3-0.6b', { threads: '2', weights: 'bf16' })).toEqual({
+      name: 'train-qwen3-0.6b-bf16',
+      args: ['train', '--shape', 'qwen3-0.6b', '--seq-lens', '128,512', '--threads', '2', '--weights', 'bf16'],
+    });
+    expect(benchJobArgs('model:qwen3-0.6b', { weights: 'bf16' }).args.slice(-2)).toEqual(['--weights', 'bf16']);
     expect(() => benchJobArgs('kernels:tpu', {})).toThrow(/unknown benchmark job 'kernels:tpu'/);
     expect(() => benchJobArgs('nonsense', {})).toThrow(/unknown benchmark job/);
   });

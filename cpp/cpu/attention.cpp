@@ -1,7 +1,8 @@
 // Attention on the CPU backend, both forms:
 //  - paged_attention (generation): each query token attends over its sequence's cached keys/values, read
-//    through its block table, with an online softmax (one pass, no score matrix); one work item per
-//    (token, kv head), so a GQA group's q heads share every K/V row read.
+//    through its block table: the scores of one (token, kv head) item's q heads over its positions, their
+//    softmax with the vectorised exp, then the weighted sum of V; one work item per (token, kv head), so a
+//    GQA group's q heads share every K/V row read.
 //  - attention_forward / attention_backward (training) over a packed batch. Per sequence and head, query
 //    rows are taken in blocks of kBlock: a block attends to the keys up to its last row, so its scores
 //    S = scale * Q_blk K^T are a [block, keys] GEMM (never the whole [L, L] matrix), softmax'd row by row
@@ -13,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/cpu_backend.h"
@@ -48,38 +50,41 @@ void CpuBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_
     using T = decltype(z);
     const T scale = static_cast<T>(m.scale);
     // One item = (token, kv head): the group's q heads share every K/V row read, so GQA reads the cache
-    // once per group instead of once per q head (decode attention is bound by reading the cache).
+    // once per group instead of once per q head (decode attention is bound by reading the cache). Three
+    // passes over the positions: the scores of every q head of the group, their softmax with the vectorised
+    // exp (a scalar exp per position and head was a tenth of batch-1 decode), then the weighted sum of V.
     pool_->parallel_for(n * Hkv, [&](int64_t b, int64_t e) {
-      std::vector<T> acc(static_cast<size_t>(group * hd)), mx(static_cast<size_t>(group)), denom(static_cast<size_t>(group));
+      std::vector<T> acc(static_cast<size_t>(group * hd)), scores;
       for (int64_t item = b; item < e; ++item) {
-        const int64_t i = item / Hkv, kvh = item % Hkv;
+        const int64_t i = item / Hkv, kvh = item % Hkv, np = pos[i] + 1;
         const T* qg = q.as<T>() + i * Hq * hd + kvh * group * hd;  // q heads kvh*group .. kvh*group+group-1
         const int32_t* tbl = table + seq[i] * max_blocks;
-        // online softmax over positions 0..pos (one pass, no score matrix)
-        std::fill(acc.begin(), acc.end(), T(0));
-        std::fill(mx.begin(), mx.end(), -std::numeric_limits<T>::infinity());
-        std::fill(denom.begin(), denom.end(), T(0));
-        for (int64_t p = 0; p <= pos[i]; ++p) {
-          const int64_t row = static_cast<int64_t>(tbl[p / bs]) * bs + p % bs;
-          const T* kr = k_cache.as<T>() + row * kv_width + kvh * hd;
-          const T* vr = v_cache.as<T>() + row * kv_width + kvh * hd;
-          for (int64_t g = 0; g < group; ++g) {
-            T* ag = acc.data() + g * hd;
-            const T s = cpu::dot(qg + g * hd, kr, hd) * scale;
-            if (s > mx[g]) {  // new maximum: rescale what was accumulated under the old one
-              const T c = std::exp(mx[g] - s);
-              denom[g] *= c;
-              for (int64_t d = 0; d < hd; ++d) ag[d] *= c;
-              mx[g] = s;
-            }
-            const T w = std::exp(s - mx[g]);
-            denom[g] += w;
-            cpu::axpy(ag, w, vr, hd);
-          }
+        auto cache_row = [&](const Tensor& c, int64_t p) {
+          return c.as<T>() + (static_cast<int64_t>(tbl[p / bs]) * bs + p % bs) * kv_width + kvh * hd;
+        };
+        scores.resize(static_cast<size_t>(group * np));
+        for (int64_t p = 0; p < np; ++p) {
+          const T* kr = cache_row(k_cache, p);
+          for (int64_t g = 0; g < group; ++g) scores[g * np + p] = cpu::dot(qg + g * hd, kr, hd) * scale;
         }
-        T* o = out.as<T>() + i * Hq * hd + kvh * group * hd;
-        for (int64_t g = 0; g < group; ++g)
-          for (int64_t d = 0; d < hd; ++d) o[g * hd + d] = acc[g * hd + d] / denom[g];
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int64_t g = 0; g < group; ++g) {
+          T* sg = scores.data() + g * np;
+          double sum = 0;
+          if constexpr (std::is_same_v<T, float>) {
+            sum = cpu::exp_sum(sg, np, 1.0f, cpu::max_scaled(sg, np, 1.0f), sg);  // sg = exp(s - max)
+          } else {
+            const T mx = *std::max_element(sg, sg + np);
+            for (int64_t p = 0; p < np; ++p) sum += (sg[p] = std::exp(sg[p] - mx));
+          }
+          const T inv = static_cast<T>(1.0 / sum);
+          for (int64_t p = 0; p < np; ++p) sg[p] *= inv;
+        }
+        for (int64_t p = 0; p < np; ++p) {
+          const T* vr = cache_row(v_cache, p);
+          for (int64_t g = 0; g < group; ++g) cpu::axpy(acc.data() + g * hd, scores[g * np + p], vr, hd);
+        }
+        std::copy(acc.begin(), acc.end(), out.as<T>() + i * Hq * hd + kvh * group * hd);
       }
     }, std::max<int64_t>(1, 16384 / work_per_item));
   });

@@ -26,14 +26,14 @@ export function benchJobArgs(job: string, f: BenchJobFlags): { name: string; arg
   if (kind === 'model' && sub) {
     const tiny = sub === 'tiny';
     return {
-      name: `model-${sub}`,
+      name: `model-${sub}${f.weights === 'bf16' ? '-bf16' : ''}`,
       args: ['model', '--shape', sub, '--batches', f.batches ?? '1,8,64', '--threads', threads, '--backend', f.backend ?? 'cpu',
         '--prompt-len', f['prompt-len'] ?? (tiny ? '64' : '32'), '--gen-len', f['gen-len'] ?? (tiny ? '64' : '16'),
         ...(f.weights ? ['--weights', f.weights] : [])],
     };
   }
   if (kind === 'train' && sub) {
-    return { name: `train-${sub}`, args: ['train', '--shape', sub, '--seq-lens', f['seq-lens'] ?? (sub === 'tiny' ? '64,256' : '128,512'), '--threads', threads,
+    return { name: `train-${sub}${f.weights === 'bf16' ? '-bf16' : ''}`, args: ['train', '--shape', sub, '--seq-lens', f['seq-lens'] ?? (sub === 'tiny' ? '64,256' : '128,512'), '--threads', threads,
       ...(f.weights ? ['--weights', f.weights] : [])] };
   }
   if (kind === 'kernels' && (sub === 'cpu' || sub === 'cuda')) {

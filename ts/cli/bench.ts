@@ -85,7 +85,7 @@ export function benchCommand(): Command {
       .option('--batches <list>', 'batch sizes', '1,8,64')
       .option('--weights <dtype>', 'CPU: the random model\'s frozen weights, f32 or bf16', 'f32')
       .action(guarded((shape: string, o: BenchCliOptions) => {
-        record(`model-${shape}${o.backend === 'cuda' ? '-cuda' : ''}`, `model:${shape}`, o, { backend: o.backend, weights: o.weights });
+        record(`model-${shape}${o.backend === 'cuda' ? '-cuda' : ''}${o.weights === 'bf16' ? '-bf16' : ''}`, `model:${shape}`, o, { backend: o.backend, weights: o.weights });
       })),
   );
   bench.addCommand(
@@ -95,7 +95,7 @@ export function benchCommand(): Command {
       .option('--seq-lens <list>', 'sequence lengths (default tiny 64,256; qwen3-0.6b 128,512)')
       .option('--weights <dtype>', 'CPU: the random model\'s frozen weights, f32 or bf16', 'f32')
       .action(guarded((shape: string, o: BenchCliOptions) => {
-        record(`train-${shape}`, `train:${shape}`, o, { weights: o.weights });
+        record(`train-${shape}${o.weights === 'bf16' ? '-bf16' : ''}`, `train:${shape}`, o, { weights: o.weights });
       })),
   );
   return bench;
