@@ -130,6 +130,29 @@ void CpuBackend::gemm_t(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_
 template void CpuBackend::gemm_t<float>(bool, bool, int64_t, int64_t, int64_t, double, const float*, const float*, double, float*, bool);
 template void CpuBackend::gemm_t<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, const double*, double, double*, bool);
 
+template <class T>
+void CpuBackend::weight_nt(int64_t M, int64_t N, int64_t K, double alpha, const T* x, Tensor w, T* out) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (w.dtype == DType::BF16)
+      return cpu::gemm_nt_bf16w(*pool_, M, N, K, static_cast<float>(alpha), x, K, w.as<uint16_t>(), K, 0.0f, out, N);
+  }
+  gemm_t<T>(false, true, M, N, K, alpha, x, w.as<T>(), 0.0, out, true);
+}
+template void CpuBackend::weight_nt<float>(int64_t, int64_t, int64_t, double, const float*, Tensor, float*);
+template void CpuBackend::weight_nt<double>(int64_t, int64_t, int64_t, double, const double*, Tensor, double*);
+
+template <class T>
+void CpuBackend::weight_nn(int64_t M, int64_t N, int64_t K, double alpha, const T* x, Tensor w, double beta, T* out) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (w.dtype == DType::BF16)
+      return cpu::gemm_nn_bf16w(*pool_, gemm_impl_, M, N, K, static_cast<float>(alpha), x, w.as<uint16_t>(),
+                                static_cast<float>(beta), out);
+  }
+  gemm_t<T>(false, false, M, N, K, alpha, x, w.as<T>(), beta, out, true);
+}
+template void CpuBackend::weight_nn<float>(int64_t, int64_t, int64_t, double, const float*, Tensor, double, float*);
+template void CpuBackend::weight_nn<double>(int64_t, int64_t, int64_t, double, const double*, Tensor, double, double*);
+
 void CpuBackend::gemm(Tensor out, Tensor a, Tensor b, bool trans_a, bool trans_b, float alpha, float beta) {
   const checks::GemmDims d = checks::check_gemm(dtypes_, out, a, b, trans_a, trans_b);
   const int64_t M = d.M, N = d.N, K = d.K;

@@ -106,8 +106,13 @@ class CpuBackend : public Backend {
   template <class T>
   void gemm_t(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const T* a, const T* b,
               double beta, T* out, bool prefer_blas = false);
+  // Products through a frozen weight w, of either weight dtype (BF16 only in f32 mode, through the bf16
+  // kernels of gemm.h): out[M,N] = alpha * x[M,K] w[N,K]^T, and out[M,N] = alpha * x[M,K] w[K,N] + beta * out.
+  // Training products: the BLAS in "auto" mode whatever M (gemm_t's prefer_blas).
   template <class T>
-  void lm_head_logits(T* z, Tensor hidden, Tensor lm_head, float inv_temperature);
+  void weight_nt(int64_t M, int64_t N, int64_t K, double alpha, const T* x, Tensor w, T* out);
+  template <class T>
+  void weight_nn(int64_t M, int64_t N, int64_t K, double alpha, const T* x, Tensor w, double beta, T* out);
   template <class T>
   void rope_t(Tensor x, Tensor positions, Tensor cos_sin, int head_dim, bool inverse);
 

@@ -22,7 +22,7 @@ namespace gemm_bf16 {
 using gemm_kernel::thread_scratch;
 using gemm_kernel::imax;
 using gemm_kernel::imin;
-using gemm_kernel::vsum;
+using gemm_kernel::store_dot_tile;
 
 constexpr int kBf16Lanes = 32;  // bf16 values per 512-bit vector
 
@@ -82,15 +82,7 @@ void nt_tile(const NtJob& jb, int64_t p, int64_t i0, int64_t j0) {
       HAYATE_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], as_bh(xr[r]), as_bh(wc));
     }
   }
-  for (int r = 0; r < R; ++r) {
-    float* o = jb.out + (i0 + r) * jb.ldo + j0;
-    for (int c = 0; c < C; ++c) {
-      float v = jb.alpha * vsum(acc[r][c]);
-      if (jb.beta != 0.0f) v += jb.beta * o[c];
-      if (jb.bias) v += jb.bias[j0 + c];
-      o[c] = v;
-    }
-  }
+  store_dot_tile(acc, jb.out, jb.ldo, i0, j0, jb.alpha, jb.beta, jb.bias);
 }
 
 using NtTileFn = void (*)(const NtJob&, int64_t, int64_t, int64_t);

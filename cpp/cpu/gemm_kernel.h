@@ -194,6 +194,22 @@ struct Job {
   const float* bias;  // [N] or nullptr
 };
 
+// The end of a dot-product tile (this kernel's and gemm_bf16_kernel.h's): each accumulator's lanes summed in
+// vsum's fixed order, then out[i0 + r][j0 + c] = alpha * sum (+ beta * out) (+ bias[j0 + c]).
+template <int R, int C>
+void store_dot_tile(const vec (&acc)[R][C], float* out, int64_t ldo, int64_t i0, int64_t j0, float alpha, float beta,
+                    const float* bias) {
+  for (int r = 0; r < R; ++r) {
+    float* o = out + (i0 + r) * ldo + j0;
+    for (int c = 0; c < C; ++c) {
+      float v = alpha * vsum(acc[r][c]);
+      if (beta != 0.0f) v += beta * o[c];
+      if (bias) v += bias[j0 + c];
+      o[c] = v;
+    }
+  }
+}
+
 // R rows of packed x (panel at xp, first row i0) times C rows of w (first j0) into out[i0.., j0..].
 template <class WT, int R, int C>
 void tile(const Job<WT>& jb, const float* xp, int64_t i0, int64_t j0) {
@@ -218,15 +234,7 @@ void tile(const Job<WT>& jb, const float* xp, int64_t i0, int64_t j0) {
       HAYATE_UNROLL for (int r = 0; r < R; ++r) acc[r][c] = vfma(xr[r], wc, acc[r][c]);
     }
   }
-  for (int r = 0; r < R; ++r) {
-    float* o = jb.out + (i0 + r) * jb.ldo + j0;
-    for (int c = 0; c < C; ++c) {
-      float v = jb.alpha * vsum(acc[r][c]);
-      if (jb.beta != 0.0f) v += jb.beta * o[c];
-      if (jb.bias) v += jb.bias[j0 + c];
-      o[c] = v;
-    }
-  }
+  store_dot_tile(acc, jb.out, jb.ldo, i0, j0, jb.alpha, jb.beta, jb.bias);
 }
 
 template <class WT>

@@ -46,28 +46,17 @@ void CpuBackend::log_softmax_gather(Tensor out, Tensor logits, Tensor targets, f
   });
 }
 
-// z [m, V] = inv_temperature * hidden lm_head^T, in the backend's float type T (a BF16 lm head: f32 mode).
-template <class T>
-void CpuBackend::lm_head_logits(T* z, Tensor hidden, Tensor lm_head, float inv_temperature) {
-  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
-  if constexpr (std::is_same_v<T, float>) {
-    if (lm_head.dtype == DType::BF16)
-      return cpu::gemm_nt_bf16w(*pool_, m, V, D, inv_temperature, hidden.as<float>(), D, lm_head.as<uint16_t>(), D, 0.0f, z, V);
-  }
-  gemm_t<T>(false, true, m, V, D, inv_temperature, hidden.as<T>(), lm_head.as<T>(), 0.0, z, true);
-}
-
 void CpuBackend::logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, Tensor hidden, Tensor lm_head,
                                  Tensor targets, float inv_temperature) {
   const char* op = "logprob_forward";
   checks::check_logprob_forward(dtypes_, logprobs, lse, entropy, hidden, lm_head, targets);
-  const int64_t m = hidden.rows(), V = lm_head.rows();
+  const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
   const int32_t* t = targets.as<int32_t>();
   for (int64_t i = 0; i < m; ++i) need(op, t[i] >= 0 && t[i] < V, "target " + std::to_string(t[i]) + " outside the vocabulary");
   dispatch_float(fdt_, [&](auto z0) {
     using T = decltype(z0);
     T* z = scratch<T>(static_cast<size_t>(m * V));  // this chunk's logits only
-    lm_head_logits(z, hidden, lm_head, inv_temperature);
+    weight_nt<T>(m, V, D, inv_temperature, hidden.as<T>(), lm_head, z);
     pool_->parallel_for(m, [&](int64_t b, int64_t e) {
       std::vector<T> p;
       for (int64_t i = b; i < e; ++i) {
@@ -108,7 +97,7 @@ void CpuBackend::logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidde
   dispatch_float(fdt_, [&](auto z0) {
     using T = decltype(z0);
     T* z = scratch<T>(static_cast<size_t>(m * V));
-    lm_head_logits(z, hidden, lm_head, inv_temperature);
+    weight_nt<T>(m, V, D, inv_temperature, hidden.as<T>(), lm_head, z);
     pool_->parallel_for(m, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         T* zi = z + i * V;
@@ -122,11 +111,7 @@ void CpuBackend::logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidde
         zi[t[i]] += g;
       }
     }, 1);
-    if constexpr (std::is_same_v<T, float>) {
-      if (lm_head.dtype == DType::BF16)
-        return cpu::gemm_nn_bf16w(*pool_, gemm_impl_, m, D, V, inv_temperature, z, lm_head.as<uint16_t>(), 0.0f, dhidden.as<T>());
-    }
-    gemm_t<T>(false, false, m, D, V, inv_temperature, z, lm_head.as<T>(), 0.0, dhidden.as<T>(), true);
+    weight_nn<T>(m, D, V, inv_temperature, z, lm_head, 0.0, dhidden.as<T>());
   });
 }
 

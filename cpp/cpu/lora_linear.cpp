@@ -29,12 +29,7 @@ void CpuBackend::lora_linear_backward(Tensor dx, Tensor da, Tensor db, Tensor do
   const bool lora = !a.empty();
   dispatch_float(fdt_, [&](auto z) {
     using T = decltype(z);
-    const bool bf16_w = w.dtype == DType::BF16;  // f32 mode only
-    if (!dx.empty() && bf16_w)
-      cpu::gemm_nn_bf16w(*pool_, gemm_impl_, M, K, N, 1.0f, dout.as<float>(), w.as<uint16_t>(), accumulate_dx ? 1.0f : 0.0f,
-                         dx.as<float>());
-    if (!dx.empty() && !bf16_w)
-      gemm_t<T>(false, false, M, K, N, 1.0, dout.as<T>(), w.as<T>(), accumulate_dx ? 1.0 : 0.0, dx.as<T>(), true);
+    if (!dx.empty()) weight_nn<T>(M, K, N, 1.0, dout.as<T>(), w, accumulate_dx ? 1.0 : 0.0, dx.as<T>());
     if (!lora) return;
     std::vector<T> t(static_cast<size_t>(M * r));
     gemm_t<T>(false, false, M, r, N, scale, dout.as<T>(), b.as<T>(), 0.0, t.data(), true);        // t = s dout b

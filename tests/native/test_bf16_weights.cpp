@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "check.h"
+#include "host_tensors.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernel.h"
@@ -17,16 +18,12 @@
 #include "tiny_config.h"
 
 using namespace hayate;
+using hayate_test::I;
+using hayate_test::randn;
+using hayate_test::T;
 
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng) * scale;
-  return v;
-}
 std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
   std::vector<uint16_t> r(v.size());
   for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(v[i]);
@@ -37,9 +34,7 @@ std::vector<float> widen(const std::vector<uint16_t>& v) {
   for (size_t i = 0; i < v.size(); ++i) r[i] = bf16_to_f32(v[i]);
   return r;
 }
-Tensor T(std::vector<float>& v, std::initializer_list<int64_t> s) { return Tensor(v.data(), DType::F32, s); }
 Tensor B(std::vector<uint16_t>& v, std::initializer_list<int64_t> s) { return Tensor(v.data(), DType::BF16, s); }
-Tensor I(std::vector<int32_t>& v, std::initializer_list<int64_t> s) { return Tensor(v.data(), DType::I32, s); }
 
 // With AVX512_BF16 the activations are rounded to bf16 before the product; otherwise they are used as they are.
 bool dot_kernels() { return cpu::bf16_kernel_name().find("dot") != std::string::npos; }

@@ -13,24 +13,17 @@
 #include <vector>
 
 #include "check.h"
+#include "host_tensors.h"
 #include "cpu/cpu_backend.h"
 #include "rng.h"
 #include "thread_pool.h"
 
 using namespace hayate;
+using hayate_test::I;
+using hayate_test::randn;
+using hayate_test::T;
 
 namespace {
-
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d;
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng) * scale;
-  return v;
-}
-
-Tensor T(std::vector<float>& v, std::initializer_list<int64_t> s) { return Tensor(v.data(), DType::F32, s); }
-Tensor I(std::vector<int32_t>& v, std::initializer_list<int64_t> s) { return Tensor(v.data(), DType::I32, s); }
 
 // max |got - want| / max |want|
 double max_rel(const std::vector<float>& got, const std::vector<double>& want) {
