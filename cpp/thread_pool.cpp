@@ -51,13 +51,33 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+bool ThreadPool::take(int64_t& begin, int64_t& end) {
+  int64_t cur = next_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (cur >= job_n_) return false;
+    const int64_t size = std::max(job_grain_, (job_n_ - cur) / (2 * job_chunks_));
+    const int64_t stop = std::min(job_n_, cur + size);
+    if (next_.compare_exchange_weak(cur, stop, std::memory_order_relaxed)) {
+      begin = cur;
+      end = stop;
+      return true;
+    }
+  }
+}
+
 void ThreadPool::run_chunk(int index) noexcept {
   if (index >= job_chunks_) return;
-  const int64_t begin = job_n_ * index / job_chunks_, end = job_n_ * (index + 1) / job_chunks_;
-  if (begin >= end) return;
   try {
-    (*job_)(begin, end);
+    if (job_grain_ > 0) {
+      int64_t begin, end;
+      while (take(begin, end)) (*job_)(begin, end);
+      return;
+    }
+    const int64_t begin = job_n_ * index / job_chunks_, end = job_n_ * (index + 1) / job_chunks_;
+    if (begin < end) (*job_)(begin, end);
   } catch (...) {
+    // a dynamic job stops handing out chunks after the first error
+    if (job_grain_ > 0) next_.store(job_n_, std::memory_order_relaxed);
     std::lock_guard<std::mutex> lock(mutex_);
     if (!error_) error_ = std::current_exception();
   }
@@ -83,7 +103,16 @@ void ThreadPool::worker(int index) {
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_per_thread) {
   if (n <= 0) return;
-  const int chunks = static_cast<int>(std::min<int64_t>(size(), n / std::max<int64_t>(min_per_thread, 1)));
+  run(n, fn, static_cast<int>(std::min<int64_t>(size(), n / std::max<int64_t>(min_per_thread, 1))), 0);
+}
+
+void ThreadPool::parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  run(n, fn, static_cast<int>(std::min<int64_t>(size(), n / grain)), grain);
+}
+
+void ThreadPool::run(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int chunks, int64_t grain) {
   if (chunks <= 1 || workers_.empty()) {
     fn(0, n);
     return;
@@ -93,6 +122,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     job_ = &fn;
     job_n_ = n;
     job_chunks_ = chunks;
+    job_grain_ = grain;
+    next_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
     pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);

@@ -28,9 +28,18 @@ class ThreadPool {
   // same pool, and one pool serves one calling thread at a time.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_per_thread = 1);
 
+  // Like parallel_for, but the threads take chunks from a shared counter as they finish, each about
+  // remaining / (2 * threads) and at least `grain`, so a thread that runs slower (a busier memory channel,
+  // a late wake-up) leaves less work at the end for the others to wait on. Which thread runs a chunk
+  // varies from call to call: only for loops whose results do not depend on the split (each output
+  // written by exactly one iteration, in an order fixed within it).
+  void parallel_for_dynamic(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
+
  private:
   void worker(int index);
   void run_chunk(int index) noexcept;
+  void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int chunks, int64_t grain);
+  bool take(int64_t& begin, int64_t& end);
 
   std::vector<std::thread> workers_;
   // The job being run; written by the caller before it bumps generation_ (release), read by workers after
@@ -38,6 +47,8 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_chunks_ = 0;
+  int64_t job_grain_ = 0;            // > 0: dynamic, chunks taken from next_
+  std::atomic<int64_t> next_{0};     // the first index not yet taken (dynamic jobs)
   std::exception_ptr error_;  // first exception of the current job (guarded by mutex_)
 
   std::atomic<uint64_t> generation_{0};

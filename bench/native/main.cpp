@@ -1,6 +1,6 @@
 // hayate_bench: native benchmarks that need no Node (so they also run on GPU machines without it).
 //   hayate_bench gemm  [--threads N] [--repeats R]
-//   hayate_bench peak  [--threads N] [--buffer-mb 512]   (f32 FMA / bf16 dot peak, memory read bandwidth)
+//   hayate_bench peak  [--threads N] [--buffer-mb 512] [--memory-only]   (f32 FMA / bf16 dot peak, memory read bandwidth)
 //   hayate_bench model --shape tiny|qwen3-0.6b [--backend cpu] [--batches 1,8,64] [--prompt-len P]
 //                      [--gen-len G] [--threads N] [--gemm auto|builtin|blas] [--weights f32|bf16]
 //   hayate_bench train --shape tiny|qwen3-0.6b [--backend cpu|cuda] [--seq-lens 128,512] [--threads N]
@@ -34,6 +34,12 @@ using namespace hayate;
 using namespace hayate::bench;
 
 namespace {
+
+bool has_flag(int argc, char** argv, const char* name) {
+  for (int i = 2; i < argc; ++i)
+    if (std::strcmp(argv[i], name) == 0) return true;
+  return false;
+}
 
 std::string arg(int argc, char** argv, const char* name, const std::string& fallback) {
   for (int i = 1; i + 1 < argc; ++i)
@@ -165,7 +171,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "peak") {
-      std::printf("%s\n", run_peak_bench_json(int_arg(argc, argv, "--threads", "0"), int_arg(argc, argv, "--buffer-mb", "512")).c_str());
+      std::printf("%s\n", run_peak_bench_json(int_arg(argc, argv, "--threads", "0"), int_arg(argc, argv, "--buffer-mb", "512"),
+                                                 has_flag(argc, argv, "--memory-only")).c_str());
       return 0;
     }
     if (cmd == "model") return bench_model(argc, argv);

@@ -112,7 +112,7 @@ Rate compute_peak(K kernel, double flops_per_iter, int threads) {
 
 }  // namespace
 
-std::string run_peak_bench_json(int threads, int buffer_mb) {
+std::string run_peak_bench_json(int threads, int buffer_mb, bool memory_only) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f");
@@ -125,9 +125,11 @@ std::string run_peak_bench_json(int threads, int buffer_mb) {
     js << ", \"" << name << "\": {\"unit\": \"" << unit << "\", \"one_thread\": " << r.one_thread
        << ", \"all_threads\": " << r.all_threads << ", \"per_thread_all\": " << r.all_threads / threads << "}";
   };
-  if (avx512) emit("f32_fma_avx512", compute_peak(fma_avx512, 2.0 * 16 * kChains, threads), "GFLOP/s");
-  if (avx2) emit("f32_fma_avx2", compute_peak(fma_avx2, 2.0 * 8 * kChains, threads), "GFLOP/s");
-  if (bf16) emit("bf16_dot_avx512", compute_peak(dpbf16_avx512, 64.0 * kChains, threads), "GFLOP/s");
+  if (!memory_only) {  // --memory-only: bench/cpu-vs-torch.ts measures the bandwidth on either side of a decode run
+    if (avx512) emit("f32_fma_avx512", compute_peak(fma_avx512, 2.0 * 16 * kChains, threads), "GFLOP/s");
+    if (avx2) emit("f32_fma_avx2", compute_peak(fma_avx2, 2.0 * 8 * kChains, threads), "GFLOP/s");
+    if (bf16) emit("bf16_dot_avx512", compute_peak(dpbf16_avx512, 64.0 * kChains, threads), "GFLOP/s");
+  }
 
   // Memory read bandwidth: a buffer far larger than the caches, each thread summing its own slice.
   const size_t n = static_cast<size_t>(buffer_mb) * (1 << 20) / sizeof(float);

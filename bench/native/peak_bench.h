@@ -3,4 +3,4 @@
 #pragma once
 #include <string>
 
-std::string run_peak_bench_json(int threads, int buffer_mb);
+std::string run_peak_bench_json(int threads, int buffer_mb, bool memory_only = false);

@@ -26,6 +26,10 @@ namespace hayate {
 using checks::need;
 using cpu::dispatch_float;
 
+namespace {
+constexpr int64_t kPrefetchRows = 4;  // cached positions read ahead in paged_attention
+}  // namespace
+
 void CpuBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const AttentionMeta& m) {
   const char* op = "paged_attention";
   checks::check_paged_attention(dtypes_, out, q, k_cache, v_cache, m);
@@ -62,8 +66,17 @@ void CpuBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_
         auto cache_row = [&](const Tensor& c, int64_t p) {
           return c.as<T>() + (static_cast<int64_t>(tbl[p / bs]) * bs + p % bs) * kv_width + kvh * hd;
         };
+        // Each cached row of one kv head is hd values in a kv_width-wide row, so consecutive positions sit
+        // a page apart and the hardware prefetcher (which stops at page boundaries) cannot stream them:
+        // prefetch a few positions ahead by hand.
+        auto prefetch_ahead = [&](const Tensor& c, int64_t p) {
+          if (p + kPrefetchRows >= np) return;
+          const char* r = reinterpret_cast<const char*>(cache_row(c, p + kPrefetchRows));
+          for (int64_t o = 0; o < hd * static_cast<int64_t>(sizeof(T)); o += 64) __builtin_prefetch(r + o);
+        };
         scores.resize(static_cast<size_t>(group * np));
         for (int64_t p = 0; p < np; ++p) {
+          prefetch_ahead(k_cache, p);
           const T* kr = cache_row(k_cache, p);
           for (int64_t g = 0; g < group; ++g) scores[g * np + p] = cpu::dot(qg + g * hd, kr, hd) * scale;
         }
@@ -81,6 +94,7 @@ void CpuBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_
           for (int64_t p = 0; p < np; ++p) sg[p] *= inv;
         }
         for (int64_t p = 0; p < np; ++p) {
+          prefetch_ahead(v_cache, p);
           const T* vr = cache_row(v_cache, p);
           for (int64_t g = 0; g < group; ++g) cpu::axpy(acc.data() + g * hd, scores[g * np + p], vr, hd);
         }

@@ -119,7 +119,7 @@ void gemm_nt_dot(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha,
   const int64_t panels_per_block = imax(1, (256 << 10) / imax(1, stride * 2));
   const int64_t blocks = (N + kNtCols - 1) / kNtCols;
   const int64_t min_blocks = imax(1, 65536 / imax(1, M * K * kNtCols));
-  pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+  auto run_blocks = [&](int64_t b0, int64_t b1) {
     for (int64_t q0 = 0; q0 < panels; q0 += panels_per_block) {
       const int64_t q1 = imin(panels, q0 + panels_per_block);
       for (int64_t b = b0; b < b1; ++b) {
@@ -134,7 +134,14 @@ void gemm_nt_dot(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha,
         }
       }
     }
-  }, min_blocks);
+  };
+  // With one block of rows (decode, small batches) the product streams w once and is bound by memory;
+  // columns are then handed out dynamically so that neither thread waits on the other's share.
+  if (panels <= panels_per_block) {
+    pool.parallel_for_dynamic(blocks, run_blocks, min_blocks);
+  } else {
+    pool.parallel_for(blocks, run_blocks, min_blocks);
+  }
 }
 
 // ---- out = alpha * x w (+ beta out), w [K, N] ------------------------------------------------------

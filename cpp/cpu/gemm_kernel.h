@@ -288,7 +288,9 @@ void gemm_builtin_t(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alp
   const int64_t blocks = (N + kCols - 1) / kCols;
   // at least ~64k multiply-adds per thread, or waking threads costs more than it saves
   const int64_t min_blocks = imax(1, 65536 / imax(1, M * K * kCols));
-  pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) { run_column_blocks(jb, px, M, N, b0, b1); }, min_blocks);
+  // handed out dynamically: a block's outputs do not depend on which thread runs it, and at small M the
+  // product streams w from memory, where static halves leave one thread waiting on the slower one
+  pool.parallel_for_dynamic(blocks, [&](int64_t b0, int64_t b1) { run_column_blocks(jb, px, M, N, b0, b1); }, min_blocks);
 }
 
 void gemm_builtin(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, const float* x, int64_t xrs,

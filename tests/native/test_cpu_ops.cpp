@@ -103,6 +103,48 @@ TEST(thread_pool_rethrows_worker_exceptions) {
   CHECK(n.load() == 100);
 }
 
+TEST(thread_pool_dynamic_covers_every_index_once) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {1, 2, 3, 7, 64, 1000, 4097}) {
+      for (int64_t grain : {1, 3, 100}) {
+        std::vector<std::atomic<int>> hits(n);
+        std::atomic<bool> short_chunk{false};
+        pool.parallel_for_dynamic(n, [&](int64_t b, int64_t e) {
+          CHECK(0 <= b && b < e && e <= n);
+          if (e - b < grain && e != n) short_chunk = true;  // only the last chunk may be shorter than grain
+          for (int64_t i = b; i < e; ++i) hits[i]++;
+        }, grain);
+        for (auto& h : hits) CHECK(h.load() == 1);
+        CHECK(!short_chunk.load());
+      }
+    }
+    // alternating with static jobs, back to back (the decode pattern): each sees its own range
+    std::atomic<int64_t> sum{0};
+    for (int i = 0; i < 5000; ++i) {
+      pool.parallel_for_dynamic(9, [&](int64_t b, int64_t e) { sum += e - b; });
+      pool.parallel_for(4, [&](int64_t b, int64_t e) { sum += e - b; });
+    }
+    CHECK(sum.load() == 5000 * 13);
+  }
+}
+
+TEST(thread_pool_dynamic_rethrows_and_stays_usable) {
+  ThreadPool pool(2);
+  bool caught = false;
+  try {
+    pool.parallel_for_dynamic(1000, [&](int64_t b, int64_t) {
+      if (b > 500) throw std::runtime_error("late chunk");
+    });
+  } catch (const std::runtime_error& e) {
+    caught = std::string(e.what()) == "late chunk";
+  }
+  CHECK(caught);
+  std::atomic<int> n{0};
+  pool.parallel_for_dynamic(100, [&](int64_t b, int64_t e) { n += static_cast<int>(e - b); }, 7);
+  CHECK(n.load() == 100);
+}
+
 // ---- GEMM -----------------------------------------------------------------------------------------
 
 TEST(gemm_all_transposes_vs_naive) {
