@@ -27,7 +27,21 @@ using checks::need;
 using cpu::dispatch_float;
 
 namespace {
+
 constexpr int64_t kPrefetchRows = 4;  // cached positions read ahead in paged_attention
+
+// KV heads per paged-attention work item: as many as keep every thread busy with an even share, since a
+// position's row of a span of heads is one contiguous read (the whole row, at batch 64) where a single
+// head's is hd values a row apart (one page per position at 8 KV heads of 128 in f32).
+int64_t kv_heads_per_item(int64_t tokens, int64_t kv_heads, int64_t threads) {
+  for (int64_t span = kv_heads; span > 1; --span) {
+    if (kv_heads % span) continue;
+    const int64_t items = tokens * (kv_heads / span);
+    if (items % threads == 0 || items >= 4 * threads) return span;
+  }
+  return 1;
+}
+
 }  // namespace
 
 void CpuBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_cache, const AttentionMeta& m) {
@@ -47,58 +61,59 @@ void CpuBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_
     }
   }
   const int64_t group = Hq / Hkv, kv_width = Hkv * hd;
+  const int64_t span = kv_heads_per_item(n, Hkv, pool_->size()), spans = Hkv / span, heads = span * group;
   int64_t total_pos = 0;
   for (int64_t i = 0; i < n; ++i) total_pos += pos[i] + 1;
-  const int64_t work_per_item = std::max<int64_t>(1, total_pos / std::max<int64_t>(n, 1) * group * hd);
+  const int64_t work_per_item = std::max<int64_t>(1, total_pos / std::max<int64_t>(n, 1) * heads * hd);
   dispatch_float(fdt_, [&](auto z) {
     using T = decltype(z);
     const T scale = static_cast<T>(m.scale);
-    // One item = (token, kv head): the group's q heads share every K/V row read, so GQA reads the cache
-    // once per group instead of once per q head (decode attention is bound by reading the cache). Three
-    // passes over the positions: the scores of every q head of the group, their softmax with the vectorised
-    // exp (a scalar exp per position and head was a tenth of batch-1 decode), then the weighted sum of V.
-    pool_->parallel_for(n * Hkv, [&](int64_t b, int64_t e) {
-      std::vector<T> acc(static_cast<size_t>(group * hd)), scores;
+    // One item = (token, span of kv heads): each GQA group's q heads share every K/V row read, so the cache
+    // is read once per group instead of once per q head (decode attention is bound by reading the cache).
+    // Three passes over the positions: the scores of every q head of the span, their softmax with the
+    // vectorised exp (a scalar exp per position and head was a tenth of batch-1 decode), then the weighted
+    // sum of V. Each q head's arithmetic is the same whatever the span.
+    pool_->parallel_for(n * spans, [&](int64_t b, int64_t e) {
+      std::vector<T> acc(static_cast<size_t>(heads * hd)), scores;
       for (int64_t item = b; item < e; ++item) {
-        const int64_t i = item / Hkv, kvh = item % Hkv, np = pos[i] + 1;
-        const T* qg = q.as<T>() + i * Hq * hd + kvh * group * hd;  // q heads kvh*group .. kvh*group+group-1
+        const int64_t i = item / spans, kv0 = (item % spans) * span, np = pos[i] + 1;
+        const T* qs = q.as<T>() + i * Hq * hd + kv0 * group * hd;  // q heads kv0*group .. (kv0+span)*group-1
         const int32_t* tbl = table + seq[i] * max_blocks;
-        auto cache_row = [&](const Tensor& c, int64_t p) {
-          return c.as<T>() + (static_cast<int64_t>(tbl[p / bs]) * bs + p % bs) * kv_width + kvh * hd;
+        auto cache_row = [&](const Tensor& c, int64_t p) {  // the span's span*hd values of position p
+          return c.as<T>() + (static_cast<int64_t>(tbl[p / bs]) * bs + p % bs) * kv_width + kv0 * hd;
         };
-        // Each cached row of one kv head is hd values in a kv_width-wide row, so consecutive positions sit
-        // a page apart and the hardware prefetcher (which stops at page boundaries) cannot stream them:
-        // prefetch a few positions ahead by hand.
+        // Consecutive positions sit a row (kv_width values) apart, often a page apart, and the hardware
+        // prefetcher stops at page boundaries: prefetch a few positions ahead by hand.
         auto prefetch_ahead = [&](const Tensor& c, int64_t p) {
           if (p + kPrefetchRows >= np) return;
           const char* r = reinterpret_cast<const char*>(cache_row(c, p + kPrefetchRows));
-          for (int64_t o = 0; o < hd * static_cast<int64_t>(sizeof(T)); o += 64) __builtin_prefetch(r + o);
+          for (int64_t o = 0; o < span * hd * static_cast<int64_t>(sizeof(T)); o += 64) __builtin_prefetch(r + o);
         };
-        scores.resize(static_cast<size_t>(group * np));
+        scores.resize(static_cast<size_t>(heads * np));  // [q head of the span][position]
         for (int64_t p = 0; p < np; ++p) {
           prefetch_ahead(k_cache, p);
           const T* kr = cache_row(k_cache, p);
-          for (int64_t g = 0; g < group; ++g) scores[g * np + p] = cpu::dot(qg + g * hd, kr, hd) * scale;
+          for (int64_t h = 0; h < heads; ++h) scores[h * np + p] = cpu::dot(qs + h * hd, kr + (h / group) * hd, hd) * scale;
         }
         std::fill(acc.begin(), acc.end(), T(0));
-        for (int64_t g = 0; g < group; ++g) {
-          T* sg = scores.data() + g * np;
+        for (int64_t h = 0; h < heads; ++h) {
+          T* sh = scores.data() + h * np;
           double sum = 0;
           if constexpr (std::is_same_v<T, float>) {
-            sum = cpu::exp_sum(sg, np, 1.0f, cpu::max_scaled(sg, np, 1.0f), sg);  // sg = exp(s - max)
+            sum = cpu::exp_sum(sh, np, 1.0f, cpu::max_scaled(sh, np, 1.0f), sh);  // sh = exp(s - max)
           } else {
-            const T mx = *std::max_element(sg, sg + np);
-            for (int64_t p = 0; p < np; ++p) sum += (sg[p] = std::exp(sg[p] - mx));
+            const T mx = *std::max_element(sh, sh + np);
+            for (int64_t p = 0; p < np; ++p) sum += (sh[p] = std::exp(sh[p] - mx));
           }
           const T inv = static_cast<T>(1.0 / sum);
-          for (int64_t p = 0; p < np; ++p) sg[p] *= inv;
+          for (int64_t p = 0; p < np; ++p) sh[p] *= inv;
         }
         for (int64_t p = 0; p < np; ++p) {
           prefetch_ahead(v_cache, p);
           const T* vr = cache_row(v_cache, p);
-          for (int64_t g = 0; g < group; ++g) cpu::axpy(acc.data() + g * hd, scores[g * np + p], vr, hd);
+          for (int64_t h = 0; h < heads; ++h) cpu::axpy(acc.data() + h * hd, scores[h * np + p], vr + (h / group) * hd, hd);
         }
-        std::copy(acc.begin(), acc.end(), out.as<T>() + i * Hq * hd + kvh * group * hd);
+        std::copy(acc.begin(), acc.end(), out.as<T>() + i * Hq * hd + kv0 * group * hd);
       }
     }, std::max<int64_t>(1, 16384 / work_per_item));
   });

@@ -314,7 +314,8 @@ TEST(kv_store_writes_slots) {
 
 // Dense causal attention over contiguous K/V of each sequence vs paged attention through scrambled blocks.
 TEST(paged_attention_vs_dense_gqa_and_mha) {
-  for (int threads : {1, 2}) {
+  // thread counts and token counts that split the KV heads into spans of every size (kv_heads_per_item)
+  for (auto [threads, decode_only] : std::vector<std::pair<int, bool>>{{1, false}, {2, false}, {2, true}, {3, true}}) {
     CpuBackend be(threads, "builtin");
     for (auto [Hq, Hkv, hd, bs] : std::vector<std::array<int, 4>>{{4, 2, 16, 4}, {3, 3, 16, 4}, {8, 1, 20, 3}, {16, 8, 128, 16}}) {
       const int num_seqs = 3, max_blocks = 8;
@@ -338,8 +339,8 @@ TEST(paged_attention_vs_dense_gqa_and_mha) {
           std::memcpy(&kc[row * Hkv * hd], &K[s][p * Hkv * hd], Hkv * hd * 4);
           std::memcpy(&vc[row * Hkv * hd], &Vv[s][p * Hkv * hd], Hkv * hd * 4);
         }
-        // prefill-like for sequence 0 (every position), decode-like (last position only) for the others
-        for (int p = s == 0 ? 0 : lens[s] - 1; p < lens[s]; ++p) {
+        // prefill-like for sequence 0 (every position) unless decode_only, decode-like (last position only) for the others
+        for (int p = s == 0 && !decode_only ? 0 : lens[s] - 1; p < lens[s]; ++p) {
           seq.push_back(s);
           pos.push_back(p);
           q.insert(q.end(), Q.begin() + p * Hq * hd, Q.begin() + (p + 1) * Hq * hd);
