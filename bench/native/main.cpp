@@ -11,8 +11,6 @@
 //   hayate_bench kernels [--backend cuda|cpu] [--ops linear,rmsnorm,...] [--repeats R]
 //                        [--shapes 8x512,16x256:16/8/64]   (attention: sequences x length[:hq/hkv/hd])
 // Prints one JSON document on stdout; bench/run.ts adds machine/date/commit and stores it.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -27,6 +25,7 @@
 #include "model.h"
 #include "model_config.h"
 #include "peak_bench.h"
+#include "process_memory.h"
 #include "shapes.h"
 #include "train_bench.h"
 
@@ -77,22 +76,6 @@ std::vector<int> int_list(const std::string& s, const char* what) {
   std::vector<int> out;
   for (const std::string& item : split_csv(s)) out.push_back(to_int(item, what));
   return out;
-}
-
-// Resident set now (/proc/self/statm), unlike the peak: what the model holds once it is built.
-double current_rss_mb() {
-  long pages = 0, resident = 0;
-  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return resident * 4096.0 / 1048576.0;
-}
-
-double peak_rss_mb() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;  // Linux reports KiB
 }
 
 int bench_model(int argc, char** argv) {

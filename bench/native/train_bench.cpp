@@ -1,7 +1,5 @@
 #include "train_bench.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,6 +11,7 @@
 #include "backend.h"
 #include "generator.h"
 #include "model.h"
+#include "process_memory.h"
 #include "shapes.h"
 #include "trainer.h"
 #ifdef HAYATE_WITH_CUDA_KERNEL_BENCH
@@ -25,12 +24,6 @@ namespace {
 
 constexpr int kRank = 32;       // the reference recipe: LoRA r = 32, alpha = 64, every projection
 constexpr double kAlpha = 64;
-
-double peak_rss_mb() {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss / 1024.0;  // Linux reports KiB
-}
 
 // cudaMemGetInfo's total - free in MiB (CUDA backend in a build with the CUDA bench library), else -1.
 double device_used_mb(Backend& be) {

@@ -1,8 +1,8 @@
 // Attention on the CPU backend, both forms:
 //  - paged_attention (generation): each query token attends over its sequence's cached keys/values, read
-//    through its block table: the scores of one (token, kv head) item's q heads over its positions, their
-//    softmax with the vectorised exp, then the weighted sum of V; one work item per (token, kv head), so a
-//    GQA group's q heads share every K/V row read.
+//    through its block table: the scores of one item's q heads over its positions, their softmax with the
+//    vectorised exp, then the weighted sum of V; one work item per (token, span of kv heads), so a GQA
+//    group's q heads share every K/V row read and a span's part of a cached row is one contiguous read.
 //  - attention_forward / attention_backward (training) over a packed batch. Per sequence and head, query
 //    rows are taken in blocks of kBlock: a block attends to the keys up to its last row, so its scores
 //    S = scale * Q_blk K^T are a [block, keys] GEMM (never the whole [L, L] matrix), softmax'd row by row
