@@ -13,6 +13,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchExecutable, packageRoot, scriptBenchRecord, writeBenchRecord } from '../ts/bench/record.js';
+import { median } from '../ts/bench/stats.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -85,7 +86,6 @@ for (let round = 0; round < Number(v.rounds); round++) {
 const readGBs = best(peaks.map((p) => Number(p.memory_read?.all_threads ?? NaN)));
 const rooflineTps = (readGBs * 1e9) / (weightMb * 1048576);
 const fractions = hayate.decode1Adjacent.map((r) => r.fractionOfRoofline).sort((a, b) => a - b);
-const median = (xs: number[]) => (xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2);
 const summary = {
   shape: v.shape, threads: Number(v.threads), seqLen: Number(v['seq-len']), batch: Number(v.batch), weights: v.weights,
   hayate: {

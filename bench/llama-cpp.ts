@@ -23,6 +23,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
 import { packageRoot, scriptBenchRecord, writeBenchRecord } from '../ts/bench/record.js';
+import { median } from '../ts/bench/stats.js';
 import { exportGguf, type GgufDtype } from '../ts/export/index.js';
 import { initModel } from '../ts/init-model.js';
 import { Model } from '../ts/model.js';
@@ -42,10 +43,6 @@ const command = ['npx tsx bench/llama-cpp.ts', ...argv].join(' ');
 const resultsDir = join(packageRoot, 'bench', 'results');
 
 const load = () => +loadavg()[0].toFixed(2);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const round = (x: number, d = 2) => +x.toFixed(d);
 
 function randomTokens(n: number, vocab: number, seed: number): number[] {

@@ -127,8 +127,8 @@ void gemm_nt_dot(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha,
         for (int64_t p = q0; p < q1; ++p) {
           const int64_t rows = imin(kNtRows, M - p * kNtRows);
           // A single row (batch-1 decode) takes w one row at a time: one sequential stream, which the
-          // hardware prefetcher follows better than five rows read side by side (5-7% more bandwidth
-          // measured at batch-1 decode). Each output's arithmetic is the same in either tile.
+          // hardware prefetcher follows better than five rows read side by side (5-7% more bandwidth for
+          // a decode step's products, measured in-process). Each output's arithmetic is the same in either tile.
           if (cols == kNtCols && rows > 1) {
             kNtWide.fn[rows - 1](jb, p, p * kNtRows, j);
           } else {
