@@ -24,6 +24,7 @@
 namespace hayate {
 
 using checks::need;
+using checks::need_each;
 using cpu::dispatch_float;
 
 namespace {
@@ -53,11 +54,11 @@ void CpuBackend::paged_attention(Tensor out, Tensor q, Tensor k_cache, Tensor v_
   const int32_t* pos = m.token_pos.as<int32_t>();
   const int32_t* table = m.block_tables.as<int32_t>();
   for (int64_t i = 0; i < n; ++i) {
-    need(op, seq[i] >= 0 && seq[i] < num_seqs, "token " + std::to_string(i) + " has sequence " + std::to_string(seq[i]) + " outside the block tables");
-    need(op, pos[i] >= 0 && pos[i] / bs < max_blocks, "token " + std::to_string(i) + " position " + std::to_string(pos[i]) + " beyond its block table");
+    need_each(op, seq[i] >= 0 && seq[i] < num_seqs, [&] { return "token " + std::to_string(i) + " has sequence " + std::to_string(seq[i]) + " outside the block tables"; });
+    need_each(op, pos[i] >= 0 && pos[i] / bs < max_blocks, [&] { return "token " + std::to_string(i) + " position " + std::to_string(pos[i]) + " beyond its block table"; });
     for (int64_t b = 0; b <= pos[i] / bs; ++b) {
       int64_t blk = table[seq[i] * max_blocks + b];
-      need(op, blk >= 0 && (blk + 1) * bs <= cache_rows, "block id " + std::to_string(blk) + " outside the cache");
+      need_each(op, blk >= 0 && (blk + 1) * bs <= cache_rows, [&] { return "block id " + std::to_string(blk) + " outside the cache"; });
     }
   }
   const int64_t group = Hq / Hkv, kv_width = Hkv * hd;

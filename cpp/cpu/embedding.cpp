@@ -7,7 +7,7 @@
 
 namespace hayate {
 
-using checks::need;
+using checks::need_each;
 using cpu::axpy;
 using cpu::dispatch_float;
 using cpu::rows_per_thread;
@@ -18,7 +18,7 @@ void CpuBackend::embedding(Tensor out, Tensor table, Tensor ids) {
   const int64_t n = ids.numel(), D = table.cols(), V = table.rows();
   const int32_t* id = ids.as<int32_t>();
   for (int64_t i = 0; i < n; ++i)
-    need(op, id[i] >= 0 && id[i] < V, "id " + std::to_string(id[i]) + " out of range [0, " + std::to_string(V) + ")");
+    need_each(op, id[i] >= 0 && id[i] < V, [&] { return "id " + std::to_string(id[i]) + " out of range [0, " + std::to_string(V) + ")"; });
   if (table.dtype == DType::BF16) {  // bf16 weights (f32 mode): widen the rows
     pool_->parallel_for(n, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
@@ -39,7 +39,7 @@ void CpuBackend::scatter_add_rows(Tensor out, Tensor src, Tensor ids) {
   checks::check_scatter_add_rows(dtypes_, out, src, ids);
   const int64_t n = ids.numel(), D = out.cols(), R = out.rows();
   const int32_t* id = ids.as<int32_t>();
-  for (int64_t i = 0; i < n; ++i) need(op, id[i] >= 0 && id[i] < R, "row id " + std::to_string(id[i]) + " outside " + out.shape_str());
+  for (int64_t i = 0; i < n; ++i) need_each(op, id[i] >= 0 && id[i] < R, [&] { return "row id " + std::to_string(id[i]) + " outside " + out.shape_str(); });
   dispatch_float(fdt_, [&](auto z) {
     using T = decltype(z);
     pool_->parallel_for(n, [&](int64_t b, int64_t e) {

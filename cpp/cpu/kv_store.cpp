@@ -6,7 +6,7 @@
 
 namespace hayate {
 
-using checks::need;
+using checks::need_each;
 
 void CpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, Tensor slots) {
   const char* op = "kv_store";
@@ -15,7 +15,7 @@ void CpuBackend::kv_store(Tensor k_cache, Tensor v_cache, Tensor k, Tensor v, Te
   const int32_t* s = slots.as<int32_t>();
   const size_t row = static_cast<size_t>(W) * dtype_size(fdt_);
   for (int64_t i = 0; i < n; ++i) {
-    need(op, s[i] >= 0 && s[i] < rows, "slot " + std::to_string(s[i]) + " outside the cache of " + std::to_string(rows) + " rows");
+    need_each(op, s[i] >= 0 && s[i] < rows, [&] { return "slot " + std::to_string(s[i]) + " outside the cache of " + std::to_string(rows) + " rows"; });
     std::memcpy(static_cast<char*>(k_cache.data) + s[i] * row, static_cast<const char*>(k.data) + i * row, row);
     std::memcpy(static_cast<char*>(v_cache.data) + s[i] * row, static_cast<const char*>(v.data) + i * row, row);
   }

@@ -13,7 +13,7 @@
 
 namespace hayate {
 
-using checks::need;
+using checks::need_each;
 using cpu::dispatch_float;
 
 void CpuBackend::log_softmax_gather(Tensor out, Tensor logits, Tensor targets, float inv_temperature) {
@@ -21,7 +21,7 @@ void CpuBackend::log_softmax_gather(Tensor out, Tensor logits, Tensor targets, f
   checks::check_log_softmax_gather(dtypes_, out, logits, targets);
   const int64_t n = logits.rows(), V = logits.cols();
   const int32_t* t = targets.as<int32_t>();
-  for (int64_t i = 0; i < n; ++i) need(op, t[i] >= 0 && t[i] < V, "target " + std::to_string(t[i]) + " outside the vocabulary");
+  for (int64_t i = 0; i < n; ++i) need_each(op, t[i] >= 0 && t[i] < V, [&] { return "target " + std::to_string(t[i]) + " outside the vocabulary"; });
   dispatch_float(logits.dtype, [&](auto z0) {
     using T = decltype(z0);
     const T inv_t = static_cast<T>(inv_temperature);
@@ -52,7 +52,7 @@ void CpuBackend::logprob_forward(Tensor logprobs, Tensor lse, Tensor entropy, Te
   checks::check_logprob_forward(dtypes_, logprobs, lse, entropy, hidden, lm_head, targets);
   const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
   const int32_t* t = targets.as<int32_t>();
-  for (int64_t i = 0; i < m; ++i) need(op, t[i] >= 0 && t[i] < V, "target " + std::to_string(t[i]) + " outside the vocabulary");
+  for (int64_t i = 0; i < m; ++i) need_each(op, t[i] >= 0 && t[i] < V, [&] { return "target " + std::to_string(t[i]) + " outside the vocabulary"; });
   dispatch_float(fdt_, [&](auto z0) {
     using T = decltype(z0);
     T* z = scratch<T>(static_cast<size_t>(m * V));  // this chunk's logits only
@@ -93,7 +93,7 @@ void CpuBackend::logprob_backward(Tensor dhidden, Tensor dlogprobs, Tensor hidde
   checks::check_logprob_backward(dtypes_, dhidden, dlogprobs, hidden, lm_head, targets, lse);
   const int64_t m = hidden.rows(), D = hidden.cols(), V = lm_head.rows();
   const int32_t* t = targets.as<int32_t>();
-  for (int64_t i = 0; i < m; ++i) need(op, t[i] >= 0 && t[i] < V, "target " + std::to_string(t[i]) + " outside the vocabulary");
+  for (int64_t i = 0; i < m; ++i) need_each(op, t[i] >= 0 && t[i] < V, [&] { return "target " + std::to_string(t[i]) + " outside the vocabulary"; });
   dispatch_float(fdt_, [&](auto z0) {
     using T = decltype(z0);
     T* z = scratch<T>(static_cast<size_t>(m * V));

@@ -5,7 +5,7 @@
 
 namespace hayate {
 
-using checks::need;
+using checks::need_each;
 using cpu::dispatch_float;
 using cpu::rows_per_thread;
 
@@ -16,7 +16,7 @@ void CpuBackend::rope_t(Tensor x, Tensor positions, Tensor cos_sin, int head_dim
   const int64_t n = x.rows(), width = x.cols(), half = head_dim / 2, max_pos = cos_sin.rows();
   const int32_t* pos = positions.as<int32_t>();
   for (int64_t i = 0; i < n; ++i)
-    need(op, pos[i] >= 0 && pos[i] < max_pos, "position " + std::to_string(pos[i]) + " outside the table of " + std::to_string(max_pos));
+    need_each(op, pos[i] >= 0 && pos[i] < max_pos, [&] { return "position " + std::to_string(pos[i]) + " outside the table of " + std::to_string(max_pos); });
   const T sign = inverse ? T(-1) : T(1);  // the inverse rotation is the rotation by -angle
   pool_->parallel_for(n, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
