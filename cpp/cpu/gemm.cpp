@@ -92,6 +92,7 @@ double exp_sum(const float* z, int64_t n, float scale, float shift, float* out) 
   return isa::active().exp_sum(z, n, scale, shift, out);
 }
 void silu_mul(float* out, const float* g, const float* u, int64_t n) { isa::active().silu_mul(out, g, u, n); }
+float dot_f32(const float* a, const float* b, int64_t n) { return isa::active().dot(a, b, n); }
 #endif
 
 namespace {

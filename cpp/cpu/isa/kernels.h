@@ -3,7 +3,7 @@
 //
 // The engine as a whole is compiled for a baseline (x86-64-v2 by default); the hot kernels — the built-in
 // GEMM (gemm_kernel.h), the bf16-weight products (gemm_bf16_kernel.h) and the vectorised exp / max / SwiGLU
-// rows (vec_math_impl.h) — are compiled four more times: avx512_bf16.cpp with -march=x86-64-v4
+// rows and attention's dot product (vec_math_impl.h) — are compiled four more times: avx512_bf16.cpp with -march=x86-64-v4
 // -mavx512bf16, avx512.cpp with -march=x86-64-v4, avx2.cpp with -march=x86-64-v3 and generic.cpp at the
 // baseline. active() picks the best one the CPU (and OS) runs, once, when the library loads;
 // HAYATE_CPU_KERNELS=avx512bf16|avx512|avx2|generic asks for a lower one (tests, comparisons). A -march=native build
@@ -33,6 +33,7 @@ struct Kernels {
   float (*max_scaled)(const float* z, int64_t n, float scale);
   double (*exp_sum)(const float* z, int64_t n, float scale, float shift, float* out);
   void (*silu_mul)(float* out, const float* g, const float* u, int64_t n);
+  float (*dot)(const float* a, const float* b, int64_t n);
 };
 
 // One per compilation; avx512bf16, avx512 and avx2 exist only on x86-64 (isa/*.cpp).
